@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The project's test command (README "Run the tests"). Builds everything and runs every test project,
+# then prints one plain summary line "N passed, N failed[, N skipped]" taken from the TRX results.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+results="$(pwd)/TestResults/run-$(date +%s)"
+mkdir -p "$results"
+
+dotnet test QService.sln -c Release --logger "trx" --results-directory "$results" "$@"
+status=$?
+
+passed=0; failed=0; skipped=0; files=0
+for trx in "$results"/*.trx; do
+  [ -f "$trx" ] || continue
+  files=$((files + 1))
+  counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)
+  get() { echo "$counters" | grep -o " $1=\"[0-9]*\"" | grep -o '[0-9]*'; }
+  passed=$((passed + $(get passed)))
+  failed=$((failed + $(get failed) + $(get error) + $(get timeout) + $(get aborted)))
+  skipped=$((skipped + $(get notExecuted)))
+done
+
+if [ "$files" -eq 0 ]; then
+  echo "no test results were written (build failure?)" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+line="$passed passed, $failed failed"
+[ "$skipped" -gt 0 ] && line="$line, $skipped skipped"
+echo "$line"
+if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ]; then exit 1; fi
+exit 0
