@@ -1,0 +1,127 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace QService.Runtime.Models;
+
+// Building blocks shared by the architectures. Parameters are created empty (no random init, which would
+// cost as much as the load itself on a large model) and filled from the checkpoint by CausalLm.LoadWeights.
+// Field names are the HuggingFace state-dict keys, so a safetensors key maps to a field.
+#pragma warning disable IDE1006 // field names follow the checkpoint keys
+
+/// <summary>y = x Wᵀ + b, with W stored [out, in] as torch.nn.Linear and the checkpoints do.</summary>
+public sealed class Linear : nn.Module<Tensor, Tensor>
+{
+    readonly Parameter weight;
+    readonly Parameter? bias;
+
+    public Linear(long inFeatures, long outFeatures, bool hasBias, ScalarType dtype, Device device) : base(nameof(Linear))
+    {
+        weight = new Parameter(empty([outFeatures, inFeatures], dtype, device));
+        if (hasBias) bias = new Parameter(empty([outFeatures], dtype, device));
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => nn.functional.linear(x, weight, bias);
+}
+
+/// <summary>GPT-2's Conv1D: y = x W + b with W stored [in, out].</summary>
+public sealed class Conv1D : nn.Module<Tensor, Tensor>
+{
+    readonly Parameter weight;
+    readonly Parameter bias;
+
+    public Conv1D(long inFeatures, long outFeatures, ScalarType dtype, Device device) : base(nameof(Conv1D))
+    {
+        weight = new Parameter(empty([inFeatures, outFeatures], dtype, device));
+        bias = new Parameter(empty([outFeatures], dtype, device));
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        long[] outShape = [.. x.shape[..^1], weight.shape[1]];
+        return addmm(bias, x.reshape(-1, x.shape[^1]), weight, beta: 1, alpha: 1).view(outShape).MoveToOuterDisposeScope();
+    }
+}
+
+public sealed class Embedding : nn.Module<Tensor, Tensor>
+{
+    readonly Parameter weight;
+
+    public Embedding(long count, long dim, ScalarType dtype, Device device) : base(nameof(Embedding))
+    {
+        weight = new Parameter(empty([count, dim], dtype, device));
+        RegisterComponents();
+    }
+
+    public Tensor Weight => weight;
+
+    public override Tensor forward(Tensor ids)
+    {
+        using var scope = NewDisposeScope();
+        long[] shape = [.. ids.shape, weight.shape[1]];
+        return weight.index_select(0, ids.reshape(-1)).view(shape).MoveToOuterDisposeScope();
+    }
+}
+
+public sealed class RmsNorm : nn.Module<Tensor, Tensor>
+{
+    readonly Parameter weight;
+    readonly double _eps;
+
+    public RmsNorm(long dim, double eps, ScalarType dtype, Device device) : base(nameof(RmsNorm))
+    {
+        weight = new Parameter(empty([dim], dtype, device));
+        _eps = eps;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        // Normalise in float32 and cast back, as HF's LlamaRMSNorm does, so half-precision runs stay stable.
+        var h = x.to(ScalarType.Float32);
+        var variance = h.pow(2).mean([-1], keepdim: true);
+        h = h * rsqrt(variance + _eps);
+        return (weight * h.to(x.dtype)).MoveToOuterDisposeScope();
+    }
+}
+
+public sealed class LayerNorm : nn.Module<Tensor, Tensor>
+{
+    readonly Parameter weight;
+    readonly Parameter bias;
+    readonly double _eps;
+
+    public LayerNorm(long dim, double eps, ScalarType dtype, Device device) : base(nameof(LayerNorm))
+    {
+        weight = new Parameter(empty([dim], dtype, device));
+        bias = new Parameter(empty([dim], dtype, device));
+        _eps = eps;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => nn.functional.layer_norm(x, [x.shape[^1]], weight, bias, _eps);
+}
+
+public static class Activations
+{
+    public static Tensor Apply(string name, Tensor x) => name switch
+    {
+        "silu" => nn.functional.silu(x),
+        "relu" => nn.functional.relu(x),
+        "gelu" => nn.functional.gelu(x),
+        "gelu_new" or "gelu_pytorch_tanh" => GeluTanh(x),
+        _ => throw new InvalidOperationException($"activation '{name}' is not supported. This is a bug: ModelConfig validates it."),
+    };
+
+    /// <summary>The tanh approximation of GELU, written out as HF's NewGELUActivation does.</summary>
+    static Tensor GeluTanh(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var inner = Math.Sqrt(2.0 / Math.PI) * (x + 0.044715 * x.pow(3.0));
+        return (0.5 * x * (1.0 + inner.tanh())).MoveToOuterDisposeScope();
+    }
+}

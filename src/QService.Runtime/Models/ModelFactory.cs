@@ -1,0 +1,20 @@
+using QService.Runtime.Models.Gpt2;
+using QService.Runtime.Models.Llama;
+using QService.Runtime.Models.Mistral;
+using QService.Runtime.Models.Qwen2;
+using static TorchSharp.torch;
+
+namespace QService.Runtime.Models;
+
+/// <summary>The one place that maps a config's architecture to its module.</summary>
+public static class ModelFactory
+{
+    public static CausalLm Create(ModelConfig config, ScalarType dtype, Device device) => config.Architecture switch
+    {
+        "LlamaForCausalLM" => new LlamaForCausalLM(config, dtype, device),
+        "MistralForCausalLM" => new MistralForCausalLM(config, dtype, device),
+        "Qwen2ForCausalLM" => new Qwen2ForCausalLM(config, dtype, device),
+        "GPT2LMHeadModel" => new Gpt2LMHeadModel(config, dtype, device),
+        _ => throw new NotSupportedArchitectureException(config.Architecture),
+    };
+}

@@ -1,0 +1,220 @@
+using QService.Runtime.Loading;
+using QService.Runtime.Models;
+using QService.Runtime.Torch;
+using static TorchSharp.torch;
+
+namespace QService.Runtime.Scoring;
+
+/// <summary>How to load a model: device ("auto", "cpu", "cuda", "cuda:N") and compute dtype.</summary>
+public sealed record ModelLoadOptions(string Device = "auto", string Dtype = "float32");
+
+/// <summary>Next-token log-probabilities of one sequence: entry t is log p(token t+1 | tokens 0..t).</summary>
+public sealed record SequenceLogprobs(float[] Logprobs, float[]? LastLogits);
+
+/// <summary>
+/// A loaded causal language model, made for scoring. Every call runs under inference mode inside a
+/// dispose scope; only managed arrays leave it. Not thread-safe: one owner thread drives a model.
+/// </summary>
+public sealed class CausalLanguageModel : IDisposable
+{
+    /// <summary>Upper bound on the float32 logits materialised at once (rows × vocab × 4 bytes).</summary>
+    const long LogitChunkBytes = 64L * 1024 * 1024;
+
+    readonly CausalLm _module;
+
+    public ModelConfig Config => _module.Config;
+    public Device Device { get; }
+    public ScalarType Dtype { get; }
+    public string Name { get; }
+    public string DeviceReason { get; }
+
+    CausalLanguageModel(CausalLm module, Device device, ScalarType dtype, string name, string deviceReason)
+    {
+        _module = module;
+        Device = device;
+        Dtype = dtype;
+        Name = name;
+        DeviceReason = deviceReason;
+        _module.eval();
+    }
+
+    /// <summary>Loads config.json and safetensors weights from a HuggingFace model folder.</summary>
+    public static CausalLanguageModel Load(string folder, ModelLoadOptions? options = null)
+    {
+        options ??= new ModelLoadOptions();
+        if (!Directory.Exists(folder)) throw new CheckpointException($"{folder}: model folder not found");
+        var config = ModelConfig.Load(folder);
+        var (device, reason) = TorchEnvironment.SelectDevice(options.Device);
+        var dtype = TorchEnvironment.ParseDtype(options.Dtype);
+        var checkpoint = Checkpoint.Open(folder);
+        var module = ModelFactory.Create(config, dtype, device);
+        try { module.LoadWeights(checkpoint); }
+        catch { module.Dispose(); throw; }
+        return new CausalLanguageModel(module, device, dtype, Path.GetFileName(Path.GetFullPath(folder).TrimEnd('/')), reason);
+    }
+
+    /// <summary>A model with random weights (benchmarks, tests, the built-in default pair).</summary>
+    public static CausalLanguageModel CreateRandom(ModelConfig config, long seed, ModelLoadOptions? options = null, string name = "random")
+    {
+        options ??= new ModelLoadOptions();
+        var (device, reason) = TorchEnvironment.SelectDevice(options.Device);
+        var dtype = TorchEnvironment.ParseDtype(options.Dtype);
+        var module = ModelFactory.Create(config, dtype, device);
+        module.InitializeRandom(seed);
+        return new CausalLanguageModel(module, device, dtype, name, reason);
+    }
+
+    /// <summary>The underlying module (for training and saving); scoring code should not need it.</summary>
+    public CausalLm Module => _module;
+
+    public long ParameterCount => _module.parameters().Sum(p => p.numel());
+
+    /// <summary>
+    /// Scores a batch of sequences of different lengths in one forward pass. For each sequence of length T
+    /// returns T-1 log-probabilities (of tokens 1..T-1), and the last position's logits when asked.
+    /// </summary>
+    public IReadOnlyList<SequenceLogprobs> ScoreNextTokens(IReadOnlyList<int[]> sequences, bool includeLastLogits = false)
+    {
+        if (sequences.Count == 0) return [];
+        ValidateTokens(sequences, 0);
+        using var inference = inference_mode();
+        using var scope = NewDisposeScope();
+        int batch = sequences.Count;
+        int maxLen = sequences.Max(s => s.Length);
+        // Right padding: a real position never attends to a later (padding) key, so no padding mask is needed
+        // and each sequence gets exactly the numbers it gets alone.
+        var ids = new long[batch * maxLen];
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < sequences[b].Length; t++) ids[b * maxLen + t] = sequences[b][t];
+        var hidden = _module.Hidden(tensor(ids, [batch, maxLen], device: Device), cache: null);
+        var flatHidden = hidden.reshape(batch * maxLen, -1);
+
+        var rows = new List<long>();
+        var targets = new List<long>();
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t + 1 < sequences[b].Length; t++)
+            {
+                rows.Add(b * maxLen + t);
+                targets.Add(sequences[b][t + 1]);
+            }
+        float[] all = GatherLogprobs(flatHidden, rows.ToArray(), targets.ToArray());
+
+        float[][]? last = null;
+        if (includeLastLogits)
+        {
+            var lastRows = sequences.Select((s, b) => (long)(b * maxLen + s.Length - 1)).ToArray();
+            var logits = _module.Logits(flatHidden.index_select(0, tensor(lastRows, device: Device))).to(ScalarType.Float32).cpu();
+            last = Enumerable.Range(0, batch).Select(b => logits[b].data<float>().ToArray()).ToArray();
+        }
+
+        var results = new SequenceLogprobs[batch];
+        int offset = 0;
+        for (int b = 0; b < batch; b++)
+        {
+            int n = Math.Max(0, sequences[b].Length - 1);
+            results[b] = new SequenceLogprobs(all.AsSpan(offset, n).ToArray(), last?[b]);
+            offset += n;
+        }
+        return results;
+    }
+
+    /// <summary>
+    /// log p(target | row) for the given rows of flattened hidden states, in chunks so that the float32
+    /// [rows, vocab] logits never exist whole (on long inputs that tensor is what exhausts memory).
+    /// Log-softmax is taken in float32: logit[target] − logsumexp(logits).
+    /// </summary>
+    float[] GatherLogprobs(Tensor flatHidden, long[] rows, long[] targets)
+    {
+        var result = new float[rows.Length];
+        long chunk = Math.Max(1, LogitChunkBytes / (4L * Config.VocabSize));
+        for (long start = 0; start < rows.Length; start += chunk)
+        {
+            using var scope = NewDisposeScope();
+            int n = (int)Math.Min(chunk, rows.Length - start);
+            var rowIdx = tensor(rows.AsSpan((int)start, n).ToArray(), device: Device);
+            var tgt = tensor(targets.AsSpan((int)start, n).ToArray(), device: Device).unsqueeze(1);
+            var logits = _module.Logits(flatHidden.index_select(0, rowIdx)).to(ScalarType.Float32);
+            var logprobs = logits.gather(1, tgt).squeeze(1) - logits.logsumexp(1);
+            logprobs.cpu().data<float>().CopyTo(result, (int)start);
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Starts an incremental scoring session: tokens appended later cost only themselves (KV cache).
+    /// Dispose the session to free its cache.
+    /// </summary>
+    public IncrementalSession StartSession() => new(this);
+
+    /// <summary>Checks ids are in the vocabulary and the total length fits the context; throws ArgumentException naming the problem.</summary>
+    public void ValidateTokens(IReadOnlyList<int[]> sequences, long pastLength)
+    {
+        for (int b = 0; b < sequences.Count; b++)
+        {
+            var s = sequences[b];
+            if (s.Length == 0) throw new ArgumentException($"sequence {b} is empty");
+            if (pastLength + s.Length > Config.MaxPositionEmbeddings)
+                throw new ArgumentException($"sequence {b} has {pastLength + s.Length} tokens, more than the model context of {Config.MaxPositionEmbeddings} tokens (max_position_embeddings)");
+            for (int t = 0; t < s.Length; t++)
+                if ((uint)s[t] >= (uint)Config.VocabSize)
+                    throw new ArgumentException($"sequence {b}, position {t}: token id {s[t]} is outside the vocabulary [0, {Config.VocabSize})");
+        }
+    }
+
+    /// <summary>One forward step over new tokens of a single sequence with its cache; returns log-probs and the last hidden row.</summary>
+    internal (float[] Logprobs, Tensor LastHidden) Step(int[] tokens, KvCache cache, Tensor? previousLastHidden)
+    {
+        ValidateTokens([tokens], cache.Length);
+        using var inference = inference_mode();
+        using var scope = NewDisposeScope();
+        var ids = tensor(tokens.Select(t => (long)t).ToArray(), [1, tokens.Length], device: Device);
+        var hidden = _module.Hidden(ids, cache).reshape(tokens.Length, -1);
+        // The first new token is predicted by the previous step's last position, if there was one.
+        var source = previousLastHidden is null ? hidden : cat([previousLastHidden.unsqueeze(0), hidden], 0);
+        int first = previousLastHidden is null ? 1 : 0;
+        long[] rows = Enumerable.Range(0, tokens.Length - first).Select(i => (long)i).ToArray();
+        long[] targets = tokens.Skip(first).Select(t => (long)t).ToArray();
+        float[] logprobs = rows.Length == 0 ? [] : GatherLogprobs(source, rows, targets);
+        var last = hidden[tokens.Length - 1].clone();
+        last.DetachFromDisposeScope();
+        return (logprobs, last);
+    }
+
+    public void Dispose() => _module.Dispose();
+}
+
+/// <summary>
+/// A sequence scored incrementally: <see cref="Append"/> returns the log-probability of each appended
+/// token given everything before it (the very first token of a session has none, so the first call
+/// returns one value fewer). Concatenated, the results equal <see cref="CausalLanguageModel.ScoreNextTokens"/>
+/// on the whole sequence.
+/// </summary>
+public sealed class IncrementalSession : IDisposable
+{
+    readonly CausalLanguageModel _model;
+    readonly KvCache _cache;
+    Tensor? _lastHidden;
+
+    internal IncrementalSession(CausalLanguageModel model)
+    {
+        _model = model;
+        _cache = new KvCache(model.Config.NumHiddenLayers);
+    }
+
+    public long Length => _cache.Length;
+
+    public float[] Append(int[] tokens)
+    {
+        if (tokens.Length == 0) return [];
+        var (logprobs, last) = _model.Step(tokens, _cache, _lastHidden);
+        _lastHidden?.Dispose();
+        _lastHidden = last;
+        return logprobs;
+    }
+
+    public void Dispose()
+    {
+        _cache.Dispose();
+        _lastHidden?.Dispose();
+    }
+}

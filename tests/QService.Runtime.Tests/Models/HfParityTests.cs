@@ -1,0 +1,98 @@
+using System.Text.Json;
+using QService.Runtime.Scoring;
+
+namespace QService.Runtime.Tests.Models;
+
+/// <summary>Our log-probabilities against HuggingFace transformers' on the reference checkpoints.</summary>
+public class HfParityTests
+{
+    public static TheoryData<string> ModelNames => new() { "llama-gqa", "llama-tied-rope-linear", "qwen2", "mistral", "gpt2" };
+
+    sealed record Expected(string architecture, int[][] input_ids, double[][] next_token_logprobs, double[][] last_logits,
+        double[] sum_next_token_logprob, int[][] greedy_next_tokens);
+
+    static Expected LoadExpected(string model) =>
+        JsonSerializer.Deserialize<Expected>(File.ReadAllText(Fixtures.Path("hf-reference", model, "expected.json")))!;
+
+    [Theory, MemberData(nameof(ModelNames))]
+    public void NextTokenLogprobs_MatchTransformers(string name)
+    {
+        var expected = LoadExpected(name);
+        using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", name), new ModelLoadOptions("cpu"));
+        Assert.Equal(expected.architecture, model.Config.Architecture);
+        for (int s = 0; s < expected.input_ids.Length; s++)
+        {
+            var result = model.ScoreNextTokens([expected.input_ids[s]], includeLastLogits: true)[0];
+            Assert.Equal(expected.next_token_logprobs[s].Length, result.Logprobs.Length);
+            for (int t = 0; t < result.Logprobs.Length; t++)
+                Assert.True(Math.Abs(result.Logprobs[t] - expected.next_token_logprobs[s][t]) <= 1e-4,
+                    $"{name} seq {s} pos {t}: ours {result.Logprobs[t]} vs HF {expected.next_token_logprobs[s][t]}");
+            Assert.True(Math.Abs(result.Logprobs.Sum(x => (double)x) - expected.sum_next_token_logprob[s]) <= 1e-4 * result.Logprobs.Length);
+            for (int v = 0; v < expected.last_logits[s].Length; v++)
+                Assert.True(Math.Abs(result.LastLogits![v] - expected.last_logits[s][v]) <= 1e-4,
+                    $"{name} seq {s} last logit {v}: ours {result.LastLogits[v]} vs HF {expected.last_logits[s][v]}");
+        }
+    }
+
+    [Theory, MemberData(nameof(ModelNames))]
+    public void GreedyContinuation_MatchesTransformers(string name)
+    {
+        var expected = LoadExpected(name);
+        using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", name), new ModelLoadOptions("cpu"));
+        for (int s = 0; s < expected.input_ids.Length; s++)
+        {
+            var tokens = expected.input_ids[s].ToList();
+            var greedy = new List<int>();
+            for (int i = 0; i < expected.greedy_next_tokens[s].Length; i++)
+            {
+                var last = model.ScoreNextTokens([tokens.ToArray()], includeLastLogits: true)[0].LastLogits!;
+                int next = Array.IndexOf(last, last.Max());
+                greedy.Add(next);
+                tokens.Add(next);
+            }
+            Assert.Equal(expected.greedy_next_tokens[s], greedy.ToArray());
+        }
+    }
+
+    [Theory, MemberData(nameof(ModelNames))]
+    public void Batch_EqualsEachSequenceAlone(string name)
+    {
+        var expected = LoadExpected(name);
+        using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", name), new ModelLoadOptions("cpu"));
+        var batched = model.ScoreNextTokens(expected.input_ids, includeLastLogits: true);
+        for (int s = 0; s < expected.input_ids.Length; s++)
+        {
+            var alone = model.ScoreNextTokens([expected.input_ids[s]], includeLastLogits: true)[0];
+            AssertClose(alone.Logprobs, batched[s].Logprobs, 1e-5, $"{name} seq {s} logprobs");
+            AssertClose(alone.LastLogits!, batched[s].LastLogits!, 1e-4, $"{name} seq {s} last logits");
+        }
+    }
+
+    [Theory, MemberData(nameof(ModelNames))]
+    public void IncrementalWithKvCache_EqualsFullRecompute(string name)
+    {
+        var expected = LoadExpected(name);
+        using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", name), new ModelLoadOptions("cpu"));
+        var seq = expected.input_ids[^1];
+        var full = model.ScoreNextTokens([seq])[0].Logprobs;
+        using var session = model.StartSession();
+        var pieces = new List<float>();
+        // Uneven steps: a prefix, single tokens, then a chunk.
+        int[] cuts = [7, 8, 9, 20, seq.Length];
+        int at = 0;
+        foreach (int cut in cuts)
+        {
+            pieces.AddRange(session.Append(seq[at..cut]));
+            at = cut;
+        }
+        Assert.Equal(seq.Length, session.Length);
+        AssertClose(full, pieces.ToArray(), 1e-5, $"{name} incremental");
+    }
+
+    internal static void AssertClose(float[] a, float[] b, double tol, string what)
+    {
+        Assert.Equal(a.Length, b.Length);
+        for (int i = 0; i < a.Length; i++)
+            Assert.True(Math.Abs(a[i] - b[i]) <= tol, $"{what} [{i}]: {a[i]} vs {b[i]} (tolerance {tol})");
+    }
+}
