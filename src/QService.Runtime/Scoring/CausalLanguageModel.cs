@@ -5,8 +5,11 @@ using static TorchSharp.torch;
 
 namespace QService.Runtime.Scoring;
 
-/// <summary>How to load a model: device ("auto", "cpu", "cuda", "cuda:N") and compute dtype.</summary>
-public sealed record ModelLoadOptions(string Device = "auto", string Dtype = "float32");
+/// <summary>How to load a model.</summary>
+/// <param name="Device">"auto" (cuda when available, else cpu), "cpu", "cuda" or "cuda:N".</param>
+/// <param name="Dtype">compute dtype: float32 (default; what CPUs want), bfloat16 or float16 (GPU users).</param>
+/// <param name="LogitChunkBytes">upper bound on the float32 logits held at once while scoring (rows × vocab × 4 bytes).</param>
+public sealed record ModelLoadOptions(string Device = "auto", string Dtype = "float32", long LogitChunkBytes = 64L * 1024 * 1024);
 
 /// <summary>Next-token log-probabilities of one sequence: entry t is log p(token t+1 | tokens 0..t).</summary>
 public sealed record SequenceLogprobs(float[] Logprobs, float[]? LastLogits);
@@ -17,9 +20,6 @@ public sealed record SequenceLogprobs(float[] Logprobs, float[]? LastLogits);
 /// </summary>
 public sealed class CausalLanguageModel : IDisposable
 {
-    /// <summary>Upper bound on the float32 logits materialised at once (rows × vocab × 4 bytes).</summary>
-    const long LogitChunkBytes = 64L * 1024 * 1024;
-
     readonly CausalLm _module;
 
     public ModelConfig Config => _module.Config;
@@ -27,9 +27,11 @@ public sealed class CausalLanguageModel : IDisposable
     public ScalarType Dtype { get; }
     public string Name { get; }
     public string DeviceReason { get; }
+    readonly long _logitChunkBytes;
 
-    CausalLanguageModel(CausalLm module, Device device, ScalarType dtype, string name, string deviceReason)
+    CausalLanguageModel(CausalLm module, Device device, ScalarType dtype, string name, string deviceReason, long logitChunkBytes)
     {
+        _logitChunkBytes = logitChunkBytes;
         _module = module;
         Device = device;
         Dtype = dtype;
@@ -50,7 +52,7 @@ public sealed class CausalLanguageModel : IDisposable
         var module = ModelFactory.Create(config, dtype, device);
         try { module.LoadWeights(checkpoint); }
         catch { module.Dispose(); throw; }
-        return new CausalLanguageModel(module, device, dtype, Path.GetFileName(Path.GetFullPath(folder).TrimEnd('/')), reason);
+        return new CausalLanguageModel(module, device, dtype, Path.GetFileName(Path.GetFullPath(folder).TrimEnd('/')), reason, options.LogitChunkBytes);
     }
 
     /// <summary>A model with random weights (benchmarks, tests, the built-in default pair).</summary>
@@ -61,7 +63,7 @@ public sealed class CausalLanguageModel : IDisposable
         var dtype = TorchEnvironment.ParseDtype(options.Dtype);
         var module = ModelFactory.Create(config, dtype, device);
         module.InitializeRandom(seed);
-        return new CausalLanguageModel(module, device, dtype, name, reason);
+        return new CausalLanguageModel(module, device, dtype, name, reason, options.LogitChunkBytes);
     }
 
     /// <summary>The underlying module (for training and saving); scoring code should not need it.</summary>
@@ -126,7 +128,7 @@ public sealed class CausalLanguageModel : IDisposable
     float[] GatherLogprobs(Tensor flatHidden, long[] rows, long[] targets)
     {
         var result = new float[rows.Length];
-        long chunk = Math.Max(1, LogitChunkBytes / (4L * Config.VocabSize));
+        long chunk = Math.Max(1, _logitChunkBytes / (4L * Config.VocabSize));
         for (long start = 0; start < rows.Length; start += chunk)
         {
             using var scope = NewDisposeScope();
