@@ -75,10 +75,21 @@ public sealed class CausalLanguageModel : IDisposable
     /// Scores a batch of sequences of different lengths in one forward pass. For each sequence of length T
     /// returns T-1 log-probabilities (of tokens 1..T-1), and the last position's logits when asked.
     /// </summary>
-    public IReadOnlyList<SequenceLogprobs> ScoreNextTokens(IReadOnlyList<int[]> sequences, bool includeLastLogits = false)
+    public IReadOnlyList<SequenceLogprobs> ScoreNextTokens(IReadOnlyList<int[]> sequences, bool includeLastLogits = false) =>
+        ScoreTokens(sequences, firstTargets: null, includeLastLogits);
+
+    /// <summary>
+    /// Like <see cref="ScoreNextTokens"/>, but for sequence b only tokens firstTargets[b]..T-1 are scored
+    /// (T - firstTargets[b] values): a scorer of responses skips the vocabulary projection of prompt positions.
+    /// </summary>
+    public IReadOnlyList<SequenceLogprobs> ScoreTokens(IReadOnlyList<int[]> sequences, IReadOnlyList<int>? firstTargets, bool includeLastLogits = false)
     {
         if (sequences.Count == 0) return [];
         ValidateTokens(sequences, 0);
+        int FirstTarget(int b) => firstTargets is null ? 1 : firstTargets[b];
+        for (int b = 0; b < sequences.Count; b++)
+            if (FirstTarget(b) < 1 || FirstTarget(b) > sequences[b].Length)
+                throw new ArgumentException($"sequence {b}: first scored token {FirstTarget(b)} must be in [1, {sequences[b].Length}] (token 0 has no context)");
         using var inference = inference_mode();
         using var scope = NewDisposeScope();
         int batch = sequences.Count;
@@ -94,7 +105,7 @@ public sealed class CausalLanguageModel : IDisposable
         var rows = new List<long>();
         var targets = new List<long>();
         for (int b = 0; b < batch; b++)
-            for (int t = 0; t + 1 < sequences[b].Length; t++)
+            for (int t = FirstTarget(b) - 1; t + 1 < sequences[b].Length; t++)
             {
                 rows.Add(b * maxLen + t);
                 targets.Add(sequences[b][t + 1]);
@@ -113,7 +124,7 @@ public sealed class CausalLanguageModel : IDisposable
         int offset = 0;
         for (int b = 0; b < batch; b++)
         {
-            int n = Math.Max(0, sequences[b].Length - 1);
+            int n = sequences[b].Length - FirstTarget(b);
             results[b] = new SequenceLogprobs(all.AsSpan(offset, n).ToArray(), last?[b]);
             offset += n;
         }
