@@ -4,6 +4,14 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+# The metrics tests run Prometheus's own tools: promtool and a real Prometheus server (Debian's package).
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+  echo "installing Debian's prometheus package (promtool + server) for the metrics tests"
+  if [ "$(id -u)" -eq 0 ]; then apt_get="apt-get"; else apt_get="sudo apt-get"; fi
+  $apt_get update -qq && DEBIAN_FRONTEND=noninteractive $apt_get install -y -qq --no-install-recommends prometheus >/dev/null \
+    || echo "could not install prometheus; the metrics tests will fail" >&2
+fi
+
 results="$(pwd)/TestResults/run-$(date +%s)"
 mkdir -p "$results"
 

@@ -1,0 +1,67 @@
+using System.CommandLine;
+using Grpc.Core;
+using QService.Client;
+using QService.Protos.V1;
+
+namespace QService.Cli.Commands;
+
+/// <summary>`qservice score`: asks a running server for per-token credits and prints them as a table.</summary>
+static class ScoreCommand
+{
+    public static Command Create()
+    {
+        var server = new Option<string>("--server") { Description = "server address", DefaultValueFactory = _ => "http://127.0.0.1:50051" };
+        var prompt = new Option<string>("--prompt") { Description = "the prompt", Required = true };
+        var responses = new Option<string[]>("--response") { Description = "a response to score (repeat for several)", Required = true, AllowMultipleArgumentsPerToken = false };
+        var beta = new Option<float?>("--beta") { Description = "override the server's beta" };
+        var eos = new Option<bool>("--eos") { Description = "score the end-of-sequence token too (a finished response)" };
+        var json = new Option<bool>("--json") { Description = "print the raw response as JSON" };
+        var cmd = new Command("score", "Score responses to a prompt on a running QService and print per-token credits and Q-values.")
+            { server, prompt, responses, beta, eos, json };
+        cmd.SetAction(r => CliErrors.Run(() => Execute(r.GetValue(server)!, r.GetValue(prompt)!, r.GetValue(responses)!, r.GetValue(beta), r.GetValue(eos), r.GetValue(json))));
+        return cmd;
+    }
+
+    static int Execute(string address, string prompt, string[] responses, float? beta, bool eos, bool json)
+    {
+        using var channel = new QServiceChannel(address);
+        var request = new ScoreRequest { IncludeTokenText = true };
+        if (beta is float b) request.Beta = b;
+        for (int i = 0; i < responses.Length; i++)
+            request.Items.Add(new ScoreItem { Id = $"response {i + 1}", Prompt = prompt, Response = responses[i], AppendEos = eos });
+        ScoreResponse reply;
+        try { reply = channel.Scorer.Score(request, deadline: DateTime.UtcNow.AddMinutes(2)); }
+        catch (RpcException e)
+        {
+            Console.Error.WriteLine($"error: {e.StatusCode}: {e.Status.Detail}");
+            return 1;
+        }
+        if (json)
+        {
+            Console.WriteLine(Google.Protobuf.JsonFormatter.Default.Format(reply));
+            return 0;
+        }
+        Console.WriteLine($"policy {reply.PolicyModel} vs reference {reply.ReferenceModel}, beta {reply.Beta}");
+        Console.WriteLine($"prompt: {Display.Quote(prompt)}");
+        foreach (var item in reply.Results) ScoreTable.Print(item);
+        return 0;
+    }
+}
+
+/// <summary>The per-token table: token, both log-probabilities, the credit and the running Q.</summary>
+static class ScoreTable
+{
+    public static void Print(ScoredItem item)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"{item.Id}: reward {item.Reward:+0.0000;-0.0000} over {item.TokenIds.Count} tokens (prompt {item.PromptTokens} tokens)");
+        Console.WriteLine($"  {"#",3}  {"token",-18} {"log pi",9} {"log pi_ref",10} {"credit",9} {"Q",9}");
+        for (int t = 0; t < item.TokenIds.Count; t++)
+        {
+            string token = t < item.TokenTexts.Count ? Display.Quote(item.TokenTexts[t]) : item.TokenIds[t].ToString();
+            Console.WriteLine($"  {t,3}  {Truncate(token, 18),-18} {item.PolicyLogprobs[t],9:F4} {item.ReferenceLogprobs[t],10:F4} {item.Credits[t],9:+0.0000;-0.0000} {item.QValues[t],9:+0.0000;-0.0000}");
+        }
+    }
+
+    static string Truncate(string s, int n) => s.Length <= n ? s : s[..(n - 1)] + "…";
+}

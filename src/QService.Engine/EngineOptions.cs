@@ -1,0 +1,81 @@
+namespace QService.Engine;
+
+/// <summary>Which models to load, and how. Bound from configuration section "QService:Models".</summary>
+public sealed class ModelOptions
+{
+    /// <summary>
+    /// Folder of the DPO-trained policy (HuggingFace layout: config.json, *.safetensors, tokenizer.json).
+    /// Empty: the bundled default pair is used.
+    /// </summary>
+    public string? PolicyPath { get; set; }
+
+    /// <summary>Folder of the reference (SFT) model the policy was trained from. Must share the policy's tokenizer.</summary>
+    public string? ReferencePath { get; set; }
+
+    /// <summary>Tokenizer folder (tokenizer.json [+ tokenizer_config.json]); default: the policy folder.</summary>
+    public string? TokenizerPath { get; set; }
+
+    /// <summary>"auto" (cuda when available, else cpu), "cpu", "cuda" or "cuda:N".</summary>
+    public string Device { get; set; } = "auto";
+
+    /// <summary>
+    /// LibTorch intra-op threads for the forward passes; 0 keeps LibTorch's default (one per core). Lower it
+    /// when other processes share the cores: spinning OpenMP workers slow everyone down when oversubscribed.
+    /// </summary>
+    public int Threads { get; set; }
+
+    /// <summary>Compute dtype: float32 (default, right for CPUs), bfloat16 or float16 (GPUs).</summary>
+    public string Dtype { get; set; } = "float32";
+
+    /// <summary>
+    /// The beta of credit = beta·(log pi − log pi_ref), used when a request does not set one. Empty: the
+    /// value recorded with the pair (qservice-pair.json next to the policy), else 0.1.
+    /// </summary>
+    public double? Beta { get; set; }
+}
+
+/// <summary>
+/// The dynamic batcher's knobs (section "QService:Batching"), in the spirit of Triton's dynamic batcher
+/// and TEI's router: a batch closes when it reaches its token budget or when its oldest item has waited
+/// MaxQueueDelayMs, whichever comes first.
+/// </summary>
+public sealed class BatchingOptions
+{
+    /// <summary>
+    /// Token budget of one batch, counting each token twice (it runs through the policy and the reference).
+    /// Larger batches use the matmul units better but raise latency and memory; an item whose own cost
+    /// exceeds it can never run and is refused at once. Default 16384 (e.g. 64 items of 128 tokens).
+    /// </summary>
+    public int MaxBatchTokens { get; set; } = 16384;
+
+    /// <summary>Most sequences in one forward pass. Default 64.</summary>
+    public int MaxBatchSequences { get; set; } = 64;
+
+    /// <summary>
+    /// How long the oldest queued item may wait for others to join its batch, in milliseconds. A few ms
+    /// buys large batches under load and costs an idle caller almost nothing. Default 5.
+    /// </summary>
+    public double MaxQueueDelayMs { get; set; } = 5;
+
+    /// <summary>
+    /// Items (sequences) allowed to wait in the queue. When full, new requests fail at once with
+    /// RESOURCE_EXHAUSTED instead of waiting: a caller can retry or shed load. Default 4096.
+    /// </summary>
+    public int MaxQueueItems { get; set; } = 4096;
+
+    /// <summary>
+    /// Padding allowed inside one forward pass, as a fraction of its real tokens: items sorted by length are
+    /// split into separate passes when the padding to the longest would exceed this. Default 0.25.
+    /// </summary>
+    public double MaxPaddingFraction { get; set; } = 0.25;
+}
+
+/// <summary>Per-request limits (section "QService:Limits"); exceeding them is RESOURCE_EXHAUSTED.</summary>
+public sealed class RequestLimits
+{
+    /// <summary>Items in one Score request. Default 256.</summary>
+    public int MaxItemsPerRequest { get; set; } = 256;
+
+    /// <summary>Prompt + response tokens summed over one request's items. Default 131072.</summary>
+    public int MaxTokensPerRequest { get; set; } = 131072;
+}

@@ -1,0 +1,207 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using QService.Engine.Batching;
+using QService.Engine.Telemetry;
+using QService.Runtime.Tokenization;
+
+namespace QService.Engine;
+
+/// <summary>
+/// The scoring engine: turns requests into token sequences (tokenising text), checks them against the
+/// limits and the models, queues them for the dynamic batcher and turns the two models' log-probabilities
+/// into credits, Q-values and rewards. Transport-agnostic: the gRPC host is a thin adapter over it.
+/// </summary>
+public sealed class ScoringEngine : IDisposable
+{
+    readonly DynamicBatcher _batcher;
+    readonly RequestLimits _limits;
+    readonly int _maxBatchTokens;
+    readonly ILogger _logger;
+    /// <summary>The native tokenizer is not documented as thread-safe; encoding is cheap next to a forward pass.</summary>
+    readonly object _tokenizerLock = new();
+
+    public EngineTelemetry Telemetry { get; }
+
+    public ScoringEngine(ModelOptions models, BatchingOptions batching, RequestLimits limits, string defaultTokenizerPath, ILogger<ScoringEngine> logger)
+    {
+        ValidateOptions(batching, limits);
+        _limits = limits;
+        _maxBatchTokens = batching.MaxBatchTokens;
+        _logger = logger;
+        DynamicBatcher? batcher = null;
+        Telemetry = new EngineTelemetry(() => batcher?.QueueDepth ?? 0);
+        _batcher = batcher = new DynamicBatcher(() => LoadPair(models, defaultTokenizerPath), batching, Telemetry, logger);
+    }
+
+    ModelPair LoadPair(ModelOptions options, string defaultTokenizerPath)
+    {
+        var sw = Stopwatch.StartNew();
+        var pair = ModelPair.Load(options, defaultTokenizerPath);
+        _logger.LogInformation(
+            "Loaded policy {Policy} and reference {Reference} ({Architecture}, {Parameters:N0} parameters each, {Dtype}) in {Seconds:F1} s; {DeviceReason}; default beta {Beta}",
+            pair.Policy.Name, pair.Reference.Name, pair.Policy.Config.Architecture, pair.Policy.ParameterCount,
+            Runtime.Torch.TorchEnvironment.DtypeName(pair.Policy.Dtype), sw.Elapsed.TotalSeconds, pair.Policy.DeviceReason, pair.DefaultBeta);
+        return pair;
+    }
+
+    /// <summary>Starts loading the models on the owner thread; <see cref="Ready"/> completes when they are warmed up.</summary>
+    public void Start() => _batcher.Start();
+
+    public Task Ready => _batcher.Ready;
+
+    public bool IsReady => _batcher.Ready.IsCompletedSuccessfully;
+
+    ModelPair Models => IsReady
+        ? _batcher.Ready.Result
+        : throw new ScoringException(ScoringErrorKind.Unavailable, _batcher.Ready.IsFaulted
+            ? $"the models failed to load: {_batcher.Ready.Exception!.InnerException!.Message}"
+            : "the models are still loading; retry when the health check reports SERVING");
+
+    public ModelInfo Info
+    {
+        get
+        {
+            var m = Models;
+            return new ModelInfo(m.Policy.Name, m.Reference.Name, m.Policy.Config.Architecture, m.Reference.Config.Architecture,
+                m.Policy.Config.VocabSize, m.MaxContext, m.DefaultBeta, Runtime.Torch.TorchEnvironment.DtypeName(m.Policy.Dtype),
+                m.Policy.Device.ToString(), m.BosTokenId, m.EosTokenId);
+        }
+    }
+
+    /// <summary>
+    /// Scores every item of one request; results in request order. Throws <see cref="ScoringException"/> for
+    /// bad input, limits and a full queue, and <see cref="OperationCanceledException"/> when the caller leaves.
+    /// </summary>
+    public async Task<IReadOnlyList<ScoredItem>> ScoreAsync(IReadOnlyList<ScoreItemInput> items, double? beta, bool includeTokenText, CancellationToken cancellation)
+    {
+        var models = Models;
+        double usedBeta = beta ?? models.DefaultBeta;
+        if (!double.IsFinite(usedBeta) || usedBeta <= 0)
+            throw ScoringException.Invalid($"beta must be a finite number > 0 (got {usedBeta}); omit it to use the configured {models.DefaultBeta}");
+        if (items.Count == 0) throw ScoringException.Invalid("the request has no items; send at least one prompt/response item");
+        if (items.Count > _limits.MaxItemsPerRequest)
+            throw ScoringException.Exhausted($"the request has {items.Count} items, more than the limit of {_limits.MaxItemsPerRequest}; split it");
+
+        var prepared = items.Select((item, index) => Prepare(item, index, models, includeTokenText)).ToArray();
+        long totalTokens = prepared.Sum(p => (long)p.Tokens.Length);
+        if (totalTokens > _limits.MaxTokensPerRequest)
+            throw ScoringException.Exhausted($"the request has {totalTokens} tokens in all, more than the limit of {_limits.MaxTokensPerRequest}; split it");
+
+        var request = new RequestContext(Activity.Current?.Context ?? default, usedBeta);
+        // One token for the whole request: when the caller leaves, or one item fails, the rest are dropped uncomputed.
+        using var requestScope = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        var work = prepared.Select(p => new WorkItem(p.Tokens, p.PromptTokens, request, requestScope.Token)).ToArray();
+        using var registration = requestScope.Token.Register(() =>
+        {
+            foreach (var w in work) w.Completion.TrySetCanceled(cancellation);
+        });
+        _batcher.Enqueue(work);
+
+        var results = new ScoredItem[work.Length];
+        try
+        {
+            for (int i = 0; i < work.Length; i++)
+            {
+                var (policy, reference) = await work[i].Completion.Task.ConfigureAwait(false);
+                results[i] = Finish(prepared[i], policy, reference, usedBeta);
+            }
+        }
+        catch
+        {
+            await requestScope.CancelAsync().ConfigureAwait(false);
+            throw;
+        }
+        return results;
+    }
+
+    ScoredItem Finish(PreparedItem item, float[] policy, float[] reference, double beta)
+    {
+        var (credits, q, reward) = CreditMath.Compute(policy, reference, beta);
+        if (!AllFinite(policy) || !AllFinite(reference) || !double.IsFinite(reward))
+        {
+            _logger.LogError("Non-finite scores for item {Id} ({Tokens} tokens): policy finite={PolicyFinite}, reference finite={ReferenceFinite}",
+                item.Id, item.Tokens.Length, AllFinite(policy), AllFinite(reference));
+            throw new ScoringException(ScoringErrorKind.Internal, $"item '{item.Id}': the models produced a non-finite log-probability; this is logged for the operators");
+        }
+        return new ScoredItem(item.Id, item.Tokens[item.PromptTokens..], policy, reference, credits, q, reward, item.PromptTokens, item.Spans);
+    }
+
+    static bool AllFinite(float[] values) => values.All(float.IsFinite);
+
+    sealed record PreparedItem(string Id, int[] Tokens, int PromptTokens, TokenSpan[]? Spans);
+
+    /// <summary>Tokenises (for text items) and validates one item; errors name the item and what to fix.</summary>
+    PreparedItem Prepare(ScoreItemInput item, int index, ModelPair models, bool includeTokenText)
+    {
+        string name = string.IsNullOrEmpty(item.Id) ? $"item {index}" : $"item {index} ('{item.Id}')";
+        bool hasText = item.Prompt != null || item.Response != null;
+        bool hasIds = item.PromptTokenIds is { Count: > 0 } || item.ResponseTokenIds is { Count: > 0 };
+        if (hasText == hasIds)
+            throw ScoringException.Invalid($"{name}: give either text (prompt, response) or token ids (prompt_token_ids, response_token_ids), not {(hasText ? "both" : "neither")}");
+
+        int[] prompt, response;
+        TokenSpan[]? spans = null;
+        var tokenizer = models.Tokenizer;
+        if (hasText)
+        {
+            if (tokenizer is null)
+                throw ScoringException.Invalid($"{name}: this server has no tokenizer (no tokenizer.json with the policy); send prompt_token_ids and response_token_ids");
+            if (string.IsNullOrEmpty(item.Response)) throw ScoringException.Invalid($"{name}: the response is empty; there is nothing to score");
+            TokenizedText promptEnc, responseEnc;
+            lock (_tokenizerLock)
+            {
+                promptEnc = tokenizer.Encode(item.Prompt ?? "", addSpecialTokens: true);
+                responseEnc = tokenizer.Encode(item.Response, addSpecialTokens: false);
+            }
+            prompt = promptEnc.Ids;
+            response = responseEnc.Ids;
+            if (includeTokenText)
+                spans = responseEnc.Ids.Select((id, i) => new TokenSpan(Surface(tokenizer, id), responseEnc.Offsets[i].Start, responseEnc.Offsets[i].End)).ToArray();
+        }
+        else
+        {
+            prompt = item.PromptTokenIds?.ToArray() ?? [];
+            response = item.ResponseTokenIds?.ToArray() ?? [];
+            if (response.Length == 0) throw ScoringException.Invalid($"{name}: response_token_ids is empty; there is nothing to score");
+            if (includeTokenText) spans = response.Select(id => new TokenSpan(Surface(tokenizer, id), -1, -1)).ToArray();
+        }
+        if (item.AppendEos)
+        {
+            if (models.EosTokenId is not int eos) throw ScoringException.Invalid($"{name}: append_eos is set but the model defines no end-of-sequence token");
+            response = [.. response, eos];
+            if (spans != null) spans = [.. spans, new TokenSpan(Surface(tokenizer, eos), -1, -1)];
+        }
+        if (prompt.Length == 0)
+            throw ScoringException.Invalid($"{name}: the prompt has no tokens (and the tokenizer adds no BOS); the first response token needs at least one token of context");
+
+        int[] tokens = [.. prompt, .. response];
+        int vocab = models.Policy.Config.VocabSize;
+        for (int t = 0; t < tokens.Length; t++)
+            if ((uint)tokens[t] >= (uint)vocab)
+                throw ScoringException.Invalid(t < prompt.Length
+                    ? $"{name}: prompt token at position {t} has id {tokens[t]}, outside the vocabulary [0, {vocab})"
+                    : $"{name}: response token at position {t - prompt.Length} has id {tokens[t]}, outside the vocabulary [0, {vocab})");
+        if (tokens.Length > models.MaxContext)
+            throw ScoringException.Invalid($"{name}: prompt ({prompt.Length} tokens) + response ({response.Length} tokens) = {tokens.Length} tokens, longer than the model context of {models.MaxContext}; shorten the prompt or response");
+        if (BatchPlanner.Cost(tokens.Length) > _maxBatchTokens)
+            throw ScoringException.Exhausted($"{name}: {tokens.Length} tokens cost {BatchPlanner.Cost(tokens.Length)} (tokens x 2 models), more than the batch budget MaxBatchTokens={_maxBatchTokens}; it could never run");
+        return new PreparedItem(string.IsNullOrEmpty(item.Id) ? index.ToString() : item.Id, tokens, prompt.Length, spans);
+    }
+
+    /// <summary>A token's text for display; empty when there is no tokenizer or the id is not in it (it is validated later).</summary>
+    static string Surface(HfTokenizer? tokenizer, int id) => tokenizer != null && (uint)id < (uint)tokenizer.VocabSize ? tokenizer.TokenSurface(id) : "";
+
+    static void ValidateOptions(BatchingOptions b, RequestLimits l)
+    {
+        if (b.MaxBatchTokens < 2 || b.MaxBatchSequences < 1 || b.MaxQueueItems < 1 || b.MaxQueueDelayMs < 0 || b.MaxPaddingFraction < 0)
+            throw new ArgumentException("Batching options: MaxBatchTokens >= 2, MaxBatchSequences >= 1, MaxQueueItems >= 1, MaxQueueDelayMs >= 0, MaxPaddingFraction >= 0");
+        if (l.MaxItemsPerRequest < 1 || l.MaxTokensPerRequest < 1)
+            throw new ArgumentException("Limits: MaxItemsPerRequest and MaxTokensPerRequest must be >= 1");
+    }
+
+    public void Dispose()
+    {
+        _batcher.Dispose();
+        Telemetry.Dispose();
+    }
+}

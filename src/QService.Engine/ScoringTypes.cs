@@ -1,0 +1,41 @@
+namespace QService.Engine;
+
+/// <summary>
+/// One prompt/response to score, as text or as token ids (exactly one of the two). Text is tokenised as
+/// training code does: the prompt with the tokenizer's special-token rule (BOS when it adds one), the
+/// response without special tokens, then concatenated.
+/// </summary>
+public sealed record ScoreItemInput
+{
+    public string Id { get; init; } = "";
+    public string? Prompt { get; init; }
+    public string? Response { get; init; }
+    public IReadOnlyList<int>? PromptTokenIds { get; init; }
+    public IReadOnlyList<int>? ResponseTokenIds { get; init; }
+    /// <summary>Score the end-of-sequence token after the response too, as for a finished response.</summary>
+    public bool AppendEos { get; init; }
+}
+
+/// <summary>A response token's text and its [start, end) offsets in the response text, in Unicode code points.</summary>
+public readonly record struct TokenSpan(string Text, int CharStart, int CharEnd);
+
+/// <summary>
+/// Per response token: policy and reference log-probabilities, credit = beta·(policy − reference) and the
+/// running Q (q[t] = credit[0] + … + credit[t]); reward = Σ credits, accumulated in double.
+/// </summary>
+public sealed record ScoredItem(
+    string Id,
+    int[] TokenIds,
+    float[] PolicyLogprobs,
+    float[] ReferenceLogprobs,
+    float[] Credits,
+    float[] QValues,
+    double Reward,
+    int PromptTokens,
+    TokenSpan[]? Tokens);
+
+/// <summary>The models being served, for GetModelInfo and the model-info metric.</summary>
+public sealed record ModelInfo(
+    string PolicyName, string ReferenceName, string PolicyArchitecture, string ReferenceArchitecture,
+    int VocabSize, int MaxContext, double DefaultBeta, string Dtype, string Device,
+    int? BosTokenId, int? EosTokenId);

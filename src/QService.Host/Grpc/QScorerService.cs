@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using Grpc.Core;
+using QService.Engine;
+using QService.Host.Telemetry;
+using Microsoft.Extensions.Options;
+using QService.Protos.V1;
+
+namespace QService.Host.Grpc;
+
+/// <summary>The gRPC face of the scoring engine: translates messages, maps errors, logs one line per request.</summary>
+public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IOptions<BatchingOptions> batching,
+    IOptions<RequestLimits> limits, ILogger<QScorerService> logger) : QScorer.QScorerBase
+{
+    public override Task<ScoreResponse> Score(ScoreRequest request, ServerCallContext context) =>
+        ScoreOne("Score", request, context.CancellationToken);
+
+    public override async Task ScoreStream(IAsyncStreamReader<ScoreRequest> requests, IServerStreamWriter<ScoreResponse> responses, ServerCallContext context)
+    {
+        // One response per request message, in order; an error ends the stream with that message's status.
+        await foreach (var request in requests.ReadAllAsync(context.CancellationToken))
+            await responses.WriteAsync(await ScoreOne("ScoreStream", request, context.CancellationToken));
+    }
+
+    public override Task<Protos.V1.ModelInfo> GetModelInfo(GetModelInfoRequest request, ServerCallContext context) =>
+        Observe("GetModelInfo", 0, () =>
+        {
+            var i = engine.Info;
+            var info = new Protos.V1.ModelInfo
+            {
+                PolicyModel = i.PolicyName, ReferenceModel = i.ReferenceName,
+                PolicyArchitecture = i.PolicyArchitecture, ReferenceArchitecture = i.ReferenceArchitecture,
+                VocabSize = i.VocabSize, MaxContext = i.MaxContext, Beta = (float)i.DefaultBeta, Dtype = i.Dtype, Device = i.Device,
+                MaxBatchTokens = batching.Value.MaxBatchTokens, MaxItemsPerRequest = limits.Value.MaxItemsPerRequest,
+                MaxTokensPerRequest = limits.Value.MaxTokensPerRequest,
+            };
+            if (i.BosTokenId is int bos) info.BosTokenId = bos;
+            if (i.EosTokenId is int eos) info.EosTokenId = eos;
+            return Task.FromResult((info, 0));
+        });
+
+    Task<ScoreResponse> ScoreOne(string rpc, ScoreRequest request, CancellationToken cancellation) =>
+        Observe(rpc, request.Items.Count, async () =>
+        {
+            double? beta = request.HasBeta ? request.Beta : null;
+            var inputs = request.Items.Select(ToInput).ToList();
+            var scored = await engine.ScoreAsync(inputs, beta, request.IncludeTokenText, cancellation);
+            var info = engine.Info;
+            var response = new ScoreResponse { PolicyModel = info.PolicyName, ReferenceModel = info.ReferenceName, Beta = (float)(beta ?? info.DefaultBeta) };
+            response.Results.AddRange(scored.Select(ToMessage));
+            return (response, scored.Sum(s => s.PromptTokens + s.TokenIds.Length));
+        });
+
+    static ScoreItemInput ToInput(ScoreItem item) => new()
+    {
+        Id = item.Id,
+        Prompt = item.Prompt.Length > 0 || item.Response.Length > 0 ? item.Prompt : null,
+        Response = item.Prompt.Length > 0 || item.Response.Length > 0 ? item.Response : null,
+        PromptTokenIds = item.PromptTokenIds,
+        ResponseTokenIds = item.ResponseTokenIds,
+        AppendEos = item.AppendEos,
+    };
+
+    static Protos.V1.ScoredItem ToMessage(Engine.ScoredItem s)
+    {
+        var m = new Protos.V1.ScoredItem { Id = s.Id, Reward = s.Reward, PromptTokens = s.PromptTokens };
+        m.TokenIds.Add(s.TokenIds);
+        m.PolicyLogprobs.Add(s.PolicyLogprobs);
+        m.ReferenceLogprobs.Add(s.ReferenceLogprobs);
+        m.Credits.Add(s.Credits);
+        m.QValues.Add(s.QValues);
+        if (s.Tokens is { } tokens)
+        {
+            m.TokenTexts.Add(tokens.Select(t => t.Text));
+            m.CharStarts.Add(tokens.Select(t => t.CharStart));
+            m.CharEnds.Add(tokens.Select(t => t.CharEnd));
+        }
+        return m;
+    }
+
+    /// <summary>Times a call, records its metrics and writes the one log line per request (Warning when refused).</summary>
+    async Task<T> Observe<T>(string rpc, int items, Func<Task<(T Result, int Tokens)>> call)
+    {
+        var sw = Stopwatch.StartNew();
+        StatusCode status = StatusCode.OK;
+        string detail = "";
+        int tokens = 0;
+        try
+        {
+            (T result, tokens) = await call();
+            return result;
+        }
+        catch (Exception e)
+        {
+            var rpcError = GrpcErrors.ToRpc(e, logger);
+            (status, detail) = (rpcError.StatusCode, rpcError.Status.Detail);
+            throw rpcError;
+        }
+        finally
+        {
+            metrics.Record(rpc, status.ToString(), sw.Elapsed);
+            var level = status is StatusCode.OK or StatusCode.Cancelled ? LogLevel.Information : LogLevel.Warning;
+            logger.Log(level, "{Rpc:l} {Status:l} items={Items} tokens={Tokens} in {ElapsedMs:F1} ms {Detail:l}",
+                rpc, status.ToString(), items, tokens, sw.Elapsed.TotalMilliseconds, detail);
+        }
+    }
+}

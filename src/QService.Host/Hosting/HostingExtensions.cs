@@ -1,0 +1,88 @@
+using System.Net;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Options;
+using QService.Engine;
+using QService.Host.Grpc;
+using QService.Host.Health;
+
+namespace QService.Host.Hosting;
+
+public static class HostingExtensions
+{
+    /// <summary>Options from configuration (appsettings.json, QSERVICE__* variables, flags) and the engine as a singleton.</summary>
+    public static IServiceCollection AddQServiceEngine(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<ModelOptions>().Bind(configuration.GetSection("Models"));
+        services.AddOptions<BatchingOptions>().Bind(configuration.GetSection("Batching"));
+        services.AddOptions<RequestLimits>().Bind(configuration.GetSection("Limits"));
+        services.AddSingleton(sp => new ScoringEngine(
+            sp.GetRequiredService<IOptions<ModelOptions>>().Value,
+            sp.GetRequiredService<IOptions<BatchingOptions>>().Value,
+            sp.GetRequiredService<IOptions<RequestLimits>>().Value,
+            Path.Combine(AppContext.BaseDirectory, "models", "default-tokenizer"),
+            sp.GetRequiredService<ILogger<ScoringEngine>>()));
+        services.AddHostedService<EngineHostedService>();
+        return services;
+    }
+
+    /// <summary>gRPC with health (SERVING only when the models are ready) and reflection.</summary>
+    public static IServiceCollection AddQServiceGrpc(this IServiceCollection services)
+    {
+        services.AddGrpc(o =>
+        {
+            o.MaxReceiveMessageSize = 64 * 1024 * 1024;
+            o.EnableDetailedErrors = false;
+        });
+        services.AddGrpcReflection();
+        services.AddGrpcHealthChecks(o =>
+            {
+                o.Services.Map("", r => r.Tags.Contains(ModelsReadyCheck.Tag));
+                o.Services.Map("qservice.v1.QScorer", r => r.Tags.Contains(ModelsReadyCheck.Tag));
+            })
+            .AddCheck<ModelsReadyCheck>("models", tags: [ModelsReadyCheck.Tag]);
+        return services;
+    }
+
+    /// <summary>Two endpoints: gRPC over HTTP/2 (h2c) and the HTTP/1.1 management port.</summary>
+    public static void ConfigureQServiceEndpoints(this ConfigureWebHostBuilder webHost, ServerOptions server)
+    {
+        var address = IPAddress.Parse(server.BindAddress);
+        webHost.ConfigureKestrel(k =>
+        {
+            k.Listen(address, server.GrpcPort, o => o.Protocols = HttpProtocols.Http2);
+            k.Listen(address, server.HttpPort, o => o.Protocols = HttpProtocols.Http1);
+        });
+    }
+
+    public static void MapQServiceEndpoints(this WebApplication app, ServerOptions server)
+    {
+        // The management port serves /healthz, /readyz and /metrics and nothing else; the gRPC port none of them.
+        app.Use(async (ctx, next) =>
+        {
+            bool management = ctx.Connection.LocalPort == server.HttpPort;
+            bool managementPath = ctx.Request.Path == "/healthz" || ctx.Request.Path == "/readyz" || ctx.Request.Path == "/metrics";
+            if (management != managementPath)
+            {
+                ctx.Response.StatusCode = StatusCodes.Status404NotFound;
+                return;
+            }
+            await next();
+        });
+        app.UseOpenTelemetryPrometheusScrapingEndpoint(ctx => ctx.Request.Path == "/metrics" && ctx.Connection.LocalPort == server.HttpPort);
+        app.MapGet("/healthz", () => Results.Text("ok\n"));
+        app.MapHealthChecks("/readyz", new HealthCheckOptions
+        {
+            Predicate = r => r.Tags.Contains(ModelsReadyCheck.Tag),
+            ResponseWriter = async (ctx, report) =>
+            {
+                ctx.Response.ContentType = "text/plain";
+                var entry = report.Entries.Values.FirstOrDefault();
+                await ctx.Response.WriteAsync($"{(report.Status == Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy ? "ready" : "not ready")}: {entry.Description}\n");
+            },
+        });
+        app.MapGrpcService<QScorerService>();
+        app.MapGrpcHealthChecksService();
+        app.MapGrpcReflectionService();
+    }
+}

@@ -1,0 +1,89 @@
+using System.Diagnostics;
+using System.Net;
+using Grpc.Core;
+using Grpc.Health.V1;
+using Grpc.Reflection.V1Alpha;
+using QService.Protos.V1;
+
+namespace QService.Host.Tests;
+
+/// <summary>Readiness, cancellation and health: each with its own server, configured for the case.</summary>
+public class LifecycleTests
+{
+    [Fact]
+    public async Task WhileModelsLoad_HealthzIsOk_ReadyzIsNot_AndScoringIsUnavailable()
+    {
+        // A model file that is a FIFO blocks the loader on its first read, as a slow disk would.
+        using var folder = new TempFolder();
+        foreach (var f in new[] { "config.json" })
+            File.Copy(Path.Combine(PairServer.PolicyPath, f), folder.File(f));
+        using (var mkfifo = Process.Start("mkfifo", folder.File("model.safetensors"))) await mkfifo.WaitForExitAsync();
+        await using var server = ServerProcess.Start("--policy", folder.Path, "--reference", folder.Path);
+        await WaitForHttp(server, "/healthz");
+
+        var ready = await server.Http.GetAsync("/readyz");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+        Assert.Contains("loading", await ready.Content.ReadAsStringAsync());
+        var health = await server.Channel.Health.CheckAsync(new HealthCheckRequest { Service = "qservice.v1.QScorer" });
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.NotServing, health.Status);
+        var e = await Assert.ThrowsAsync<RpcException>(async () => await server.Channel.Scorer.ScoreAsync(
+            new ScoreRequest { Items = { new ScoreItem { PromptTokenIds = { 1 }, ResponseTokenIds = { 2 } } } }));
+        Assert.Equal(StatusCode.Unavailable, e.StatusCode);
+        Assert.Contains("still loading", e.Status.Detail);
+    }
+
+    [Fact]
+    public async Task ModelsThatFailToLoad_StopTheProcessWithTheReason()
+    {
+        using var folder = new TempFolder();
+        File.WriteAllText(folder.File("config.json"), "{\"architectures\": [\"FalconForCausalLM\"]}");
+        await using var server = ServerProcess.Start("--policy", folder.Path, "--reference", folder.Path);
+        Assert.True(await server.WaitForExitAsync(TimeSpan.FromSeconds(60)), server.Output);
+        Assert.Equal(1, server.ExitCode);
+        Assert.Contains("FalconForCausalLM", server.Output);
+        Assert.Contains("LlamaForCausalLM", server.Output);
+    }
+
+    [Fact]
+    public async Task CancelledRequest_IsDroppedFromTheQueue_Uncomputed()
+    {
+        // A long queue delay keeps the request queued long enough for its deadline to pass first.
+        await using var server = await ServerProcess.StartServingAsync("--policy", PairServer.PolicyPath, "--reference", PairServer.ReferencePath,
+            "--max-queue-delay-ms", "3000");
+        var request = new ScoreRequest { Items = { new ScoreItem { PromptTokenIds = { 1, 2 }, ResponseTokenIds = { 3, 4 } } } };
+        var e = await Assert.ThrowsAsync<RpcException>(async () =>
+            await server.Channel.Scorer.ScoreAsync(request, deadline: DateTime.UtcNow.AddMilliseconds(300)));
+        Assert.Equal(StatusCode.DeadlineExceeded, e.StatusCode);
+
+        using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+        e = await Assert.ThrowsAsync<RpcException>(async () => await server.Channel.Scorer.ScoreAsync(request, cancellationToken: cts.Token));
+        Assert.Equal(StatusCode.Cancelled, e.StatusCode);
+
+        // The batcher notices the abandoned items when the delay ends, and counts them instead of computing them.
+        PrometheusText metrics = PrometheusText.Parse("");
+        for (var deadline = DateTime.UtcNow.AddSeconds(20); DateTime.UtcNow < deadline; await Task.Delay(200))
+        {
+            metrics = PrometheusText.Parse(await server.Http.GetStringAsync("/metrics"));
+            if (metrics.Value("qservice_dropped_items_total", ("reason", "cancelled")) >= 2) break;
+        }
+        Assert.Equal(2, metrics.Value("qservice_dropped_items_total", ("reason", "cancelled")));
+        Assert.Equal(0, metrics.Value("qservice_scored_tokens_total"));
+
+        // A request that stays is still served.
+        var reply = await server.Channel.Scorer.ScoreAsync(request);
+        Assert.Equal(2, reply.Results[0].Credits.Count);
+    }
+
+    static async Task WaitForHttp(ServerProcess server, string path)
+    {
+        for (var deadline = DateTime.UtcNow.AddSeconds(60); DateTime.UtcNow < deadline; await Task.Delay(100))
+        {
+            try
+            {
+                if ((await server.Http.GetAsync(path)).IsSuccessStatusCode) return;
+            }
+            catch (HttpRequestException) { }
+        }
+        throw new TimeoutException($"{path} never answered; server output:\n{server.Output}");
+    }
+}

@@ -1,0 +1,118 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using QService.Client;
+
+namespace QService.Host.Tests;
+
+/// <summary>
+/// The real QService host, started as its own process on free loopback ports, with a real gRPC channel
+/// to it. Its console output is kept for failure messages.
+/// </summary>
+public sealed class ServerProcess : IAsyncDisposable
+{
+    readonly Process _process;
+    readonly StringBuilder _output = new();
+
+    public int GrpcPort { get; }
+    public int HttpPort { get; }
+    public QServiceChannel Channel { get; }
+    public HttpClient Http { get; }
+    public string Output { get { lock (_output) return _output.ToString(); } }
+
+    ServerProcess(Process process, int grpcPort, int httpPort)
+    {
+        _process = process;
+        GrpcPort = grpcPort;
+        HttpPort = httpPort;
+        Channel = new QServiceChannel($"http://127.0.0.1:{grpcPort}");
+        Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{httpPort}"), Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    public int ExitCode => _process.ExitCode;
+
+    /// <summary>Waits for the process to end (and its output to be read); false on timeout.</summary>
+    public async Task<bool> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try { await _process.WaitForExitAsync(cts.Token); return true; }
+        catch (OperationCanceledException) { return false; }
+    }
+
+    /// <summary>Starts the host with the given extra arguments; does not wait for the models.</summary>
+    public static ServerProcess Start(params string[] args)
+    {
+        int grpcPort = FreePort(), httpPort = FreePort();
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(HostAssembly());
+        foreach (var a in new[] { "--grpc-port", grpcPort.ToString(), "--http-port", httpPort.ToString(), "--log-format", "json", "--device", "cpu", "--threads", "1" }.Concat(args))
+            psi.ArgumentList.Add(a);
+        psi.Environment.Remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+        // Several servers and the test process share two cores: idle OpenMP workers should sleep, not spin.
+        psi.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
+        var process = Process.Start(psi)!;
+        var server = new ServerProcess(process, grpcPort, httpPort);
+        process.OutputDataReceived += (_, e) => server.Append(e.Data);
+        process.ErrorDataReceived += (_, e) => server.Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return server;
+    }
+
+    /// <summary>Starts the host and waits until the scorer reports SERVING.</summary>
+    public static async Task<ServerProcess> StartServingAsync(params string[] args)
+    {
+        var server = Start(args);
+        if (!await server.Channel.WaitUntilServingAsync(TimeSpan.FromSeconds(120)))
+        {
+            string output = server.Output;
+            await server.DisposeAsync();
+            throw new InvalidOperationException($"the server did not become SERVING; its output:\n{output}");
+        }
+        return server;
+    }
+
+    void Append(string? line)
+    {
+        if (line is null) return;
+        lock (_output) _output.AppendLine(line);
+    }
+
+    /// <summary>A loopback port that was free a moment ago.</summary>
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>src/QService.Host/bin/&lt;same configuration as the tests&gt;/net10.0/QService.Host.dll</summary>
+    static string HostAssembly()
+    {
+        var testBin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
+        string framework = testBin.Name, configuration = testBin.Parent!.Name;
+        var repo = testBin;
+        while (repo != null && !File.Exists(Path.Combine(repo.FullName, "QService.sln"))) repo = repo.Parent;
+        string dll = Path.Combine(repo!.FullName, "src", "QService.Host", "bin", configuration, framework, "QService.Host.dll");
+        if (!File.Exists(dll)) throw new FileNotFoundException($"the host is not built: {dll}");
+        return dll;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Channel.Dispose();
+        Http.Dispose();
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+    }
+}
