@@ -10,5 +10,8 @@ var root = new RootCommand("QService command-line tool: token log-probabilities,
     BenchForwardCommand.Create(),
     ScoreCommand.Create(),
     BenchCommand.Create(),
+    TrainDemoCommand.Create(),
+    DemoReportCommand.Create(),
+    MakeRandomPairCommand.Create(),
 };
 return root.Parse(args).Invoke();

@@ -5,7 +5,7 @@ public sealed class ModelOptions
 {
     /// <summary>
     /// Folder of the DPO-trained policy (HuggingFace layout: config.json, *.safetensors, tokenizer.json).
-    /// Empty: the bundled default pair is used.
+    /// Empty: the bundled demo pair (models/demo) is used.
     /// </summary>
     public string? PolicyPath { get; set; }
 

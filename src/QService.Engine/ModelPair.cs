@@ -1,5 +1,4 @@
 using System.Text.Json;
-using QService.Runtime.Models;
 using QService.Runtime.Scoring;
 using QService.Runtime.Tokenization;
 
@@ -31,53 +30,44 @@ public sealed class ModelPair : IDisposable
         DefaultBeta = beta;
     }
 
-    public static ModelPair Load(ModelOptions options, string defaultTokenizerPath)
+    /// <summary>
+    /// Loads the configured pair, or the bundled demo pair (<paramref name="defaultPairFolder"/>/policy and
+    /// /reference) when no model folders are configured.
+    /// </summary>
+    public static ModelPair Load(ModelOptions options, string defaultPairFolder)
     {
         if (options.Threads > 0) TorchSharp.torch.set_num_threads(options.Threads);
         if (string.IsNullOrWhiteSpace(options.PolicyPath) != string.IsNullOrWhiteSpace(options.ReferencePath))
-            throw new InvalidOperationException("Set both Models:PolicyPath and Models:ReferencePath, or neither (for the bundled default pair).");
+            throw new InvalidOperationException("Set both Models:PolicyPath and Models:ReferencePath, or neither (for the bundled demo pair).");
         if (string.IsNullOrWhiteSpace(options.PolicyPath))
-            return BuiltInDefault(options, options.TokenizerPath ?? defaultTokenizerPath);
+        {
+            options = new ModelOptions
+            {
+                PolicyPath = Path.Combine(defaultPairFolder, "policy"), ReferencePath = Path.Combine(defaultPairFolder, "reference"),
+                TokenizerPath = options.TokenizerPath, Device = options.Device, Dtype = options.Dtype, Beta = options.Beta, Threads = options.Threads,
+            };
+        }
 
         var load = new ModelLoadOptions(options.Device, options.Dtype);
         string tokenizerPath = options.TokenizerPath ?? options.PolicyPath!;
         var tokenizer = options.TokenizerPath != null || File.Exists(Path.Combine(tokenizerPath, "tokenizer.json"))
             ? HfTokenizer.Load(tokenizerPath)
             : null;
-        var policy = CausalLanguageModel.Load(options.PolicyPath!, load);
-        var reference = CausalLanguageModel.Load(options.ReferencePath!, load);
+        CausalLanguageModel? policy = null, reference = null;
         try
         {
+            policy = CausalLanguageModel.Load(options.PolicyPath!, load);
+            reference = CausalLanguageModel.Load(options.ReferencePath!, load);
             CheckCompatible(policy, reference, tokenizer, options);
             return new ModelPair(policy, reference, tokenizer, options.Beta ?? ReadPairBeta(options.PolicyPath!) ?? FallbackBeta);
         }
         catch
         {
-            policy.Dispose();
-            reference.Dispose();
+            policy?.Dispose();
+            reference?.Dispose();
             tokenizer?.Dispose();
             throw;
         }
-    }
-
-    /// <summary>
-    /// Until trained demo models ship, the default is a small random Llama pair built deterministically
-    /// (reference seed 1, policy seed 2) over a real tokenizer, so text input works from the first run.
-    /// Its credits are noise, but every code path is the real one.
-    /// </summary>
-    static ModelPair BuiltInDefault(ModelOptions options, string tokenizerPath)
-    {
-        var tokenizer = HfTokenizer.Load(tokenizerPath);
-        var config = new ModelConfig
-        {
-            Architecture = "LlamaForCausalLM", ModelType = "llama", VocabSize = tokenizer.VocabSize, HiddenSize = 64,
-            NumHiddenLayers = 2, NumAttentionHeads = 4, NumKeyValueHeads = 2, HeadDim = 16, IntermediateSize = 128,
-            MaxPositionEmbeddings = 1024, NormEps = 1e-5,
-        };
-        var load = new ModelLoadOptions(options.Device, options.Dtype);
-        var reference = CausalLanguageModel.CreateRandom(config, seed: 1, load, name: "default-random-reference");
-        var policy = CausalLanguageModel.CreateRandom(config, seed: 2, load, name: "default-random-policy");
-        return new ModelPair(policy, reference, tokenizer, options.Beta ?? FallbackBeta);
     }
 
     static void CheckCompatible(CausalLanguageModel policy, CausalLanguageModel reference, HfTokenizer? tokenizer, ModelOptions options)

@@ -17,12 +17,10 @@ public sealed class ScoringEngine : IDisposable
     readonly RequestLimits _limits;
     readonly int _maxBatchTokens;
     readonly ILogger _logger;
-    /// <summary>The native tokenizer is not documented as thread-safe; encoding is cheap next to a forward pass.</summary>
-    readonly object _tokenizerLock = new();
 
     public EngineTelemetry Telemetry { get; }
 
-    public ScoringEngine(ModelOptions models, BatchingOptions batching, RequestLimits limits, string defaultTokenizerPath, ILogger<ScoringEngine> logger)
+    public ScoringEngine(ModelOptions models, BatchingOptions batching, RequestLimits limits, string defaultPairFolder, ILogger<ScoringEngine> logger)
     {
         ValidateOptions(batching, limits);
         _limits = limits;
@@ -30,13 +28,13 @@ public sealed class ScoringEngine : IDisposable
         _logger = logger;
         DynamicBatcher? batcher = null;
         Telemetry = new EngineTelemetry(() => batcher?.QueueDepth ?? 0);
-        _batcher = batcher = new DynamicBatcher(() => LoadPair(models, defaultTokenizerPath), batching, Telemetry, logger);
+        _batcher = batcher = new DynamicBatcher(() => LoadPair(models, defaultPairFolder), batching, Telemetry, logger);
     }
 
-    ModelPair LoadPair(ModelOptions options, string defaultTokenizerPath)
+    ModelPair LoadPair(ModelOptions options, string defaultPairFolder)
     {
         var sw = Stopwatch.StartNew();
-        var pair = ModelPair.Load(options, defaultTokenizerPath);
+        var pair = ModelPair.Load(options, defaultPairFolder);
         _logger.LogInformation(
             "Loaded policy {Policy} and reference {Reference} ({Architecture}, {Parameters:N0} parameters each, {Dtype}) in {Seconds:F1} s; {DeviceReason}; default beta {Beta}",
             pair.Policy.Name, pair.Reference.Name, pair.Policy.Config.Architecture, pair.Policy.ParameterCount,
@@ -87,7 +85,7 @@ public sealed class ScoringEngine : IDisposable
         if (totalTokens > _limits.MaxTokensPerRequest)
             throw ScoringException.Exhausted($"the request has {totalTokens} tokens in all, more than the limit of {_limits.MaxTokensPerRequest}; split it");
 
-        var request = new RequestContext(Activity.Current?.Context ?? default, usedBeta);
+        var request = new RequestContext(Activity.Current?.Context ?? default);
         // One token for the whole request: when the caller leaves, or one item fails, the rest are dropped uncomputed.
         using var requestScope = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         var work = prepared.Select(p => new WorkItem(p.Tokens, p.PromptTokens, request, requestScope.Token)).ToArray();
@@ -147,12 +145,9 @@ public sealed class ScoringEngine : IDisposable
             if (tokenizer is null)
                 throw ScoringException.Invalid($"{name}: this server has no tokenizer (no tokenizer.json with the policy); send prompt_token_ids and response_token_ids");
             if (string.IsNullOrEmpty(item.Response)) throw ScoringException.Invalid($"{name}: the response is empty; there is nothing to score");
-            TokenizedText promptEnc, responseEnc;
-            lock (_tokenizerLock)
-            {
-                promptEnc = tokenizer.Encode(item.Prompt ?? "", addSpecialTokens: true);
-                responseEnc = tokenizer.Encode(item.Response, addSpecialTokens: false);
-            }
+            // HfTokenizer is thread-safe: callers tokenise on their own threads, in parallel.
+            var promptEnc = tokenizer.Encode(item.Prompt ?? "", addSpecialTokens: true);
+            var responseEnc = tokenizer.Encode(item.Response, addSpecialTokens: false);
             prompt = promptEnc.Ids;
             response = responseEnc.Ids;
             if (includeTokenText)

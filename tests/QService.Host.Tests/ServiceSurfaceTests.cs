@@ -9,19 +9,19 @@ using QService.Runtime.Tokenization;
 
 namespace QService.Host.Tests;
 
-/// <summary>Text input, model info, health, reflection and the management port, on the bundled default pair.</summary>
+/// <summary>Text input, model info, health, reflection and the management port, on the bundled demo pair.</summary>
 [Collection(nameof(DefaultServerCollection))]
 public class ServiceSurfaceTests(DefaultServer fixture)
 {
     readonly ServerProcess _server = fixture.Server;
 
-    static string TokenizerPath => Path.Combine(Fixtures.Root, "..", "..", "models", "default-tokenizer");
+    static string DemoPair => Path.GetFullPath(Path.Combine(Fixtures.Root, "..", "..", "models", "demo"));
 
     [Fact]
     public async Task TextItems_AreTokenisedLikeTraining_AndMatchTheEngineInProcess()
     {
         const string prompt = "Review of the phone:";
-        const string response = " great battery, naïve UI 👍";
+        const string response = " The battery is long. The fan is loud. Naïve UI 👍";
         var reply = await _server.Channel.Scorer.ScoreAsync(new ScoreRequest
         {
             IncludeTokenText = true,
@@ -29,7 +29,7 @@ public class ServiceSurfaceTests(DefaultServer fixture)
         });
         var item = reply.Results[0];
 
-        using var tokenizer = HfTokenizer.Load(TokenizerPath);
+        using var tokenizer = HfTokenizer.Load(Path.Combine(DemoPair, "policy"));
         var promptIds = tokenizer.Encode(prompt, addSpecialTokens: true).Ids;
         var responseEnc = tokenizer.Encode(response, addSpecialTokens: false);
         int eos = tokenizer.EosTokenId!.Value;
@@ -38,11 +38,12 @@ public class ServiceSurfaceTests(DefaultServer fixture)
         Assert.Equal(responseEnc.Offsets.Select(o => o.Start).Append(-1), item.CharStarts);
         Assert.Equal(responseEnc.Offsets.Select(o => o.End).Append(-1), item.CharEnds);
         Assert.Equal("<|endoftext|>", item.TokenTexts[^1]);
-        // Token texts concatenate back to the response (GPT-2 byte-level: per-character pieces may split).
-        Assert.Equal(" great", item.TokenTexts[0]);
+        Assert.Equal(" The", item.TokenTexts[0]);
+        Assert.Equal(" battery", item.TokenTexts[1]);
+        Assert.Equal(" battery", response[item.CharStarts[1]..item.CharEnds[1]]);
 
         // The same numbers from the engine in-process, on the same deterministic default pair.
-        using var engine = new ScoringEngine(new ModelOptions { Device = "cpu" }, new BatchingOptions(), new RequestLimits(), TokenizerPath,
+        using var engine = new ScoringEngine(new ModelOptions { Device = "cpu" }, new BatchingOptions(), new RequestLimits(), DemoPair,
             Microsoft.Extensions.Logging.Abstractions.NullLogger<ScoringEngine>.Instance);
         engine.Start();
         await engine.Ready;
@@ -60,11 +61,15 @@ public class ServiceSurfaceTests(DefaultServer fixture)
     {
         var info = await _server.Channel.Scorer.GetModelInfoAsync(new GetModelInfoRequest());
         Assert.Equal("LlamaForCausalLM", info.PolicyArchitecture);
-        Assert.Equal(50257, info.VocabSize);
-        Assert.Equal(0.1f, info.Beta);
+        using var tokenizer = HfTokenizer.Load(Path.Combine(DemoPair, "policy"));
+        Assert.Equal(tokenizer.VocabSize, info.VocabSize);
+        Assert.Equal("policy", info.PolicyModel);
+        Assert.Equal("reference", info.ReferenceModel);
+        Assert.Equal(0.1f, info.Beta); // from models/demo/policy/qservice-pair.json
         Assert.Equal("float32", info.Dtype);
         Assert.Equal("cpu", info.Device, ignoreCase: true);
-        Assert.Equal(50256, info.EosTokenId);
+        Assert.Equal(tokenizer.EosTokenId, info.EosTokenId);
+        Assert.Equal(tokenizer.BosTokenId, info.BosTokenId);
         Assert.True(info.MaxContext > 0 && info.MaxBatchTokens > 0 && info.MaxItemsPerRequest > 0);
     }
 

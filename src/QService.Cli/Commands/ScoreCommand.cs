@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Grpc.Core;
 using QService.Client;
+using QService.Client.Rendering;
 using QService.Protos.V1;
 
 namespace QService.Cli.Commands;
@@ -16,13 +17,16 @@ static class ScoreCommand
         var beta = new Option<float?>("--beta") { Description = "override the server's beta" };
         var eos = new Option<bool>("--eos") { Description = "score the end-of-sequence token too (a finished response)" };
         var json = new Option<bool>("--json") { Description = "print the raw response as JSON" };
-        var cmd = new Command("score", "Score responses to a prompt on a running QService and print per-token credits and Q-values.")
-            { server, prompt, responses, beta, eos, json };
-        cmd.SetAction(r => CliErrors.Run(() => Execute(r.GetValue(server)!, r.GetValue(prompt)!, r.GetValue(responses)!, r.GetValue(beta), r.GetValue(eos), r.GetValue(json))));
+        var html = new Option<string?>("--html") { Description = "also write a self-contained HTML page (token heatmaps and Q plots) to this file" };
+        var table = new Option<bool>("--table") { Description = "also print the per-token table (log-probabilities, credit, Q)" };
+        var cmd = new Command("score", "Score responses to a prompt on a running QService: tokens coloured by credit, Q as a sparkline.")
+            { server, prompt, responses, beta, eos, json, html, table };
+        cmd.SetAction(r => CliErrors.Run(() => Execute(r.GetValue(server)!, r.GetValue(prompt)!, r.GetValue(responses)!, r.GetValue(beta),
+            r.GetValue(eos), r.GetValue(json), r.GetValue(html), r.GetValue(table))));
         return cmd;
     }
 
-    static int Execute(string address, string prompt, string[] responses, float? beta, bool eos, bool json)
+    static int Execute(string address, string prompt, string[] responses, float? beta, bool eos, bool json, string? htmlFile, bool table)
     {
         using var channel = new QServiceChannel(address);
         var request = new ScoreRequest { IncludeTokenText = true };
@@ -43,7 +47,22 @@ static class ScoreCommand
         }
         Console.WriteLine($"policy {reply.PolicyModel} vs reference {reply.ReferenceModel}, beta {reply.Beta}");
         Console.WriteLine($"prompt: {Display.Quote(prompt)}");
-        foreach (var item in reply.Results) ScoreTable.Print(item);
+        bool color = !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("NO_COLOR") is null;
+        double scale = reply.Results.SelectMany(i => i.Credits).Select(c => Math.Abs((double)c)).DefaultIfEmpty(0).Max();
+        foreach (var item in reply.Results)
+        {
+            Console.WriteLine();
+            Console.WriteLine($"{item.Id}: reward {Signed.Format(item.Reward)} over {item.TokenIds.Count} tokens");
+            Console.WriteLine($"  {ConsoleHeatmap.Tokens(item, scale, color)}");
+            Console.WriteLine($"  Q {ConsoleHeatmap.Sparkline(item.QValues)}  ({Signed.Format(item.QValues.FirstOrDefault(), 3)} -> {Signed.Format(item.QValues.LastOrDefault(), 3)})");
+            if (table) ScoreTable.Print(item);
+        }
+        if (!color) Console.WriteLine("\n(no terminal colours: each token is shown as [text|credit])");
+        if (htmlFile != null)
+        {
+            File.WriteAllText(htmlFile, CreditHtmlPage.Render(prompt, reply));
+            Console.WriteLine($"wrote {htmlFile}");
+        }
         return 0;
     }
 }
@@ -53,13 +72,11 @@ static class ScoreTable
 {
     public static void Print(ScoredItem item)
     {
-        Console.WriteLine();
-        Console.WriteLine($"{item.Id}: reward {item.Reward:+0.0000;-0.0000} over {item.TokenIds.Count} tokens (prompt {item.PromptTokens} tokens)");
         Console.WriteLine($"  {"#",3}  {"token",-18} {"log pi",9} {"log pi_ref",10} {"credit",9} {"Q",9}");
         for (int t = 0; t < item.TokenIds.Count; t++)
         {
             string token = t < item.TokenTexts.Count ? Display.Quote(item.TokenTexts[t]) : item.TokenIds[t].ToString();
-            Console.WriteLine($"  {t,3}  {Truncate(token, 18),-18} {item.PolicyLogprobs[t],9:F4} {item.ReferenceLogprobs[t],10:F4} {item.Credits[t],9:+0.0000;-0.0000} {item.QValues[t],9:+0.0000;-0.0000}");
+            Console.WriteLine($"  {t,3}  {Truncate(token, 18),-18} {item.PolicyLogprobs[t],9:F4} {item.ReferenceLogprobs[t],10:F4} {Signed.Format(item.Credits[t]),9} {Signed.Format(item.QValues[t]),9}");
         }
     }
 

@@ -2,11 +2,10 @@ using System.Diagnostics;
 
 namespace QService.Engine.Batching;
 
-/// <summary>What one request shares among its items: its trace context (for child spans) and its beta.</summary>
-internal sealed class RequestContext(ActivityContext parent, double beta)
+/// <summary>What one request shares among its items: its trace context, under which the batcher records its spans.</summary>
+internal sealed class RequestContext(ActivityContext parent)
 {
     public ActivityContext Parent { get; } = parent;
-    public double Beta { get; } = beta;
 }
 
 /// <summary>

@@ -20,7 +20,7 @@ public static class HostingExtensions
             sp.GetRequiredService<IOptions<ModelOptions>>().Value,
             sp.GetRequiredService<IOptions<BatchingOptions>>().Value,
             sp.GetRequiredService<IOptions<RequestLimits>>().Value,
-            Path.Combine(AppContext.BaseDirectory, "models", "default-tokenizer"),
+            Path.Combine(AppContext.BaseDirectory, "models", "demo"),
             sp.GetRequiredService<ILogger<ScoringEngine>>()));
         services.AddHostedService<EngineHostedService>();
         return services;

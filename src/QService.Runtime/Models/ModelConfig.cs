@@ -100,6 +100,25 @@ public sealed record ModelConfig
         };
     }
 
+    /// <summary>config.json as save_pretrained writes it for the Llama family (Llama, Mistral, Qwen2).</summary>
+    public JsonObject ToHuggingFaceJson()
+    {
+        if (Architecture == "GPT2LMHeadModel") throw new NotSupportedException("writing GPT-2 configs is not supported");
+        var j = new JsonObject
+        {
+            ["architectures"] = new JsonArray(Architecture), ["model_type"] = ModelType, ["vocab_size"] = VocabSize,
+            ["hidden_size"] = HiddenSize, ["num_hidden_layers"] = NumHiddenLayers, ["num_attention_heads"] = NumAttentionHeads,
+            ["num_key_value_heads"] = NumKeyValueHeads, ["head_dim"] = HeadDim, ["intermediate_size"] = IntermediateSize,
+            ["max_position_embeddings"] = MaxPositionEmbeddings, ["rms_norm_eps"] = NormEps, ["rope_theta"] = RopeTheta,
+            ["tie_word_embeddings"] = TieWordEmbeddings, ["attention_bias"] = AttentionBias, ["mlp_bias"] = MlpBias,
+            ["hidden_act"] = HiddenAct, ["torch_dtype"] = "float32",
+        };
+        if (BosTokenId is int bos) j["bos_token_id"] = bos;
+        if (EosTokenIds.Length > 0) j["eos_token_id"] = EosTokenIds[0];
+        if (SlidingWindow is int w) j["sliding_window"] = w;
+        return j;
+    }
+
     ModelConfig Gpt2Checks(JsonObject j)
     {
         if (Bool(j, "scale_attn_by_inverse_layer_idx") == true || Bool(j, "reorder_and_upcast_attn") == true)

@@ -66,6 +66,17 @@ public sealed class CausalLanguageModel : IDisposable
         return new CausalLanguageModel(module, device, dtype, name, reason, options.LogitChunkBytes);
     }
 
+    /// <summary>Writes config.json and model.safetensors (float32) as a HuggingFace model folder.</summary>
+    public void SaveAsHuggingFace(string folder)
+    {
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, "config.json"), Config.ToHuggingFaceJson().ToJsonString(new() { WriteIndented = true }));
+        using var scope = NewDisposeScope();
+        SafeTensorsWriter.Write(Path.Combine(folder, "model.safetensors"),
+            _module.StateForSaving().Select(p => (p.Name, p.Tensor.detach().to(ScalarType.Float32))),
+            new Dictionary<string, string> { ["format"] = "pt" });
+    }
+
     /// <summary>The underlying module (for training and saving); scoring code should not need it.</summary>
     public CausalLm Module => _module;
 

@@ -4,9 +4,13 @@ namespace QService.Runtime.Tokenization;
 /// GPT-2's reversible byte-to-character table (<c>bytes_to_unicode</c>): byte-level BPE vocabularies spell
 /// every byte as a printable character, e.g. space as 'Ġ' and '\n' as 'Ċ'.
 /// </summary>
-internal static class ByteLevelAlphabet
+public static class ByteLevelAlphabet
 {
     static readonly Dictionary<char, byte> CharToByte = Build();
+    static readonly char[] ByteToChar = CharToByte.OrderBy(p => p.Value).Select(p => p.Key).ToArray();
+
+    /// <summary>The vocabulary character that spells a byte (e.g. 'Ġ' for a space).</summary>
+    public static char CharOf(byte value) => ByteToChar[value];
 
     /// <summary>The byte a vocabulary character stands for; false for characters outside the alphabet.</summary>
     public static bool TryGetByte(char c, out byte value) => CharToByte.TryGetValue(c, out value);

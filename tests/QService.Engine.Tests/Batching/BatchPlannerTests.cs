@@ -4,7 +4,7 @@ namespace QService.Engine.Tests.Batching;
 
 public class BatchPlannerTests
 {
-    static readonly RequestContext Request = new(default, 0.1);
+    static readonly RequestContext Request = new(default);
 
     static LinkedList<WorkItem> Queue(params int[] lengths) =>
         new(lengths.Select(n => new WorkItem(new int[n], 1, Request, CancellationToken.None)));

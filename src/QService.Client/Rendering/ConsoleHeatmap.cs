@@ -1,0 +1,40 @@
+using QService.Protos.V1;
+
+namespace QService.Client.Rendering;
+
+/// <summary>The response in a terminal: each token coloured by its credit (green positive, red negative) and Q as a sparkline.</summary>
+public static class ConsoleHeatmap
+{
+    const string Reset = "\u001b[0m";
+    static readonly char[] Bars = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+    /// <summary>Token texts on coloured backgrounds; plain brackets instead of colours when <paramref name="color"/> is false.</summary>
+    public static string Tokens(ScoredItem item, double scale, bool color)
+    {
+        var parts = new List<string>();
+        for (int t = 0; t < item.TokenIds.Count; t++)
+        {
+            string text = (t < item.TokenTexts.Count ? item.TokenTexts[t] : $"[{item.TokenIds[t]}]").Replace("\n", "\\n");
+            double c = item.Credits[t];
+            parts.Add(color ? $"{Background(c, scale)}{text}{Reset}" : $"[{text}|{Signed.Format(c, 3)}]");
+        }
+        return string.Concat(parts);
+    }
+
+    /// <summary>Q over the tokens, one bar per token, scaled between its own min and max.</summary>
+    public static string Sparkline(IReadOnlyList<float> q)
+    {
+        if (q.Count == 0) return "";
+        double min = q.Min(), max = q.Max(), range = Math.Max(max - min, 1e-9);
+        return string.Concat(q.Select(v => Bars[(int)Math.Round((v - min) / range * (Bars.Length - 1))]));
+    }
+
+    static string Background(double credit, double scale)
+    {
+        // 256-colour greens and reds in three strengths.
+        int level = (int)Math.Ceiling(Math.Min(1, Math.Abs(credit) / Math.Max(scale, 1e-9)) * 3);
+        int[] greens = [255, 194, 120, 34], reds = [255, 224, 210, 160];
+        int code = credit >= 0 ? greens[level] : reds[level];
+        return level == 0 ? "" : $"\u001b[48;5;{code}m\u001b[30m";
+    }
+}
