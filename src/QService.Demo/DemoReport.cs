@@ -59,7 +59,10 @@ public sealed class DemoReport(string pairFolder, string docsFolder, TextWriter 
                       "*loud* fan is bad, a *short* wait is good but a *short* battery is bad.").AppendLine();
         md.AppendLine($"The reference is a {policy.Config.NumHiddenLayers}-layer Llama ({policy.ParameterCount:N0} parameters, vocabulary " +
                       $"{policy.Config.VocabSize} from a byte-level BPE learned on the language) trained on random reviews, so it knows the " +
-                      "language but not the reward. Preference pairs are two samples from the reference per prompt, ranked by the true " +
+                      "language but not the reward. In those reviews, as in real text, a context word is more frequent with the aspects it " +
+                      "describes (a long battery, a long delivery), whatever its sentiment there: a model of the language has to carry the " +
+                      "aspect to the word, and the policy can then learn which pairing is good. (With words drawn independently of the aspect, " +
+                      "the reference ignored the aspect at that position and neither DPO nor NCA learned the context.) Preference pairs are two samples from the reference per prompt, ranked by the true " +
                       "reward; the policy is trained from the reference on them. The models never see the reward itself.").AppendLine();
     }
 
@@ -162,12 +165,16 @@ public sealed class DemoReport(string pairFolder, string docsFolder, TextWriter 
         var pairs = trainer.MakePairs(reference, tokenizer, sw);
         var runs = new Dictionary<string, List<PreferenceStep>>();
         var accuracy = new Dictionary<string, double>();
+        var structural = new Dictionary<string, (double Word, double Punctuation, double End)>();
+        var probe = DemoEvaluation.HeldOutPairs(100, HeldOutSeed).SelectMany(p => new[] { p.Better, p.Worse }).ToList();
         foreach (string loss in new[] { "dpo", "nca" })
         {
             TorchSharp.torch.manual_seed(options.Seed);
             using var policy = CausalLanguageModel.CreateRandom(reference.Config, options.Seed, new ModelLoadOptions("cpu"), loss);
             runs[loss] = trainer.TrainPreference(policy.Module, reference, pairs, loss, sw);
-            accuracy[loss] = new DemoEvaluation(policy, reference, tokenizer, options.Beta).ImplicitRewardAccuracy(DemoEvaluation.HeldOutPairs(HeldOutPairs, HeldOutSeed));
+            var evaluation = new DemoEvaluation(policy, reference, tokenizer, options.Beta);
+            accuracy[loss] = evaluation.ImplicitRewardAccuracy(DemoEvaluation.HeldOutPairs(HeldOutPairs, HeldOutSeed));
+            structural[loss] = MeanAbsoluteCredits(evaluation.Score(probe));
             log.WriteLine($"[{sw.Elapsed:mm\\:ss}] {loss}: {runs[loss].Count} steps, held-out accuracy {accuracy[loss]:P1}");
         }
         md.AppendLine("## DPO and NCA: the chosen response's likelihood").AppendLine();
@@ -189,6 +196,13 @@ public sealed class DemoReport(string pairFolder, string docsFolder, TextWriter 
                           ? "DPO pushes the chosen response's likelihood down while widening the margin, and NCA keeps it higher, as the NCA paper reports."
                           : "Here the NCA paper's observation (DPO lowers the chosen likelihood, NCA does not) does not show as stated; see the numbers.") +
                       $" Held-out implicit reward accuracy: DPO {accuracy["dpo"]:P1}, NCA {accuracy["nca"]:P1}.").AppendLine();
+        md.AppendLine("Where the credit goes: mean |credit| per token kind on 200 held-out responses. The sentiment word decides " +
+                      "the reward; the '.' and the end-of-sequence token are forced by the grammar and carry none.").AppendLine();
+        md.AppendLine("| policy | sentiment words | '.' | end of sequence |");
+        md.AppendLine("| --- | ---: | ---: | ---: |");
+        foreach (var (loss, c) in structural)
+            md.AppendLine($"| {loss.ToUpperInvariant()} | {c.Word:F3} | {c.Punctuation:F3} | {c.End:F3} |");
+        md.AppendLine();
         File.WriteAllText(Path.Combine(docsFolder, "demo-dpo-vs-nca.svg"), SvgChart.Lines("Policy log-likelihood of chosen and rejected responses", "step", "mean log π(y|x)",
         [
             new("DPO chosen", Curve(runs["dpo"], s => s.ChosenLogprob)),
@@ -197,6 +211,20 @@ public sealed class DemoReport(string pairFolder, string docsFolder, TextWriter 
             new("NCA rejected", Curve(runs["nca"], s => s.RejectedLogprob), Dashed: true),
         ]));
         md.AppendLine("![Chosen and rejected log-likelihoods under DPO and NCA](demo-dpo-vs-nca.svg)").AppendLine();
+    }
+
+    /// <summary>Mean |credit| on the sentiment word of each clause, on its '.', and on the final end-of-sequence token.</summary>
+    static (double Word, double Punctuation, double End) MeanAbsoluteCredits(List<ScoredReview> scored)
+    {
+        var word = new List<double>();
+        var punctuation = new List<double>();
+        foreach (var s in scored)
+            for (int t = 0; t + 1 < s.Tokens.Length; t++)
+            {
+                if (s.Tokens[t] == ".") punctuation.Add(Math.Abs(s.Credits[t]));
+                else if (s.Tokens[t + 1] == ".") word.Add(Math.Abs(s.Credits[t]));
+            }
+        return (word.Average(), punctuation.Average(), scored.Average(s => Math.Abs((double)s.Credits[^1])));
     }
 
     static double Smooth(List<PreferenceStep> steps, int at, Func<PreferenceStep, double> value)
