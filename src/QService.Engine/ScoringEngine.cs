@@ -114,13 +114,16 @@ public sealed class ScoringEngine : IDisposable
 
     ScoredItem Finish(PreparedItem item, float[] policy, float[] reference, double beta)
     {
-        var (credits, q, reward) = CreditMath.Compute(policy, reference, beta);
-        if (!AllFinite(policy) || !AllFinite(reference) || !double.IsFinite(reward))
+        if (!AllFinite(policy) || !AllFinite(reference))
         {
-            _logger.LogError("Non-finite scores for item {Id} ({Tokens} tokens): policy finite={PolicyFinite}, reference finite={ReferenceFinite}",
+            _logger.LogError("Non-finite log-probabilities for item {Id} ({Tokens} tokens): policy finite={PolicyFinite}, reference finite={ReferenceFinite}",
                 item.Id, item.Tokens.Length, AllFinite(policy), AllFinite(reference));
             throw new ScoringException(ScoringErrorKind.Internal, $"item '{item.Id}': the models produced a non-finite log-probability; this is logged for the operators");
         }
+        var (credits, q, reward) = CreditMath.Compute(policy, reference, beta);
+        // Finite log-probabilities can still overflow float32 credits when the caller's beta is huge.
+        if (!AllFinite(credits) || !AllFinite(q) || !double.IsFinite(reward))
+            throw ScoringException.Invalid($"item '{item.Id}': beta {beta} makes the credits overflow float32; use a smaller beta");
         return new ScoredItem(item.Id, item.Tokens[item.PromptTokens..], policy, reference, credits, q, reward, item.PromptTokens, item.Spans);
     }
 

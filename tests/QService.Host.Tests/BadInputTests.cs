@@ -29,6 +29,7 @@ public class BadInputTests(PairServer fixture)
         { "betaNaN", StatusCode.InvalidArgument, "beta must be a finite number > 0" },
         { "betaInfinite", StatusCode.InvalidArgument, "beta must be a finite number > 0" },
         { "emptyPrompt", StatusCode.InvalidArgument, "the prompt has no tokens" },
+        { "betaOverflows", StatusCode.InvalidArgument, "makes the credits overflow float32" },
     };
 
     static ScoreRequest Build(string kind) => kind switch
@@ -48,6 +49,8 @@ public class BadInputTests(PairServer fixture)
         "betaNaN" => new ScoreRequest { Beta = float.NaN, Items = { Ids([1], [2]) } },
         "betaInfinite" => new ScoreRequest { Beta = float.PositiveInfinity, Items = { Ids([1], [2]) } },
         "emptyPrompt" => new ScoreRequest { Items = { Ids([], [2, 3]) } },
+        // Finite, but beta x log-ratio no longer fits a float32 credit (the fixture pair's log-ratios are ~0.01-1).
+        "betaOverflows" => new ScoreRequest { Beta = 3e38f, Items = { Ids([1, 2, 3, 4], [5, 6, 7, 8, 9, 10]) } },
         _ => throw new ArgumentException(kind),
     };
 
