@@ -92,15 +92,17 @@ public sealed class ServerProcess : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    /// <summary>src/QService.Host/bin/&lt;same configuration as the tests&gt;/net10.0/QService.Host.dll</summary>
-    static string HostAssembly()
+    static string HostAssembly() => BuiltAssembly("QService.Host", "QService.Host.dll");
+
+    /// <summary>src/&lt;project&gt;/bin/&lt;same configuration as the tests&gt;/net10.0/&lt;dll&gt;, built before the tests by a project reference.</summary>
+    public static string BuiltAssembly(string project, string dllName)
     {
         var testBin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
         string framework = testBin.Name, configuration = testBin.Parent!.Name;
         var repo = testBin;
         while (repo != null && !File.Exists(Path.Combine(repo.FullName, "QService.sln"))) repo = repo.Parent;
-        string dll = Path.Combine(repo!.FullName, "src", "QService.Host", "bin", configuration, framework, "QService.Host.dll");
-        if (!File.Exists(dll)) throw new FileNotFoundException($"the host is not built: {dll}");
+        string dll = Path.Combine(repo!.FullName, "src", project, "bin", configuration, framework, dllName);
+        if (!File.Exists(dll)) throw new FileNotFoundException($"{project} is not built: {dll}");
         return dll;
     }
 
