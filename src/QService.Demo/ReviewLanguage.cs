@@ -33,9 +33,6 @@ public static class ReviewLanguage
     /// <summary>The words whose sentiment depends on the aspect, with the aspects where it is +1 or -1.</summary>
     public static IReadOnlyDictionary<string, Dictionary<string, int>> ContextualWords => Contextual;
 
-    public static IEnumerable<string> AllWords =>
-        Products.Concat(Aspects).Concat(Positive).Concat(Negative).Concat(Neutral).Concat(Contextual.Keys);
-
     public static string PromptFor(string product) => $"Review of the {product}:";
 
     /// <summary>A clause's sentiment: +1, 0 or -1.</summary>
