@@ -31,8 +31,9 @@ public static class ConsoleHeatmap
 
     static string Background(double credit, double scale)
     {
-        // 256-colour greens and reds in three strengths.
-        int level = (int)Math.Ceiling(Math.Min(1, Math.Abs(credit) / Math.Max(scale, 1e-9)) * 3);
+        // 256-colour greens and reds in three strengths; credits under 5 % of the largest stay uncoloured.
+        double ratio = Math.Min(1, Math.Abs(credit) / Math.Max(scale, 1e-9));
+        int level = ratio < 0.05 ? 0 : (int)Math.Ceiling(ratio * 3);
         int[] greens = [255, 194, 120, 34], reds = [255, 224, 210, 160];
         int code = credit >= 0 ? greens[level] : reds[level];
         return level == 0 ? "" : $"\u001b[48;5;{code}m\u001b[30m";
