@@ -39,27 +39,22 @@ public sealed class ModelPair : IDisposable
         if (options.Threads > 0) TorchSharp.torch.set_num_threads(options.Threads);
         if (string.IsNullOrWhiteSpace(options.PolicyPath) != string.IsNullOrWhiteSpace(options.ReferencePath))
             throw new InvalidOperationException("Set both Models:PolicyPath and Models:ReferencePath, or neither (for the bundled demo pair).");
-        if (string.IsNullOrWhiteSpace(options.PolicyPath))
-        {
-            options = new ModelOptions
-            {
-                PolicyPath = Path.Combine(defaultPairFolder, "policy"), ReferencePath = Path.Combine(defaultPairFolder, "reference"),
-                TokenizerPath = options.TokenizerPath, Device = options.Device, Dtype = options.Dtype, Beta = options.Beta, Threads = options.Threads,
-            };
-        }
+        bool useDefault = string.IsNullOrWhiteSpace(options.PolicyPath);
+        string policyPath = useDefault ? Path.Combine(defaultPairFolder, "policy") : options.PolicyPath!;
+        string referencePath = useDefault ? Path.Combine(defaultPairFolder, "reference") : options.ReferencePath!;
 
         var load = new ModelLoadOptions(options.Device, options.Dtype);
-        string tokenizerPath = options.TokenizerPath ?? options.PolicyPath!;
+        string tokenizerPath = options.TokenizerPath ?? policyPath;
         var tokenizer = options.TokenizerPath != null || File.Exists(Path.Combine(tokenizerPath, "tokenizer.json"))
             ? HfTokenizer.Load(tokenizerPath)
             : null;
         CausalLanguageModel? policy = null, reference = null;
         try
         {
-            policy = CausalLanguageModel.Load(options.PolicyPath!, load);
-            reference = CausalLanguageModel.Load(options.ReferencePath!, load);
-            CheckCompatible(policy, reference, tokenizer, options);
-            return new ModelPair(policy, reference, tokenizer, options.Beta ?? ReadPairBeta(options.PolicyPath!) ?? FallbackBeta);
+            policy = CausalLanguageModel.Load(policyPath, load);
+            reference = CausalLanguageModel.Load(referencePath, load);
+            CheckCompatible(policy, reference, tokenizer, policyPath, referencePath, ownTokenizerPath: options.TokenizerPath is null);
+            return new ModelPair(policy, reference, tokenizer, options.Beta ?? ReadPairBeta(policyPath) ?? FallbackBeta);
         }
         catch
         {
@@ -70,19 +65,20 @@ public sealed class ModelPair : IDisposable
         }
     }
 
-    static void CheckCompatible(CausalLanguageModel policy, CausalLanguageModel reference, HfTokenizer? tokenizer, ModelOptions options)
+    /// <param name="ownTokenizerPath">true when the tokenizer came from the policy folder, so the reference's own one is compared</param>
+    static void CheckCompatible(CausalLanguageModel policy, CausalLanguageModel reference, HfTokenizer? tokenizer,
+        string policyPath, string referencePath, bool ownTokenizerPath)
     {
         if (policy.Config.VocabSize != reference.Config.VocabSize)
             throw new InvalidOperationException(
-                $"The policy ({options.PolicyPath}) has vocab_size {policy.Config.VocabSize} but the reference ({options.ReferencePath}) has {reference.Config.VocabSize}: they must share one tokenizer.");
+                $"The policy ({policyPath}) has vocab_size {policy.Config.VocabSize} but the reference ({referencePath}) has {reference.Config.VocabSize}: they must share one tokenizer.");
         if (tokenizer is null) return;
         if (tokenizer.VocabSize > policy.Config.VocabSize)
             throw new InvalidOperationException(
                 $"The tokenizer has {tokenizer.VocabSize} tokens but the models only {policy.Config.VocabSize}: wrong tokenizer for these models?");
-        string referenceTokenizer = Path.Combine(options.ReferencePath!, "tokenizer.json");
-        if (options.TokenizerPath is null && File.Exists(referenceTokenizer))
+        if (ownTokenizerPath && File.Exists(Path.Combine(referencePath, "tokenizer.json")))
         {
-            using var other = HfTokenizer.Load(options.ReferencePath!);
+            using var other = HfTokenizer.Load(referencePath);
             if (other.VocabSize != tokenizer.VocabSize)
                 throw new InvalidOperationException($"The policy's tokenizer has {tokenizer.VocabSize} tokens, the reference's {other.VocabSize}: they must share one tokenizer.");
             for (int id = 0; id < tokenizer.VocabSize; id++)
