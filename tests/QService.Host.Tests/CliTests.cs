@@ -36,7 +36,7 @@ public class CliTests
     [Fact]
     public async Task LogprobsTable_ShowsTokenTextIdsAndLogprobs()
     {
-        string demo = Path.GetFullPath(Path.Combine(Fixtures.Root, "..", "..", "models", "demo", "policy"));
+        string demo = Fixtures.DemoPair("policy");
         var (code, stdout, stderr) = await Run("logprobs", "--model", demo, "--text", "Review of the phone: The battery is long.", "--device", "cpu");
         Assert.True(code == 0, stderr);
         Assert.Contains("\" battery\"", stdout);

@@ -99,9 +99,7 @@ public sealed class ServerProcess : IAsyncDisposable
     {
         var testBin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
         string framework = testBin.Name, configuration = testBin.Parent!.Name;
-        var repo = testBin;
-        while (repo != null && !File.Exists(Path.Combine(repo.FullName, "QService.sln"))) repo = repo.Parent;
-        string dll = Path.Combine(repo!.FullName, "src", project, "bin", configuration, framework, dllName);
+        string dll = Path.Combine(Fixtures.RepoRoot, "src", project, "bin", configuration, framework, dllName);
         if (!File.Exists(dll)) throw new FileNotFoundException($"{project} is not built: {dll}");
         return dll;
     }

@@ -15,7 +15,7 @@ public class ServiceSurfaceTests(DefaultServer fixture)
 {
     readonly ServerProcess _server = fixture.Server;
 
-    static string DemoPair => Path.GetFullPath(Path.Combine(Fixtures.Root, "..", "..", "models", "demo"));
+    static string DemoPair => Fixtures.DemoPair();
 
     [Fact]
     public async Task TextItems_AreTokenisedLikeTraining_AndMatchTheEngineInProcess()
@@ -29,7 +29,7 @@ public class ServiceSurfaceTests(DefaultServer fixture)
         });
         var item = reply.Results[0];
 
-        using var tokenizer = HfTokenizer.Load(Path.Combine(DemoPair, "policy"));
+        using var tokenizer = HfTokenizer.Load(Fixtures.DemoPair("policy"));
         var promptIds = tokenizer.Encode(prompt, addSpecialTokens: true).Ids;
         var responseEnc = tokenizer.Encode(response, addSpecialTokens: false);
         int eos = tokenizer.EosTokenId!.Value;
@@ -61,7 +61,7 @@ public class ServiceSurfaceTests(DefaultServer fixture)
     {
         var info = await _server.Channel.Scorer.GetModelInfoAsync(new GetModelInfoRequest());
         Assert.Equal("LlamaForCausalLM", info.PolicyArchitecture);
-        using var tokenizer = HfTokenizer.Load(Path.Combine(DemoPair, "policy"));
+        using var tokenizer = HfTokenizer.Load(Fixtures.DemoPair("policy"));
         Assert.Equal(tokenizer.VocabSize, info.VocabSize);
         Assert.Equal("policy", info.PolicyModel);
         Assert.Equal("reference", info.ReferenceModel);

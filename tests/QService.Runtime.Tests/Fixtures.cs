@@ -1,12 +1,23 @@
 namespace QService.Runtime.Tests;
 
 /// <summary>
-/// Locates the reference fixtures copied from ../shared/fixtures into tests/fixtures. A missing fixture
-/// fails the test (never a skip): parity with HuggingFace is the project's first promise.
+/// Locates the repository and the reference fixtures copied from ../shared/fixtures into tests/fixtures.
+/// A missing fixture fails the test (never a skip): parity with HuggingFace is the project's first promise.
 /// </summary>
 public static class Fixtures
 {
-    public static string Root { get; } = FindRoot();
+    /// <summary>The folder holding QService.sln, found above the test binaries.</summary>
+    public static string RepoRoot { get; } = FindRepoRoot();
+
+    public static string Root { get; } = System.IO.Path.Combine(RepoRoot, "tests", "fixtures");
+
+    /// <summary>models/demo/&lt;role&gt; (policy or reference), the committed demo pair; its absence fails the test.</summary>
+    public static string DemoPair(string role = "")
+    {
+        string p = System.IO.Path.Combine(RepoRoot, "models", "demo", role);
+        if (!Directory.Exists(p)) throw new DirectoryNotFoundException($"{p} not found; the demo pair is committed with the repository");
+        return p.TrimEnd('/');
+    }
 
     public static string Path(params string[] parts)
     {
@@ -16,13 +27,10 @@ public static class Fixtures
         return p;
     }
 
-    static string FindRoot()
+    static string FindRepoRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
-        {
-            string candidate = System.IO.Path.Combine(dir.FullName, "tests", "fixtures");
-            if (Directory.Exists(System.IO.Path.Combine(candidate, "hf-reference"))) return candidate;
-        }
-        throw new DirectoryNotFoundException($"tests/fixtures/hf-reference not found above {AppContext.BaseDirectory}");
+            if (File.Exists(System.IO.Path.Combine(dir.FullName, "QService.sln"))) return dir.FullName;
+        throw new DirectoryNotFoundException($"QService.sln not found above {AppContext.BaseDirectory}");
     }
 }
