@@ -1,6 +1,7 @@
 using System.Text.Json;
 using QService.Runtime.Scoring;
 using QService.Runtime.Tokenization;
+using QService.Runtime.Torch;
 
 namespace QService.Engine;
 
@@ -36,7 +37,9 @@ public sealed class ModelPair : IDisposable
     /// </summary>
     public static ModelPair Load(ModelOptions options, string defaultPairFolder)
     {
-        if (options.Threads > 0) TorchSharp.torch.set_num_threads(options.Threads);
+        // Process-wide CPU fixes first: they must precede the first matmul.
+        TorchEnvironment.Initialize(new CpuSpeedOptions(options.MklAvx512, options.KeepFreedMemory));
+        TorchEnvironment.ApplyThreads(options.Threads);
         if (string.IsNullOrWhiteSpace(options.PolicyPath) != string.IsNullOrWhiteSpace(options.ReferencePath))
             throw new InvalidOperationException("Set both Models:PolicyPath and Models:ReferencePath, or neither (for the bundled demo pair).");
         bool useDefault = string.IsNullOrWhiteSpace(options.PolicyPath);

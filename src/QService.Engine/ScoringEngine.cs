@@ -39,6 +39,9 @@ public sealed class ScoringEngine : IDisposable
             "Loaded policy {Policy} and reference {Reference} ({Architecture}, {Parameters:N0} parameters each, {Dtype}) in {Seconds:F1} s; {DeviceReason}; default beta {Beta}",
             pair.Policy.Name, pair.Reference.Name, pair.Policy.Config.Architecture, pair.Policy.ParameterCount,
             Runtime.Torch.TorchEnvironment.DtypeName(pair.Policy.Dtype), sw.Elapsed.TotalSeconds, pair.Policy.DeviceReason, pair.DefaultBeta);
+        var speed = Runtime.Torch.TorchEnvironment.Initialize();
+        _logger.LogInformation("CPU speed fixes: {SpeedFixes}; {IntraOpThreads} intra-op threads. {Reasons}",
+            speed.Summary, TorchSharp.torch.get_num_threads(), string.Join(". ", speed.Lines));
         return pair;
     }
 

@@ -10,17 +10,39 @@ namespace QService.Runtime.Torch;
 /// </summary>
 public static class TorchEnvironment
 {
-    static readonly Lazy<string> Loaded = new(LoadNative);
+    static readonly object Gate = new();
+    static CpuSpeedReport? _speed;
 
-    /// <summary>Loads LibTorch once; throws <see cref="InvalidOperationException"/> that explains why when it cannot.</summary>
-    public static void EnsureLoaded() => _ = Loaded.Value;
+    /// <summary>
+    /// Loads LibTorch once, applying the CPU speed fixes first (they must precede the first matmul in the
+    /// process). The first call decides; later calls return the same report. Throws
+    /// <see cref="InvalidOperationException"/> that explains why when LibTorch cannot load.
+    /// </summary>
+    public static CpuSpeedReport Initialize(CpuSpeedOptions? options = null)
+    {
+        lock (Gate) return _speed ??= CpuSpeedFixes.Apply(options ?? new CpuSpeedOptions(), LoadNative);
+    }
 
-    static string LoadNative()
+    /// <summary>Loads LibTorch (with the default speed fixes, unless <see cref="Initialize"/> ran first).</summary>
+    public static void EnsureLoaded() => Initialize();
+
+    /// <summary>
+    /// Sets LibTorch's intra-op threads: <paramref name="threads"/> when positive, else one per physical core
+    /// (LibTorch's own default counts SMT siblings, whose threads only contend for the same matmul units).
+    /// Returns the number in force.
+    /// </summary>
+    public static int ApplyThreads(int threads)
+    {
+        EnsureLoaded();
+        set_num_threads(threads > 0 ? threads : CpuTopology.PhysicalCores());
+        return get_num_threads();
+    }
+
+    static void LoadNative()
     {
         try
         {
             using var probe = zeros(1);
-            return "ok";
         }
         catch (Exception e) when (e is NotSupportedException or DllNotFoundException or TypeInitializationException)
         {

@@ -1,0 +1,43 @@
+namespace QService.Runtime.Torch;
+
+/// <summary>The process-wide CPU speed fixes (both on by default). See <see cref="MklVendorPatch"/> and <see cref="MallocTuning"/>.</summary>
+/// <param name="MklAvx512">let MKL use its AVX-512 kernels on non-Intel CPUs that have them</param>
+/// <param name="KeepFreedMemory">make malloc keep and reuse freed memory instead of faulting it in afresh every pass</param>
+public sealed record CpuSpeedOptions(bool MklAvx512 = true, bool KeepFreedMemory = true)
+{
+    public static CpuSpeedOptions Off => new(false, false);
+}
+
+/// <summary>What was applied at start-up, and why: for the start-up log and the benchmarks.</summary>
+public sealed record CpuSpeedReport(CpuSpeedOptions Options, MklDecision Mkl, bool MklActive, string? MklFailure, bool MallocTuned, string MallocReason)
+{
+    /// <summary>Short form, e.g. "mkl-avx512=on keep-freed-memory=on".</summary>
+    public string Summary => $"mkl-avx512={(MklActive ? "on" : "off")} keep-freed-memory={(MallocTuned ? "on" : "off")}";
+
+    /// <summary>One sentence per fix, with its reason.</summary>
+    public IEnumerable<string> Lines
+    {
+        get
+        {
+            yield return MklFailure is null ? Mkl.Reason : $"{Mkl.Reason}, but it could not be applied: {MklFailure}";
+            yield return MallocReason;
+        }
+    }
+}
+
+internal static class CpuSpeedFixes
+{
+    /// <summary>Malloc first (before LibTorch allocates much), the MKL patch after LibTorch is loaded and before any matmul.</summary>
+    public static CpuSpeedReport Apply(CpuSpeedOptions options, Action loadLibTorch)
+    {
+        string? mallocFailure = options.KeepFreedMemory ? MallocTuning.Apply() : "off by setting";
+        string mallocReason = mallocFailure is null
+            ? "malloc keeps freed memory (no mmap'd chunks, no heap trimming): forward passes reuse memory instead of page-faulting it in afresh"
+            : $"malloc settings unchanged: {mallocFailure}";
+        loadLibTorch();
+        var decision = MklVendorPatch.DecideHere(options.MklAvx512);
+        string? mklFailure = decision.Apply ? MklVendorPatch.Apply() : null;
+        bool mklActive = decision.Apply && mklFailure is null;
+        return new CpuSpeedReport(options, decision, mklActive, mklFailure, mallocFailure is null, mallocReason);
+    }
+}
