@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace QService.Runtime.Models;
@@ -26,10 +27,14 @@ public static class Attention
         if (past == 0 && !windowBites)
             return nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true) /* sic: TorchSharp spells it so */.MoveToOuterDisposeScope();
 
-        var qPos = arange(past, total, ScalarType.Int64, q.device).unsqueeze(1);
-        var kPos = arange(0, total, ScalarType.Int64, q.device).unsqueeze(0);
+        var qPos = Positions.Range(past, total, q.device).unsqueeze(1);
+        var kPos = Positions.Range(0, total, q.device).unsqueeze(0);
         var allowed = kPos <= qPos;
-        if (windowBites) allowed = allowed.logical_and(qPos - kPos < slidingWindow!.Value);
+        if (windowBites)
+        {
+            using var window = slidingWindow!.Value.ToScalar();
+            allowed = allowed.logical_and(qPos.add(kPos.neg(), Scalars.One).lt(window));
+        }
         return nn.functional.scaled_dot_product_attention(q, k, v, allowed).MoveToOuterDisposeScope();
     }
 }

@@ -69,23 +69,30 @@ public sealed class Embedding : nn.Module<Tensor, Tensor>
 public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
     readonly Parameter weight;
-    readonly double _eps;
+    readonly Scalar _eps; // made once: a Scalar per call would leak until finalised (see Positions)
 
     public RmsNorm(long dim, double eps, ScalarType dtype, Device device) : base(nameof(RmsNorm))
     {
         weight = new Parameter(empty([dim], dtype, device));
-        _eps = eps;
+        _eps = eps.ToScalar();
         RegisterComponents();
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _eps.Dispose();
+        base.Dispose(disposing);
     }
 
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
         // Normalise in float32 and cast back, as HF's LlamaRMSNorm does, so half-precision runs stay stable.
+        // In place wherever the tensor is our own temporary; every Scalar explicit (see Scalars).
         var h = x.to(ScalarType.Float32);
-        var variance = h.pow(2).mean([-1], keepdim: true);
-        h = h * rsqrt(variance + _eps);
-        return (weight * h.to(x.dtype)).MoveToOuterDisposeScope();
+        var inverseRms = h.mul(h).mean([-1], keepdim: true).add_(_eps, Scalars.One).rsqrt_(); // not square(): pow(2) leaks a Scalar
+        var normed = (h * inverseRms).to(x.dtype);
+        return normed.mul_(weight).MoveToOuterDisposeScope();
     }
 }
 
@@ -117,11 +124,15 @@ public static class Activations
         _ => throw new InvalidOperationException($"activation '{name}' is not supported. This is a bug: ModelConfig validates it."),
     };
 
+    // Made once for the process: Scalars per call would leak until finalised (see Positions).
+    static readonly Scalar Three = 3.0.ToScalar(), Cubic = 0.044715.ToScalar(), SqrtTwoOverPi = Math.Sqrt(2.0 / Math.PI).ToScalar(),
+        Half = 0.5.ToScalar(), One = 1.0.ToScalar();
+
     /// <summary>The tanh approximation of GELU, written out as HF's NewGELUActivation does.</summary>
     static Tensor GeluTanh(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var inner = Math.Sqrt(2.0 / Math.PI) * (x + 0.044715 * x.pow(3.0));
-        return (0.5 * x * (1.0 + inner.tanh())).MoveToOuterDisposeScope();
+        var inner = x.pow(Three).mul_(Cubic).add_(x, Scalars.One).mul_(SqrtTwoOverPi);
+        return (x * Half).mul_(inner.tanh_().add_(One)).MoveToOuterDisposeScope();
     }
 }

@@ -66,6 +66,19 @@ public sealed class CausalLanguageModel : IDisposable
         return new CausalLanguageModel(module, device, dtype, name, reason, options.LogitChunkBytes);
     }
 
+    /// <summary>The same weights in another compute dtype, e.g. to measure a reduced-precision mode against float32.</summary>
+    public CausalLanguageModel ConvertTo(string dtype)
+    {
+        var target = TorchEnvironment.ParseDtype(dtype);
+        var module = ModelFactory.Create(Config, target, Device);
+        using (no_grad())
+        {
+            var source = _module.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+            foreach (var (name, parameter) in module.named_parameters()) parameter.copy_(source[name]);
+        }
+        return new CausalLanguageModel(module, Device, target, Name, DeviceReason, _logitChunkBytes);
+    }
+
     /// <summary>Writes config.json and model.safetensors (float32) as a HuggingFace model folder.</summary>
     public void SaveAsHuggingFace(string folder)
     {
@@ -158,7 +171,7 @@ public sealed class CausalLanguageModel : IDisposable
             var rowIdx = tensor(rows.AsSpan((int)start, n).ToArray(), device: Device);
             var tgt = tensor(targets.AsSpan((int)start, n).ToArray(), device: Device).unsqueeze(1);
             var logits = _module.Logits(flatHidden.index_select(0, rowIdx)).to(ScalarType.Float32);
-            var logprobs = logits.gather(1, tgt).squeeze(1) - logits.logsumexp(1);
+            var logprobs = logits.logsumexp(1).neg_().add_(logits.gather(1, tgt).squeeze(1), Scalars.One); // logit[target] − logsumexp
             logprobs.cpu().data<float>().CopyTo(result, (int)start);
         }
         return result;

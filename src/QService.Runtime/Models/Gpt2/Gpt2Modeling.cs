@@ -76,8 +76,8 @@ public sealed class Gpt2Block : nn.Module
     public Tensor forward(Tensor x, KvCache? cache)
     {
         using var scope = NewDisposeScope();
-        var h = x + attn.forward(ln_1.forward(x), cache);
-        return (h + mlp.forward(ln_2.forward(h))).MoveToOuterDisposeScope();
+        var h = attn.forward(ln_1.forward(x), cache).add_(x, Scalars.One);
+        return mlp.forward(ln_2.forward(h)).add_(h, Scalars.One).MoveToOuterDisposeScope();
     }
 }
 
@@ -102,8 +102,8 @@ public sealed class Gpt2Model : nn.Module
     {
         using var scope = NewDisposeScope();
         long past = cache?.Length ?? 0;
-        var positions = arange(past, past + ids.shape[1], ScalarType.Int64, ids.device).unsqueeze(0);
-        var x = wte.forward(ids) + wpe.forward(positions);
+        var positions = Positions.Range(past, past + ids.shape[1], ids.device).unsqueeze(0);
+        var x = wte.forward(ids).add_(wpe.forward(positions), Scalars.One);
         foreach (var block in h) x = block.forward(x, cache);
         return ln_f.forward(x).MoveToOuterDisposeScope();
     }

@@ -25,7 +25,8 @@ public sealed class LlamaMlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return down_proj.forward(Activations.Apply(_act, gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
+        var hidden = Activations.Apply(_act, gate_proj.forward(x)).mul_(up_proj.forward(x));
+        return down_proj.forward(hidden).MoveToOuterDisposeScope();
     }
 }
 
@@ -51,15 +52,15 @@ public sealed class LlamaAttention : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor x, Tensor cos, Tensor sin, KvCache? cache)
+    public Tensor forward(Tensor x, RotaryAngles angles, KvCache? cache)
     {
         using var scope = NewDisposeScope();
         long batch = x.shape[0], length = x.shape[1];
         var q = q_proj.forward(x).view(batch, length, _heads, _headDim).transpose(1, 2);
         var k = k_proj.forward(x).view(batch, length, _kvHeads, _headDim).transpose(1, 2);
         var v = v_proj.forward(x).view(batch, length, _kvHeads, _headDim).transpose(1, 2);
-        q = RotaryEmbedding.Apply(q, cos, sin);
-        k = RotaryEmbedding.Apply(k, cos, sin);
+        q = RotaryEmbedding.Apply(q, angles);
+        k = RotaryEmbedding.Apply(k, angles);
         if (cache != null) (k, v) = cache.Update(_layer, k, v);
         var attended = Attention.CausalSdpa(q, k, v, _slidingWindow);
         var merged = attended.transpose(1, 2).reshape(batch, length, _heads * _headDim);
@@ -82,13 +83,13 @@ public sealed class LlamaDecoderLayer : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor x, Tensor cos, Tensor sin, KvCache? cache)
+    public Tensor forward(Tensor x, RotaryAngles angles, KvCache? cache)
     {
         using var scope = NewDisposeScope();
-        // Self attention
-        var h = x + self_attn.forward(input_layernorm.forward(x), cos, sin, cache);
+        // Self attention (the residual added in place: the sublayer's output is ours to reuse)
+        var h = self_attn.forward(input_layernorm.forward(x), angles, cache).add_(x, Scalars.One);
         // Fully connected
-        return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
+        return mlp.forward(post_attention_layernorm.forward(h)).add_(h, Scalars.One).MoveToOuterDisposeScope();
     }
 }
 
@@ -111,13 +112,19 @@ public sealed class LlamaModel : nn.Module
 
     public Tensor EmbeddingWeight => embed_tokens.Weight;
 
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _rotary.Dispose();
+        base.Dispose(disposing);
+    }
+
     public Tensor forward(Tensor ids, KvCache? cache)
     {
         using var scope = NewDisposeScope();
         var h = embed_tokens.forward(ids);
         // RoPE angles are computed once and shared by every layer.
-        var (cos, sin) = _rotary.Compute(cache?.Length ?? 0, ids.shape[1], h.dtype);
-        foreach (var layer in layers) h = layer.forward(h, cos, sin, cache);
+        var angles = _rotary.Angles(cache?.Length ?? 0, ids.shape[1], h.dtype);
+        foreach (var layer in layers) h = layer.forward(h, angles, cache);
         return norm.forward(h).MoveToOuterDisposeScope();
     }
 }
