@@ -7,7 +7,7 @@ namespace QService.Host.Tests;
 /// <summary>The qservice command as a user runs it: a separate process, its output parsed.</summary>
 public class CliTests
 {
-    static async Task<(int ExitCode, string Stdout, string Stderr)> Run(params string[] args)
+    internal static async Task<(int ExitCode, string Stdout, string Stderr)> Run(params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         psi.ArgumentList.Add(ServerProcess.BuiltAssembly("QService.Cli", "qservice.dll"));

@@ -1,29 +1,55 @@
 using System.CommandLine;
 using System.Diagnostics;
+using System.Text.Json;
+using QService.Runtime.Diagnostics;
 using QService.Runtime.Models;
 using QService.Runtime.Scoring;
+using QService.Runtime.Torch;
 using static TorchSharp.torch;
 
 namespace QService.Cli.Commands;
 
 /// <summary>
-/// `qservice bench-forward`: scored tokens per second of a randomly initialised ~100M-parameter Llama on
-/// batches of fixed-length sequences, next to this machine's measured float32 matmul rate, as the fraction
-/// of that peak the forward pass achieves (FLOPs counted as 2 × matmul parameters × tokens).
+/// `qservice bench-forward`: scored tokens per second of the scoring forward pass (a randomly initialised
+/// 134M-parameter Llama, or a model folder) at several batch shapes, next to this machine's matmul peak
+/// measured in the same run (FLOPs counted as 2 × matmul parameters × tokens), with resident memory, page
+/// faults per pass and which CPU speed fixes are on. `--compare` reruns the same in a child process with the
+/// fixes off and prints both side by side: the fixes are process-wide and settle at the first matmul, so
+/// they cannot be switched off inside one process.
 /// </summary>
 static class BenchForwardCommand
 {
     public static Command Create()
     {
-        var batch = new Option<int>("--batch") { Description = "sequences per forward pass", DefaultValueFactory = _ => 8 };
-        var length = new Option<int>("--length") { Description = "tokens per sequence", DefaultValueFactory = _ => 256 };
-        var repeats = new Option<int>("--repeats") { Description = "timed forward passes (the median is reported)", DefaultValueFactory = _ => 5 };
+        var shapes = new Option<string>("--shapes") { Description = "batch x length of each forward pass to time, comma-separated", DefaultValueFactory = _ => "1x128,8x256,32x128" };
+        var batch = new Option<int?>("--batch") { Description = "sequences per forward pass (with --length: one shape instead of --shapes)" };
+        var length = new Option<int?>("--length") { Description = "tokens per sequence (with --batch)" };
+        var repeats = new Option<int>("--repeats") { Description = "timed forward passes per shape (the median is reported)", DefaultValueFactory = _ => 3 };
         var dtype = new Option<string>("--dtype") { Description = "compute dtype: float32, bfloat16 or float16", DefaultValueFactory = _ => "float32" };
-        var threads = new Option<int>("--threads") { Description = "LibTorch intra-op threads (0 = LibTorch default)", DefaultValueFactory = _ => 0 };
-        var cmd = new Command("bench-forward", "Benchmark the scoring forward pass against the machine's matmul peak.") { batch, length, repeats, dtype, threads };
-        cmd.SetAction(r => CliErrors.Run(() => Execute(r.GetValue(batch), r.GetValue(length), r.GetValue(repeats), r.GetValue(dtype)!, r.GetValue(threads))));
+        var threads = new Option<int>("--threads") { Description = "LibTorch intra-op threads (0 = one per physical core)", DefaultValueFactory = _ => 0 };
+        var model = new Option<string?>("--model") { Description = "HuggingFace model folder to time instead of the random 134M Llama" };
+        var fixes = new Option<string>("--speed-fixes") { Description = "on (default) or off: MKL's AVX-512 kernels on AMD and malloc keeping freed memory", DefaultValueFactory = _ => "on" };
+        var compare = new Option<bool>("--compare") { Description = "also run with the speed fixes off (in a child process) and print both" };
+        var json = new Option<bool>("--json") { Description = "print one JSON object instead of the table" };
+        var cmd = new Command("bench-forward", "Benchmark the scoring forward pass against the machine's matmul peak.")
+            { shapes, batch, length, repeats, dtype, threads, model, fixes, compare, json };
+        cmd.SetAction(r => CliErrors.Run(() =>
+        {
+            var shapeList = r.GetValue(batch) is int b || r.GetValue(length) is int
+                ? [(r.GetValue(batch) ?? 8, r.GetValue(length) ?? 256)]
+                : ParseShapes(r.GetValue(shapes)!);
+            bool fixesOn = r.GetValue(fixes) switch
+            {
+                "on" => true, "off" => false,
+                var v => throw new ArgumentException($"--speed-fixes: '{v}' is not on or off"),
+            };
+            return Execute(new BenchSettings(shapeList, r.GetValue(repeats), r.GetValue(dtype)!, r.GetValue(threads), r.GetValue(model), fixesOn),
+                r.GetValue(compare), r.GetValue(json));
+        }));
         return cmd;
     }
+
+    sealed record BenchSettings((int Batch, int Length)[] Shapes, int Repeats, string Dtype, int Threads, string? Model, bool FixesOn);
 
     /// <summary>Llama shape of the ~100M-parameter models in shared/notes/performance-facts.md.</summary>
     public static ModelConfig BenchConfig() => new()
@@ -33,37 +59,163 @@ static class BenchForwardCommand
         NormEps = 1e-5,
     };
 
-    static int Execute(int batch, int length, int repeats, string dtype, int threads)
-    {
-        if (batch < 1 || length < 2 || repeats < 1) throw new ArgumentException("--batch >= 1, --length >= 2 and --repeats >= 1");
-        if (threads > 0) set_num_threads(threads);
-        var config = BenchConfig();
-        using var model = CausalLanguageModel.CreateRandom(config, seed: 1, new ModelLoadOptions("cpu", dtype));
-        long embedding = (long)config.VocabSize * config.HiddenSize;
-        long matmulParams = model.ParameterCount - embedding; // the input embedding is a lookup, not a matmul
-        var rng = new Random(1);
-        int[][] seqs = Enumerable.Range(0, batch).Select(_ => Enumerable.Range(0, length).Select(_ => rng.Next(config.VocabSize)).ToArray()).ToArray();
-
-        Console.WriteLine($"model: Llama, {model.ParameterCount / 1e6:F1}M parameters ({matmulParams / 1e6:F1}M in matmuls), {dtype}, {get_num_threads()} threads");
-        Console.WriteLine($"input: {batch} x {length} tokens per forward pass");
-        double peak = MeasureMatmulPeak(dtype == "float32" ? ScalarType.Float32 : TorchSharp.torch.ScalarType.BFloat16);
-
-        model.ScoreNextTokens(seqs); // warm-up (allocator, kernels)
-        var times = new List<double>();
-        for (int i = 0; i < repeats; i++)
+    static (int, int)[] ParseShapes(string text) =>
+        text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s =>
         {
-            var sw = Stopwatch.StartNew();
-            model.ScoreNextTokens(seqs);
-            times.Add(sw.Elapsed.TotalSeconds);
-        }
-        double median = times.Order().ElementAt(times.Count / 2);
-        double tokens = (double)batch * length;
-        double flops = 2.0 * matmulParams * tokens;
-        double achieved = flops / median;
-        Console.WriteLine($"forward: median {median * 1000:F0} ms over {repeats} runs -> {tokens / median:F0} scored tokens/s");
-        Console.WriteLine($"matmul peak ({dtype}, best square matmul 1024-4096, this run): {peak / 1e9:F1} GFLOP/s");
-        Console.WriteLine($"achieved: {achieved / 1e9:F1} GFLOP/s = {achieved / peak:P1} of the measured matmul peak");
+            var parts = s.Split('x');
+            if (parts.Length != 2 || !int.TryParse(parts[0], out int b) || !int.TryParse(parts[1], out int l))
+                throw new ArgumentException($"--shapes: '{s}' is not BATCHxLENGTH");
+            return (b, l);
+        }).ToArray();
+
+    static int Execute(BenchSettings settings, bool compare, bool json)
+    {
+        if (settings.Shapes.Length == 0 || settings.Shapes.Any(s => s.Batch < 1 || s.Length < 2) || settings.Repeats < 1)
+            throw new ArgumentException("every shape needs batch >= 1 and length >= 2, and --repeats >= 1");
+        // First, before anything touches LibTorch: the fixes must precede the first matmul.
+        var speed = TorchEnvironment.Initialize(settings.FixesOn ? new CpuSpeedOptions() : CpuSpeedOptions.Off);
+        var result = Measure(settings, speed);
+        ForwardBench? baseline = compare ? RunChildWithFixesOff() : null;
+        if (json) Console.WriteLine(JsonSerializer.Serialize(result, JsonOptions));
+        else Print(result, baseline);
         return 0;
+    }
+
+    static ForwardBench Measure(BenchSettings s, CpuSpeedReport speed)
+    {
+        TorchEnvironment.ApplyThreads(s.Threads);
+        using var model = LoadModel(s.Model, s.Dtype, seed: 1);
+        var config = model.Config;
+        long embedding = (long)config.VocabSize * config.HiddenSize;
+        // The input embedding is a lookup, not a matmul; a tied one is also the output projection.
+        long matmulParams = model.ParameterCount - (config.TieWordEmbeddings ? 0 : embedding);
+        double peak = MeasureMatmulPeak(TorchEnvironment.ParseDtype(s.Dtype)) / 1e9;
+        var rng = new Random(1);
+        var shapes = new List<ShapeResult>();
+        foreach (var (batch, length) in s.Shapes)
+        {
+            if (length > config.MaxPositionEmbeddings) throw new ArgumentException($"length {length} is over the model context {config.MaxPositionEmbeddings}");
+            int[][] seqs = Enumerable.Range(0, batch).Select(_ => Enumerable.Range(0, length).Select(_ => rng.Next(config.VocabSize)).ToArray()).ToArray();
+            WarmUp(model, seqs);
+            long rssWarm = ProcessStats.ResidentBytes();
+            long faults0 = ProcessStats.MinorFaults();
+            var times = new List<double>();
+            for (int i = 0; i < s.Repeats; i++)
+            {
+                var sw = Stopwatch.StartNew();
+                model.ScoreNextTokens(seqs);
+                times.Add(sw.Elapsed.TotalSeconds);
+            }
+            long faults = ProcessStats.MinorFaults() - faults0;
+            double median = times.Order().ElementAt(times.Count / 2);
+            double tokens = (double)batch * length;
+            double gflops = 2.0 * matmulParams * tokens / median / 1e9;
+            shapes.Add(new ShapeResult(batch, length, median * 1000, tokens / median, tokens / median / 2, gflops, gflops / peak,
+                faults / s.Repeats, rssWarm, ProcessStats.ResidentBytes()));
+        }
+        var precision = s.Dtype == "float32" ? null : MeasurePrecision(s.Model, s.Dtype);
+        return new ForwardBench(s.Model ?? "random Llama 134M", model.ParameterCount, matmulParams, s.Dtype, get_num_threads(),
+            speed.Summary, [.. speed.Lines], peak, [.. shapes], precision);
+    }
+
+    /// <summary>The model in float32 (random with the seed, or from the folder), converted when another dtype is asked for.</summary>
+    static CausalLanguageModel LoadModel(string? folder, string dtype, long seed)
+    {
+        var exact = folder is null
+            ? CausalLanguageModel.CreateRandom(BenchConfig(), seed, new ModelLoadOptions("cpu"))
+            : CausalLanguageModel.Load(folder, new ModelLoadOptions("cpu"));
+        if (TorchEnvironment.ParseDtype(dtype) == ScalarType.Float32) return exact;
+        using (exact) return exact.ConvertTo(dtype);
+    }
+
+    /// <summary>
+    /// The reduced-precision mode's error against float32 on the same weights, over 4 x 128 random tokens:
+    /// log-probabilities of the benchmarked model, and credits (beta 0.1) of a pair when it is the random one
+    /// (policy seed 1, reference seed 2).
+    /// </summary>
+    static PrecisionError MeasurePrecision(string? folder, string dtype)
+    {
+        var rng = new Random(2);
+        float[] Logprobs(CausalLanguageModel m, int[][] seqs) => [.. m.ScoreNextTokens(seqs).SelectMany(r => r.Logprobs)];
+        (float[] Exact, float[] Low) Both(long seed, int[][] seqs)
+        {
+            using var exact = LoadModel(folder, "float32", seed);
+            using var low = exact.ConvertTo(dtype);
+            return (Logprobs(exact, seqs), Logprobs(low, seqs));
+        }
+        int vocab, length;
+        using (var probe = LoadModel(folder, "float32", 1)) { vocab = probe.Config.VocabSize; length = Math.Min(128, probe.Config.MaxPositionEmbeddings); }
+        int[][] seqs = [.. Enumerable.Range(0, 4).Select(_ => Enumerable.Range(0, length).Select(_ => rng.Next(vocab)).ToArray())];
+        var policy = Both(1, seqs);
+        double[] logprobError = [.. policy.Exact.Zip(policy.Low, (a, b) => Math.Abs((double)a - b))];
+        double? maxCredit = null, meanCredit = null;
+        if (folder is null)
+        {
+            const double beta = 0.1;
+            var reference = Both(2, seqs);
+            double[] creditError = [.. Enumerable.Range(0, policy.Exact.Length).Select(i =>
+                Math.Abs(beta * ((policy.Exact[i] - reference.Exact[i]) - (policy.Low[i] - reference.Low[i]))))];
+            (maxCredit, meanCredit) = (creditError.Max(), creditError.Average());
+        }
+        return new PrecisionError(logprobError.Max(), logprobError.Average(), maxCredit, meanCredit);
+    }
+
+    /// <summary>
+    /// The allocator's heap and MKL's buffers settle over a few passes of a new shape: at least two passes
+    /// and one second before timing, as a server in steady state would be. Then a full collection: TorchSharp
+    /// makes a few small native objects per pass that only the garbage collector frees (Scalars it creates
+    /// internally), and until the first collection they fragment the native heap.
+    /// </summary>
+    static void WarmUp(CausalLanguageModel model, int[][] seqs)
+    {
+        var sw = Stopwatch.StartNew();
+        for (int i = 0; i < 2 || sw.Elapsed.TotalSeconds < 1; i++) model.ScoreNextTokens(seqs);
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+    }
+
+    static ForwardBench RunChildWithFixesOff()
+    {
+        var args = new List<string>();
+        var mine = Environment.GetCommandLineArgs().Skip(1).ToList();
+        for (int i = 0; i < mine.Count; i++)
+        {
+            if (mine[i] is "--compare" or "--json") continue;
+            if (mine[i] == "--speed-fixes") { i++; continue; }
+            args.Add(mine[i]);
+        }
+        args.AddRange(["--speed-fixes", "off", "--json"]);
+        return JsonSerializer.Deserialize<ForwardBench>(SelfCommand.Run(args), JsonOptions)!;
+    }
+
+    static void Print(ForwardBench r, ForwardBench? off)
+    {
+        Console.WriteLine($"model: {r.Model}, {r.Parameters / 1e6:F1}M parameters ({r.MatmulParameters / 1e6:F1}M in matmuls), {r.Dtype}, {r.Threads} threads");
+        Console.WriteLine($"speed fixes: {r.SpeedFixes}");
+        foreach (var line in r.SpeedFixLines) Console.WriteLine($"  {line}");
+        Console.WriteLine($"matmul peak ({r.Dtype}, best square matmul 1024-4096, this run): {r.PeakGflops:F1} GFLOP/s" +
+            (off is null ? "" : $"; with the fixes off: {off.PeakGflops:F1} GFLOP/s"));
+        Console.WriteLine();
+        Console.WriteLine("| fixes | batch x length | ms/pass | tokens/s per model | pair tokens/s | GFLOP/s | % of peak | page faults/pass | RSS MiB |");
+        Console.WriteLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var (label, run) in new[] { ("off", off), ("on", r) })
+        {
+            if (run is null) continue;
+            foreach (var s in run.Shapes)
+                Console.WriteLine($"| {label} | {s.Batch} x {s.Length} | {s.MedianMs:F0} | {s.ModelTokensPerSecond:F0} | {s.PairTokensPerSecond:F0} | {s.Gflops:F1} | " +
+                    $"{s.FractionOfPeak:P1} | {s.PageFaultsPerPass:N0} | {s.ResidentBytesEnd / (1024.0 * 1024):F0} |");
+        }
+        if (r.Precision is { } p)
+        {
+            Console.WriteLine();
+            Console.WriteLine($"{r.Dtype} against float32 on the same weights (4 x 128 random tokens): |d log p| max {p.MaxLogprobError:E2}, mean {p.MeanLogprobError:E2}" +
+                (p.MaxCreditError is double mc ? $"; |d credit| (beta 0.1, random pair) max {mc:E2}, mean {p.MeanCreditError:E2}" : ""));
+        }
+        if (off is null) return;
+        Console.WriteLine();
+        foreach (var (on, before) in r.Shapes.Zip(off.Shapes))
+            Console.WriteLine($"{on.Batch} x {on.Length}: {on.ModelTokensPerSecond / before.ModelTokensPerSecond:F2}x the tokens/s with the fixes on");
+        Console.WriteLine($"matmul peak: {r.PeakGflops / off.PeakGflops:F2}x");
     }
 
     /// <summary>
@@ -89,4 +241,14 @@ static class BenchForwardCommand
         }
         return best;
     }
+
+    static readonly JsonSerializerOptions JsonOptions = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 }
+
+sealed record ShapeResult(int Batch, int Length, double MedianMs, double ModelTokensPerSecond, double PairTokensPerSecond,
+    double Gflops, double FractionOfPeak, long PageFaultsPerPass, long ResidentBytesAfterWarmup, long ResidentBytesEnd);
+
+sealed record ForwardBench(string Model, long Parameters, long MatmulParameters, string Dtype, int Threads, string SpeedFixes,
+    string[] SpeedFixLines, double PeakGflops, ShapeResult[] Shapes, PrecisionError? Precision);
+
+sealed record PrecisionError(double MaxLogprobError, double MeanLogprobError, double? MaxCreditError, double? MeanCreditError);

@@ -1,0 +1,68 @@
+using System.Text.Json;
+using QService.Runtime.Torch;
+
+namespace QService.Host.Tests;
+
+/// <summary>`qservice bench-forward` as a user runs it: what it reports, and resident memory over many passes.</summary>
+public class BenchForwardTests
+{
+    [Fact]
+    public async Task Json_ReportsThroughputPeakMemoryAndTheFixesInForce()
+    {
+        var (code, stdout, stderr) = await CliTests.Run("bench-forward", "--model", Fixtures.Path("hf-reference", "llama-gqa"),
+            "--shapes", "2x16,1x8", "--repeats", "2", "--json");
+        Assert.True(code == 0, stderr);
+        var root = JsonDocument.Parse(stdout).RootElement;
+        string mkl = MklVendorPatch.DecideHere(enabled: true).Apply ? "on" : "off"; // on for this project's AMD machines
+        Assert.Equal($"mkl-avx512={mkl} keep-freed-memory=on", root.GetProperty("speed_fixes").GetString());
+        Assert.True(root.GetProperty("peak_gflops").GetDouble() > 0);
+        var shapes = root.GetProperty("shapes").EnumerateArray().ToArray();
+        Assert.Equal([(2, 16), (1, 8)], shapes.Select(s => (s.GetProperty("batch").GetInt32(), s.GetProperty("length").GetInt32())));
+        foreach (var s in shapes)
+        {
+            Assert.True(s.GetProperty("model_tokens_per_second").GetDouble() > 0);
+            Assert.Equal(s.GetProperty("model_tokens_per_second").GetDouble() / 2, s.GetProperty("pair_tokens_per_second").GetDouble(), 6);
+            Assert.True(s.GetProperty("resident_bytes_end").GetInt64() > 0);
+        }
+    }
+
+    [Fact]
+    public async Task Compare_RunsTheFixesOffInAChildProcess_AndPrintsBoth()
+    {
+        var (code, stdout, stderr) = await CliTests.Run("bench-forward", "--model", Fixtures.Path("hf-reference", "llama-gqa"),
+            "--shapes", "2x16", "--repeats", "1", "--compare");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("| off | 2 x 16 |", stdout);
+        Assert.Contains("| on | 2 x 16 |", stdout);
+        Assert.Contains("with the fixes off:", stdout);
+        Assert.Contains("x the tokens/s with the fixes on", stdout);
+    }
+
+    [Fact]
+    public async Task BFloat16_ReportsItsErrorAgainstFloat32()
+    {
+        var (code, stdout, stderr) = await CliTests.Run("bench-forward", "--model", Fixtures.Path("hf-reference", "llama-gqa"),
+            "--shapes", "2x16", "--repeats", "1", "--dtype", "bfloat16", "--json");
+        Assert.True(code == 0, stderr);
+        var precision = JsonDocument.Parse(stdout).RootElement.GetProperty("precision");
+        double max = precision.GetProperty("max_logprob_error").GetDouble();
+        // bfloat16 keeps 8 bits of mantissa: visibly different from float32, yet close.
+        Assert.InRange(max, 1e-6, 0.5);
+    }
+
+    [Fact]
+    public async Task TwoHundredPasses_LeaveResidentMemoryFlatAfterWarmUp()
+    {
+        using var folder = new TempFolder();
+        // Large enough that every pass allocates tens of MB (the logits alone are 16 MB), small enough for CI.
+        var (code, _, stderr) = await CliTests.Run("make-random-pair", "--output", folder.Path, "--hidden", "256", "--layers", "4", "--vocab", "8000");
+        Assert.True(code == 0, stderr);
+        (code, var stdout, stderr) = await CliTests.Run("bench-forward", "--model", Path.Combine(folder.Path, "policy"),
+            "--shapes", "4x128", "--repeats", "200", "--json");
+        Assert.True(code == 0, stderr);
+        var shape = JsonDocument.Parse(stdout).RootElement.GetProperty("shapes")[0];
+        long warm = shape.GetProperty("resident_bytes_after_warmup").GetInt64();
+        long end = shape.GetProperty("resident_bytes_end").GetInt64();
+        Assert.True(end <= warm * 1.05, $"resident memory grew from {warm / 1048576} MiB after warm-up to {end / 1048576} MiB after 200 passes");
+    }
+}
