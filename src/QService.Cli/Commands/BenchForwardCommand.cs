@@ -89,7 +89,8 @@ static class BenchForwardCommand
         long embedding = (long)config.VocabSize * config.HiddenSize;
         // The input embedding is a lookup, not a matmul; a tied one is also the output projection.
         long matmulParams = model.ParameterCount - (config.TieWordEmbeddings ? 0 : embedding);
-        double peak = MeasureMatmulPeak(TorchEnvironment.ParseDtype(s.Dtype)) / 1e9;
+        var dtype = TorchEnvironment.ParseDtype(s.Dtype);
+        double peak = MeasureMatmulPeak(dtype) / 1e9;
         var rng = new Random(1);
         var shapes = new List<ShapeResult>();
         foreach (var (batch, length) in s.Shapes)
@@ -113,6 +114,11 @@ static class BenchForwardCommand
             shapes.Add(new ShapeResult(batch, length, median * 1000, tokens / median, tokens / median / 2, gflops, gflops / peak,
                 faults / s.Repeats, rssWarm, ProcessStats.ResidentBytes()));
         }
+        // Measured again after the passes, and the better taken: on this shared machine a single measurement
+        // sometimes catches a descheduled thread (bfloat16 especially came out at half its rate in some runs).
+        double peakAfter = MeasureMatmulPeak(dtype) / 1e9;
+        if (peakAfter > peak) shapes = [.. shapes.Select(r => r with { FractionOfPeak = r.Gflops / peakAfter })];
+        peak = Math.Max(peak, peakAfter);
         var precision = s.Dtype == "float32" ? null : MeasurePrecision(s.Model, s.Dtype);
         return new ForwardBench(s.Model ?? "random Llama 134M", model.ParameterCount, matmulParams, s.Dtype, get_num_threads(),
             speed.Summary, [.. speed.Lines], peak, [.. shapes], precision);
@@ -219,7 +225,7 @@ static class BenchForwardCommand
     }
 
     /// <summary>
-    /// The best rate LibTorch reaches on large square matmuls (1024, 2048, 4096; best of 3 each): the
+    /// The best rate LibTorch reaches on large square matmuls (1024, 2048, 4096; best of 5 each): the
     /// ceiling a forward pass can approach on this machine, measured in the same run as the forward pass.
     /// </summary>
     static double MeasureMatmulPeak(ScalarType dtype)
@@ -232,7 +238,7 @@ static class BenchForwardCommand
             var a = randn([n, n]).to(dtype);
             var b = randn([n, n]).to(dtype);
             a.matmul(b).Dispose();
-            for (int i = 0; i < 3; i++)
+            for (int i = 0; i < 5; i++)
             {
                 var sw = Stopwatch.StartNew();
                 a.matmul(b).Dispose();
