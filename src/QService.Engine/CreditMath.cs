@@ -23,4 +23,22 @@ public static class CreditMath
         }
         return (credits, q, running);
     }
+
+    /// <summary>
+    /// Each step's reward: the sum of its credits, taken in double exactly as the reward is, so the step
+    /// rewards add up to the reward. <paramref name="stepEnds"/> holds the index of each step's last token.
+    /// </summary>
+    public static double[] StepRewards(ReadOnlySpan<float> policy, ReadOnlySpan<float> reference, double beta, int[] stepEnds)
+    {
+        var rewards = new double[stepEnds.Length];
+        int start = 0;
+        for (int s = 0; s < stepEnds.Length; s++)
+        {
+            double sum = 0;
+            for (int t = start; t <= stepEnds[s]; t++) sum += beta * ((double)policy[t] - reference[t]);
+            rewards[s] = sum;
+            start = stepEnds[s] + 1;
+        }
+        return rewards;
+    }
 }

@@ -73,17 +73,26 @@ public sealed class ScoringEngine : IDisposable
     /// Scores every item of one request; results in request order. Throws <see cref="ScoringException"/> for
     /// bad input, limits and a full queue, and <see cref="OperationCanceledException"/> when the caller leaves.
     /// </summary>
-    public async Task<IReadOnlyList<ScoredItem>> ScoreAsync(IReadOnlyList<ScoreItemInput> items, double? beta, bool includeTokenText, CancellationToken cancellation)
+    public async Task<IReadOnlyList<ScoredItem>> ScoreAsync(IReadOnlyList<ScoreItemInput> items, ScoreOptions options, CancellationToken cancellation)
     {
         var models = Models;
-        double usedBeta = beta ?? models.DefaultBeta;
+        double usedBeta = options.Beta ?? models.DefaultBeta;
         if (!double.IsFinite(usedBeta) || usedBeta <= 0)
             throw ScoringException.Invalid($"beta must be a finite number > 0 (got {usedBeta}); omit it to use the configured {models.DefaultBeta}");
         if (items.Count == 0) throw ScoringException.Invalid("the request has no items; send at least one prompt/response item");
         if (items.Count > _limits.MaxItemsPerRequest)
             throw ScoringException.Exhausted($"the request has {items.Count} items, more than the limit of {_limits.MaxItemsPerRequest}; split it");
 
-        var prepared = items.Select((item, index) => Prepare(item, index, models, includeTokenText)).ToArray();
+        if (options.StepDelimiter is { } delimiter)
+        {
+            if (delimiter.Length == 0)
+                throw ScoringException.Invalid("step_delimiter is empty: omit it for no steps, or give the text that ends a step, e.g. \"\\n\" or \". \"");
+            if (delimiter.Length > StepSplitter.MaxDelimiterLength)
+                throw ScoringException.Invalid($"step_delimiter has {delimiter.Length} characters, more than {StepSplitter.MaxDelimiterLength}; use the short text that ends a step");
+            if (models.Tokenizer is null)
+                throw ScoringException.Invalid("step_delimiter needs the response text, but this server has no tokenizer; omit step_delimiter");
+        }
+        var prepared = items.Select((item, index) => Prepare(item, index, models, options)).ToArray();
         long totalTokens = prepared.Sum(p => (long)p.Tokens.Length);
         if (totalTokens > _limits.MaxTokensPerRequest)
             throw ScoringException.Exhausted($"the request has {totalTokens} tokens in all, more than the limit of {_limits.MaxTokensPerRequest}; split it");
@@ -127,16 +136,20 @@ public sealed class ScoringEngine : IDisposable
         // Finite log-probabilities can still overflow float32 credits when the caller's beta is huge.
         if (!AllFinite(credits) || !AllFinite(q) || !double.IsFinite(reward))
             throw ScoringException.Invalid($"item '{item.Id}': beta {beta} makes the credits overflow float32; use a smaller beta");
-        return new ScoredItem(item.Id, item.Tokens[item.PromptTokens..], policy, reference, credits, q, reward, item.PromptTokens, item.Spans);
+        var steps = item.StepEnds is { } ends ? new StepScores(ends, CreditMath.StepRewards(policy, reference, beta, ends)) : null;
+        return new ScoredItem(item.Id, item.Tokens[item.PromptTokens..], policy, reference, credits, q, reward, item.PromptTokens, item.Spans, steps);
     }
 
     static bool AllFinite(float[] values) => values.All(float.IsFinite);
 
-    sealed record PreparedItem(string Id, int[] Tokens, int PromptTokens, TokenSpan[]? Spans);
+    sealed record PreparedItem(string Id, int[] Tokens, int PromptTokens, TokenSpan[]? Spans, int[]? StepEnds);
 
     /// <summary>Tokenises (for text items) and validates one item; errors name the item and what to fix.</summary>
-    PreparedItem Prepare(ScoreItemInput item, int index, ModelPair models, bool includeTokenText)
+    PreparedItem Prepare(ScoreItemInput item, int index, ModelPair models, ScoreOptions options)
     {
+        bool includeTokenText = options.IncludeTokenText;
+        string? responseText = null;
+        List<int>? tokenEnds = null; // code-point end of each response token in responseText, for steps
         string name = string.IsNullOrEmpty(item.Id) ? $"item {index}" : $"item {index} ('{item.Id}')";
         bool hasText = item.Prompt != null || item.Response != null;
         bool hasIds = item.PromptTokenIds is { Count: > 0 } || item.ResponseTokenIds is { Count: > 0 };
@@ -158,6 +171,8 @@ public sealed class ScoringEngine : IDisposable
             response = responseEnc.Ids;
             if (includeTokenText)
                 spans = responseEnc.Ids.Select((id, i) => new TokenSpan(Surface(tokenizer, id), responseEnc.Offsets[i].Start, responseEnc.Offsets[i].End)).ToArray();
+            if (options.StepDelimiter != null)
+                (responseText, tokenEnds) = (item.Response, [.. responseEnc.Offsets.Select(o => o.End)]);
         }
         else
         {
@@ -165,12 +180,15 @@ public sealed class ScoringEngine : IDisposable
             response = item.ResponseTokenIds?.ToArray() ?? [];
             if (response.Length == 0) throw ScoringException.Invalid($"{name}: response_token_ids is empty; there is nothing to score");
             if (includeTokenText) spans = response.Select(id => new TokenSpan(Surface(tokenizer, id), -1, -1)).ToArray();
+            if (options.StepDelimiter != null && tokenizer != null)
+                (responseText, tokenEnds) = DecodedEnds(tokenizer, response);
         }
         if (item.AppendEos)
         {
             if (models.EosTokenId is not int eos) throw ScoringException.Invalid($"{name}: append_eos is set but the model defines no end-of-sequence token");
             response = [.. response, eos];
             if (spans != null) spans = [.. spans, new TokenSpan(Surface(tokenizer, eos), -1, -1)];
+            tokenEnds?.Add(-1);
         }
         if (prompt.Length == 0)
             throw ScoringException.Invalid($"{name}: the prompt has no tokens (and the tokenizer adds no BOS); the first response token needs at least one token of context");
@@ -186,8 +204,24 @@ public sealed class ScoringEngine : IDisposable
             throw ScoringException.Invalid($"{name}: prompt ({prompt.Length} tokens) + response ({response.Length} tokens) = {tokens.Length} tokens, longer than the model context of {models.MaxContext}; shorten the prompt or response");
         if (BatchPlanner.Cost(tokens.Length) > _maxBatchTokens)
             throw ScoringException.Exhausted($"{name}: {tokens.Length} tokens cost {BatchPlanner.Cost(tokens.Length)} (tokens x 2 models), more than the batch budget MaxBatchTokens={_maxBatchTokens}; it could never run");
-        return new PreparedItem(string.IsNullOrEmpty(item.Id) ? index.ToString() : item.Id, tokens, prompt.Length, spans);
+        int[]? stepEnds = options.StepDelimiter is { } delimiter ? StepSplitter.StepEnds(responseText!, tokenEnds!, delimiter) : null;
+        return new PreparedItem(string.IsNullOrEmpty(item.Id) ? index.ToString() : item.Id, tokens, prompt.Length, spans, stepEnds);
     }
+
+    /// <summary>
+    /// The decoded text of token-id responses and each token's code-point end in it (the length of the
+    /// decoded prefix). Quadratic in the response length; ids outside the vocabulary are refused later.
+    /// </summary>
+    static (string Text, List<int> Ends) DecodedEnds(HfTokenizer tokenizer, int[] response)
+    {
+        if (response.Any(id => (uint)id >= (uint)tokenizer.VocabSize)) return ("", [.. response.Select(_ => 0)]);
+        var ends = new List<int>(response.Length);
+        for (int t = 1; t <= response.Length; t++)
+            ends.Add(CodePoints(tokenizer.Decode(response[..t])));
+        return (tokenizer.Decode(response), ends);
+    }
+
+    static int CodePoints(string s) => s.EnumerateRunes().Count();
 
     /// <summary>A token's text for display; empty when there is no tokenizer or the id is not in it (it is validated later).</summary>
     static string Surface(HfTokenizer? tokenizer, int id) => tokenizer != null && (uint)id < (uint)tokenizer.VocabSize ? tokenizer.TokenSurface(id) : "";

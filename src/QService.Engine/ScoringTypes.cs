@@ -16,6 +16,12 @@ public sealed record ScoreItemInput
     public bool AppendEos { get; init; }
 }
 
+/// <summary>How a request is scored.</summary>
+/// <param name="Beta">overrides the configured beta</param>
+/// <param name="IncludeTokenText">return each response token's text and code-point offsets</param>
+/// <param name="StepDelimiter">split the response into steps at this text and return step ends and rewards; null: no steps</param>
+public sealed record ScoreOptions(double? Beta = null, bool IncludeTokenText = false, string? StepDelimiter = null);
+
 /// <summary>A response token's text and its [start, end) offsets in the response text, in Unicode code points.</summary>
 public readonly record struct TokenSpan(string Text, int CharStart, int CharEnd);
 
@@ -32,7 +38,11 @@ public sealed record ScoredItem(
     float[] QValues,
     double Reward,
     int PromptTokens,
-    TokenSpan[]? Tokens);
+    TokenSpan[]? Tokens,
+    StepScores? Steps = null);
+
+/// <summary>Steps of a response: the token index that ends each step, and each step's summed credits (they add up to the reward).</summary>
+public sealed record StepScores(int[] Ends, double[] Rewards);
 
 /// <summary>The models being served, for GetModelInfo and the model-info metric.</summary>
 public sealed record ModelInfo(

@@ -30,6 +30,9 @@ public class BadInputTests(PairServer fixture)
         { "betaInfinite", StatusCode.InvalidArgument, "beta must be a finite number > 0" },
         { "emptyPrompt", StatusCode.InvalidArgument, "the prompt has no tokens" },
         { "betaOverflows", StatusCode.InvalidArgument, "makes the credits overflow float32" },
+        { "emptyStepDelimiter", StatusCode.InvalidArgument, "step_delimiter is empty" },
+        { "longStepDelimiter", StatusCode.InvalidArgument, "step_delimiter has 65 characters, more than 64" },
+        { "stepsWithoutTokenizer", StatusCode.InvalidArgument, "step_delimiter needs the response text, but this server has no tokenizer" },
     };
 
     static ScoreRequest Build(string kind) => kind switch
@@ -51,6 +54,9 @@ public class BadInputTests(PairServer fixture)
         "emptyPrompt" => new ScoreRequest { Items = { Ids([], [2, 3]) } },
         // Finite, but beta x log-ratio no longer fits a float32 credit (the fixture pair's log-ratios are ~0.01-1).
         "betaOverflows" => new ScoreRequest { Beta = 3e38f, Items = { Ids([1, 2, 3, 4], [5, 6, 7, 8, 9, 10]) } },
+        "emptyStepDelimiter" => new ScoreRequest { StepDelimiter = "", Items = { Ids([1], [2]) } },
+        "longStepDelimiter" => new ScoreRequest { StepDelimiter = new string('.', 65), Items = { Ids([1], [2]) } },
+        "stepsWithoutTokenizer" => new ScoreRequest { StepDelimiter = "\n", Items = { Ids([1], [2]) } },
         _ => throw new ArgumentException(kind),
     };
 

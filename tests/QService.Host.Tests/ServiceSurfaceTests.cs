@@ -18,6 +18,46 @@ public class ServiceSurfaceTests(DefaultServer fixture)
     static string DemoPair => Fixtures.DemoPair();
 
     [Fact]
+    public async Task StepRewards_SumToTheReward_AndStepsEndWhereTheDelimiterIs()
+    {
+        const string prompt = "Review of the phone:";
+        const string response = " The battery is long. The fan is loud. The screen is excellent.";
+        using var tokenizer = HfTokenizer.Load(Fixtures.DemoPair("policy"));
+        var ids = tokenizer.Encode(response, addSpecialTokens: false).Ids;
+        var reply = await _server.Channel.Scorer.ScoreAsync(new ScoreRequest
+        {
+            StepDelimiter = ". ",
+            IncludeTokenText = true,
+            Items =
+            {
+                new ScoreItem { Id = "text", Prompt = prompt, Response = response, AppendEos = true },
+                new ScoreItem { Id = "ids", PromptTokenIds = { tokenizer.Encode(prompt, addSpecialTokens: true).Ids }, ResponseTokenIds = { ids }, AppendEos = true },
+            },
+        });
+        var text = reply.Results[0];
+        // Three clauses: two ". " delimiters end two steps, the last step ends at the appended EOS.
+        Assert.Equal(3, text.StepEnds.Count);
+        Assert.Equal(text.TokenIds.Count - 1, text.StepEnds[^1]);
+        // Each step's last token holds its delimiter's last character (the space before "The"; ASCII, so code points = chars).
+        int[] delimiterLastChars = [response.IndexOf(". ", StringComparison.Ordinal) + 1, response.LastIndexOf(". ", StringComparison.Ordinal) + 1];
+        for (int k = 0; k < 2; k++)
+            Assert.InRange(delimiterLastChars[k], text.CharStarts[text.StepEnds[k]], text.CharEnds[text.StepEnds[k]] - 1);
+        Assert.Equal(text.StepEnds.Count, text.StepRewards.Count);
+        Assert.Equal(text.Reward, text.StepRewards.Sum(), 12);
+        int start = 0;
+        for (int s = 0; s < text.StepEnds.Count; s++)
+        {
+            double sum = 0;
+            for (int t = start; t <= text.StepEnds[s]; t++) sum += text.Credits[t];
+            Assert.Equal(sum, text.StepRewards[s], 6); // the float credits; step rewards are summed in double from the log-probs
+            start = text.StepEnds[s] + 1;
+        }
+        // Token-id items get the same steps from the decoded text.
+        Assert.Equal(text.StepEnds, reply.Results[1].StepEnds);
+        Assert.Equal(text.StepRewards, reply.Results[1].StepRewards);
+    }
+
+    [Fact]
     public async Task TextItems_AreTokenisedLikeTraining_AndMatchTheEngineInProcess()
     {
         const string prompt = "Review of the phone:";
@@ -47,7 +87,7 @@ public class ServiceSurfaceTests(DefaultServer fixture)
             Microsoft.Extensions.Logging.Abstractions.NullLogger<ScoringEngine>.Instance);
         engine.Start();
         await engine.Ready;
-        var local = (await engine.ScoreAsync([new ScoreItemInput { Prompt = prompt, Response = response, AppendEos = true }], null, false, default))[0];
+        var local = (await engine.ScoreAsync([new ScoreItemInput { Prompt = prompt, Response = response, AppendEos = true }], new ScoreOptions(), default))[0];
         Assert.Equal(local.TokenIds, item.TokenIds.ToArray());
         for (int t = 0; t < local.Credits.Length; t++)
         {

@@ -43,7 +43,8 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
         {
             double? beta = request.HasBeta ? request.Beta : null;
             var inputs = request.Items.Select(ToInput).ToList();
-            var scored = await engine.ScoreAsync(inputs, beta, request.IncludeTokenText, cancellation);
+            var options = new ScoreOptions(beta, request.IncludeTokenText, request.HasStepDelimiter ? request.StepDelimiter : null);
+            var scored = await engine.ScoreAsync(inputs, options, cancellation);
             var info = engine.Info;
             var response = new ScoreResponse { PolicyModel = info.PolicyName, ReferenceModel = info.ReferenceName, Beta = (float)(beta ?? info.DefaultBeta) };
             response.Results.AddRange(scored.Select(ToMessage));
@@ -73,6 +74,11 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
             m.TokenTexts.Add(tokens.Select(t => t.Text));
             m.CharStarts.Add(tokens.Select(t => t.CharStart));
             m.CharEnds.Add(tokens.Select(t => t.CharEnd));
+        }
+        if (s.Steps is { } steps)
+        {
+            m.StepEnds.Add(steps.Ends);
+            m.StepRewards.Add(steps.Rewards);
         }
         return m;
     }
