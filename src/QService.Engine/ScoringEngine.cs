@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
+using QService.Engine.Backends;
 using QService.Engine.Batching;
 using QService.Engine.Telemetry;
 using QService.Runtime.Tokenization;
@@ -17,6 +18,8 @@ public sealed class ScoringEngine : IDisposable
     readonly RequestLimits _limits;
     readonly int _maxBatchTokens;
     readonly ILogger _logger;
+    /// <summary>Set on the owner thread before the batcher reports ready; read only after.</summary>
+    volatile ModelPair? _pair;
 
     public EngineTelemetry Telemetry { get; }
 
@@ -28,7 +31,7 @@ public sealed class ScoringEngine : IDisposable
         _logger = logger;
         DynamicBatcher? batcher = null;
         Telemetry = new EngineTelemetry(() => batcher?.QueueDepth ?? 0);
-        _batcher = batcher = new DynamicBatcher(() => LoadPair(models, defaultPairFolder), batching, Telemetry, logger);
+        _batcher = batcher = new DynamicBatcher(() => new ModelPairBackend(_pair = LoadPair(models, defaultPairFolder)), batching, Telemetry, logger);
     }
 
     ModelPair LoadPair(ModelOptions options, string defaultPairFolder)
@@ -53,7 +56,7 @@ public sealed class ScoringEngine : IDisposable
     public bool IsReady => _batcher.Ready.IsCompletedSuccessfully;
 
     ModelPair Models => IsReady
-        ? _batcher.Ready.Result
+        ? _pair!
         : throw new ScoringException(ScoringErrorKind.Unavailable, _batcher.Ready.IsFaulted
             ? $"the models failed to load: {_batcher.Ready.Exception!.InnerException!.Message}"
             : "the models are still loading; retry when the health check reports SERVING");

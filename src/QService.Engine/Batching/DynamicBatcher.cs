@@ -1,39 +1,40 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
+using QService.Engine.Backends;
 using QService.Engine.Telemetry;
 
 namespace QService.Engine.Batching;
 
 /// <summary>
 /// The queue in front of the models and the one thread that owns them. Callers enqueue work items and
-/// await their completions; the owner thread loads the models, warms them up, then forms batches (token
+/// await their completions; the owner thread loads the backend, warms it up, then forms batches (token
 /// budget or queue delay, whichever first), runs policy and reference on each forward pass and hands the
-/// log-probabilities back. Callers never touch tensors.
+/// log-probabilities back. Callers never touch tensors; the batcher itself only sees the backend seam.
 /// </summary>
 internal sealed class DynamicBatcher : IDisposable
 {
     readonly BatchingOptions _options;
     readonly EngineTelemetry _telemetry;
     readonly ILogger _logger;
-    readonly Func<ModelPair> _loadModels;
+    readonly Func<IScoringBackend> _loadBackend;
     readonly object _lock = new();
     /// <summary>Pending items in arrival order. Guarded by _lock.</summary>
     readonly LinkedList<WorkItem> _queue = new();
-    readonly TaskCompletionSource<ModelPair> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    readonly TaskCompletionSource<IScoringBackend> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     readonly Thread _owner;
     bool _stopping;
 
-    public DynamicBatcher(Func<ModelPair> loadModels, BatchingOptions options, EngineTelemetry telemetry, ILogger logger)
+    public DynamicBatcher(Func<IScoringBackend> loadBackend, BatchingOptions options, EngineTelemetry telemetry, ILogger logger)
     {
-        _loadModels = loadModels;
+        _loadBackend = loadBackend;
         _options = options;
         _telemetry = telemetry;
         _logger = logger;
         _owner = new Thread(OwnerLoop) { IsBackground = true, Name = "qservice-model-owner" };
     }
 
-    /// <summary>Completes with the loaded, warmed-up pair; faults if loading fails.</summary>
-    public Task<ModelPair> Ready => _ready.Task;
+    /// <summary>Completes with the loaded, warmed-up backend; faults if loading fails.</summary>
+    public Task<IScoringBackend> Ready => _ready.Task;
 
     public int QueueDepth { get { lock (_lock) return _queue.Count; } }
 
@@ -60,11 +61,11 @@ internal sealed class DynamicBatcher : IDisposable
 
     void OwnerLoop()
     {
-        ModelPair models;
+        IScoringBackend models;
         try
         {
-            models = _loadModels();
-            WarmUp(models);
+            models = _loadBackend();
+            models.WarmUp();
             _ready.SetResult(models);
         }
         catch (Exception e)
@@ -86,13 +87,6 @@ internal sealed class DynamicBatcher : IDisposable
                     item.Completion.TrySetException(new ScoringException(ScoringErrorKind.Internal, $"scoring failed: {e.Message}"));
             }
         }
-    }
-
-    static void WarmUp(ModelPair models)
-    {
-        int[] tokens = [0, 1, 2, 3];
-        models.Policy.ScoreNextTokens([tokens]);
-        models.Reference.ScoreNextTokens([tokens]);
     }
 
     /// <summary>
@@ -148,7 +142,7 @@ internal sealed class DynamicBatcher : IDisposable
         }
     }
 
-    void Run(ModelPair models, List<WorkItem> batch)
+    void Run(IScoringBackend models, List<WorkItem> batch)
     {
         long start = Stopwatch.GetTimestamp();
         foreach (var item in batch)
@@ -173,22 +167,22 @@ internal sealed class DynamicBatcher : IDisposable
             _telemetry.BatchSequences.Record(live.Count);
             _telemetry.BatchTokens.Record(paddedTokens);
 
-            var policy = Forward("policy", models.Policy, sequences, firstTargets, live);
-            var reference = Forward("reference", models.Reference, sequences, firstTargets, live);
+            var policy = Forward(models, ModelRole.Policy, sequences, firstTargets, live);
+            var reference = Forward(models, ModelRole.Reference, sequences, firstTargets, live);
             for (int i = 0; i < live.Count; i++)
             {
-                _telemetry.ScoredTokens.Add(policy[i].Logprobs.Length);
-                live[i].Completion.TrySetResult((policy[i].Logprobs, reference[i].Logprobs));
+                _telemetry.ScoredTokens.Add(policy[i].Length);
+                live[i].Completion.TrySetResult((policy[i], reference[i]));
             }
         }
     }
 
-    IReadOnlyList<Runtime.Scoring.SequenceLogprobs> Forward(string role, Runtime.Scoring.CausalLanguageModel model,
-        List<int[]> sequences, List<int> firstTargets, List<WorkItem> items)
+    float[][] Forward(IScoringBackend backend, ModelRole modelRole, List<int[]> sequences, List<int> firstTargets, List<WorkItem> items)
     {
+        string role = modelRole == ModelRole.Policy ? "policy" : "reference";
         var startTime = DateTimeOffset.UtcNow;
         long start = Stopwatch.GetTimestamp();
-        var result = model.ScoreTokens(sequences, firstTargets);
+        var result = backend.Forward(modelRole, sequences, firstTargets);
         var elapsed = Stopwatch.GetElapsedTime(start);
         _telemetry.ForwardDuration.Record(elapsed.TotalSeconds, new KeyValuePair<string, object?>("model", role));
         foreach (var request in items.Select(i => i.Request).Distinct())

@@ -1,0 +1,22 @@
+namespace QService.Engine.Backends;
+
+/// <summary>The LibTorch backend: the loaded <see cref="ModelPair"/>.</summary>
+public sealed class ModelPairBackend(ModelPair pair) : IScoringBackend
+{
+    public ModelPair Pair { get; } = pair;
+
+    public void WarmUp()
+    {
+        int[] tokens = [0, 1, 2, 3];
+        Pair.Policy.ScoreNextTokens([tokens]);
+        Pair.Reference.ScoreNextTokens([tokens]);
+    }
+
+    public float[][] Forward(ModelRole role, IReadOnlyList<int[]> sequences, IReadOnlyList<int> firstTargets)
+    {
+        var model = role == ModelRole.Policy ? Pair.Policy : Pair.Reference;
+        return [.. model.ScoreTokens(sequences, firstTargets).Select(r => r.Logprobs)];
+    }
+
+    public void Dispose() => Pair.Dispose();
+}
