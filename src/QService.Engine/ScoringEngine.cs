@@ -61,12 +61,12 @@ public sealed class ScoringEngine : IDisposable
             ? $"the models failed to load: {_batcher.Ready.Exception!.InnerException!.Message}"
             : "the models are still loading; retry when the health check reports SERVING");
 
-    public ModelInfo Info
+    public ServedPair Info
     {
         get
         {
             var m = Models;
-            return new ModelInfo(m.Policy.Name, m.Reference.Name, m.Policy.Config.Architecture, m.Reference.Config.Architecture,
+            return new ServedPair(m.Policy.Name, m.Reference.Name, m.Policy.Config.Architecture, m.Reference.Config.Architecture,
                 m.Policy.Config.VocabSize, m.MaxContext, m.DefaultBeta, Runtime.Torch.TorchEnvironment.DtypeName(m.Policy.Dtype),
                 m.Policy.Device.ToString(), m.BosTokenId, m.EosTokenId);
         }
@@ -76,7 +76,7 @@ public sealed class ScoringEngine : IDisposable
     /// Scores every item of one request; results in request order. Throws <see cref="ScoringException"/> for
     /// bad input, limits and a full queue, and <see cref="OperationCanceledException"/> when the caller leaves.
     /// </summary>
-    public async Task<IReadOnlyList<ScoredItem>> ScoreAsync(IReadOnlyList<ScoreItemInput> items, ScoreOptions options, CancellationToken cancellation)
+    public async Task<IReadOnlyList<ItemScores>> ScoreAsync(IReadOnlyList<ScoreItemInput> items, ScoreOptions options, CancellationToken cancellation)
     {
         var models = Models;
         double usedBeta = options.Beta ?? models.DefaultBeta;
@@ -110,7 +110,7 @@ public sealed class ScoringEngine : IDisposable
         });
         _batcher.Enqueue(work);
 
-        var results = new ScoredItem[work.Length];
+        var results = new ItemScores[work.Length];
         try
         {
             for (int i = 0; i < work.Length; i++)
@@ -127,7 +127,7 @@ public sealed class ScoringEngine : IDisposable
         return results;
     }
 
-    ScoredItem Finish(PreparedItem item, float[] policy, float[] reference, double beta)
+    ItemScores Finish(PreparedItem item, float[] policy, float[] reference, double beta)
     {
         if (!AllFinite(policy) || !AllFinite(reference))
         {
@@ -140,7 +140,7 @@ public sealed class ScoringEngine : IDisposable
         if (!AllFinite(credits) || !AllFinite(q) || !double.IsFinite(reward))
             throw ScoringException.Invalid($"item '{item.Id}': beta {beta} makes the credits overflow float32; use a smaller beta");
         var steps = item.StepEnds is { } ends ? new StepScores(ends, CreditMath.StepRewards(policy, reference, beta, ends)) : null;
-        return new ScoredItem(item.Id, item.Tokens[item.PromptTokens..], policy, reference, credits, q, reward, item.PromptTokens, item.Spans, steps);
+        return new ItemScores(item.Id, item.Tokens[item.PromptTokens..], policy, reference, credits, q, reward, item.PromptTokens, item.Spans, steps);
     }
 
     static bool AllFinite(float[] values) => values.All(float.IsFinite);
@@ -168,14 +168,18 @@ public sealed class ScoringEngine : IDisposable
                 throw ScoringException.Invalid($"{name}: this server has no tokenizer (no tokenizer.json with the policy); send prompt_token_ids and response_token_ids");
             if (string.IsNullOrEmpty(item.Response)) throw ScoringException.Invalid($"{name}: the response is empty; there is nothing to score");
             // HfTokenizer is thread-safe: callers tokenise on their own threads, in parallel.
-            var promptEnc = tokenizer.Encode(item.Prompt ?? "", addSpecialTokens: true);
-            var responseEnc = tokenizer.Encode(item.Response, addSpecialTokens: false);
-            prompt = promptEnc.Ids;
-            response = responseEnc.Ids;
-            if (includeTokenText)
-                spans = responseEnc.Ids.Select((id, i) => new TokenSpan(Surface(tokenizer, id), responseEnc.Offsets[i].Start, responseEnc.Offsets[i].End)).ToArray();
-            if (options.StepDelimiter != null)
-                (responseText, tokenEnds) = (item.Response, [.. responseEnc.Offsets.Select(o => o.End)]);
+            prompt = tokenizer.EncodeIds(item.Prompt ?? "", addSpecialTokens: true);
+            if (includeTokenText || options.StepDelimiter != null)
+            {
+                // Offsets only when asked for: aligning them costs more than tokenising.
+                var responseEnc = tokenizer.Encode(item.Response, addSpecialTokens: false);
+                response = responseEnc.Ids;
+                if (includeTokenText)
+                    spans = responseEnc.Ids.Select((id, i) => new TokenSpan(Surface(tokenizer, id), responseEnc.Offsets[i].Start, responseEnc.Offsets[i].End)).ToArray();
+                if (options.StepDelimiter != null)
+                    (responseText, tokenEnds) = (item.Response, [.. responseEnc.Offsets.Select(o => o.End)]);
+            }
+            else response = tokenizer.EncodeIds(item.Response, addSpecialTokens: false);
         }
         else
         {

@@ -29,7 +29,7 @@ public readonly record struct TokenSpan(string Text, int CharStart, int CharEnd)
 /// Per response token: policy and reference log-probabilities, credit = beta·(policy − reference) and the
 /// running Q (q[t] = credit[0] + … + credit[t]); reward = Σ credits, accumulated in double.
 /// </summary>
-public sealed record ScoredItem(
+public sealed record ItemScores(
     string Id,
     int[] TokenIds,
     float[] PolicyLogprobs,
@@ -45,7 +45,7 @@ public sealed record ScoredItem(
 public sealed record StepScores(int[] Ends, double[] Rewards);
 
 /// <summary>The models being served, for GetModelInfo and the model-info metric.</summary>
-public sealed record ModelInfo(
+public sealed record ServedPair(
     string PolicyName, string ReferenceName, string PolicyArchitecture, string ReferenceArchitecture,
     int VocabSize, int MaxContext, double DefaultBeta, string Dtype, string Device,
     int? BosTokenId, int? EosTokenId);

@@ -61,7 +61,7 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
         AppendEos = item.AppendEos,
     };
 
-    static Protos.V1.ScoredItem ToMessage(Engine.ScoredItem s)
+    static Protos.V1.ScoredItem ToMessage(ItemScores s)
     {
         var m = new Protos.V1.ScoredItem { Id = s.Id, Reward = s.Reward, PromptTokens = s.PromptTokens };
         m.TokenIds.Add(s.TokenIds);

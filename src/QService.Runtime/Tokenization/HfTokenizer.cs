@@ -79,6 +79,18 @@ public sealed class HfTokenizer : IDisposable
         return new TokenizedText(ids, tokens, offsets);
     }
 
+    /// <summary>
+    /// The ids alone, as <see cref="Encode"/> gives them, without the offset alignment (the costly part): for
+    /// callers that need no token texts or offsets.
+    /// </summary>
+    public int[] EncodeIds(string text, bool addSpecialTokens)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        int[] ids = Array.ConvertAll(_native.Encode(new InputText(text).Text), id => (int)id);
+        return addSpecialTokens && AddBosToken && BosTokenId is int bos ? [bos, .. ids] : ids;
+    }
+
     /// <summary>Decodes ids to text with the tokenizer's decoder; special tokens are kept unless asked otherwise.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An id is not in the vocabulary.</exception>
     public string Decode(IReadOnlyList<int> ids, bool skipSpecialTokens = false)

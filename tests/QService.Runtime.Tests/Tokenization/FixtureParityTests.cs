@@ -19,6 +19,16 @@ public class FixtureParityTests
 
     [Theory]
     [MemberData(nameof(TokenizerFixtures.AllCases), MemberType = typeof(TokenizerFixtures))]
+    public void EncodeIds_gives_the_same_ids_without_offsets(string model, int index)
+    {
+        var expected = TokenizerFixtures.Cases(model)[index];
+        var tokenizer = TokenizerFixtures.Tokenizer(model);
+        Assert.Equal(expected.Ids, tokenizer.EncodeIds(expected.Text, addSpecialTokens: false));
+        Assert.Equal(expected.IdsWithSpecialTokens, tokenizer.EncodeIds(expected.Text, addSpecialTokens: true));
+    }
+
+    [Theory]
+    [MemberData(nameof(TokenizerFixtures.AllCases), MemberType = typeof(TokenizerFixtures))]
     public void Encode_with_special_tokens_matches_huggingface(string model, int index)
     {
         var expected = TokenizerFixtures.Cases(model)[index];
