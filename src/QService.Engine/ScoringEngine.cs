@@ -25,7 +25,7 @@ public sealed class ScoringEngine : IDisposable
 
     public ScoringEngine(ModelOptions models, BatchingOptions batching, RequestLimits limits, string defaultPairFolder, ILogger<ScoringEngine> logger)
     {
-        ValidateOptions(batching, limits);
+        OptionsProblems.ThrowIfAny(models, batching, limits);
         _limits = limits;
         _maxBatchTokens = batching.MaxBatchTokens;
         _logger = logger;
@@ -232,14 +232,6 @@ public sealed class ScoringEngine : IDisposable
 
     /// <summary>A token's text for display; empty when there is no tokenizer or the id is not in it (it is validated later).</summary>
     static string Surface(HfTokenizer? tokenizer, int id) => tokenizer != null && (uint)id < (uint)tokenizer.VocabSize ? tokenizer.TokenSurface(id) : "";
-
-    static void ValidateOptions(BatchingOptions b, RequestLimits l)
-    {
-        if (b.MaxBatchTokens < 2 || b.MaxBatchSequences < 1 || b.MaxQueueItems < 1 || b.MaxQueueDelayMs < 0 || b.MaxPaddingFraction < 0)
-            throw new ArgumentException("Batching options: MaxBatchTokens >= 2, MaxBatchSequences >= 1, MaxQueueItems >= 1, MaxQueueDelayMs >= 0, MaxPaddingFraction >= 0");
-        if (l.MaxItemsPerRequest < 1 || l.MaxTokensPerRequest < 1)
-            throw new ArgumentException("Limits: MaxItemsPerRequest and MaxTokensPerRequest must be >= 1");
-    }
 
     public void Dispose()
     {

@@ -15,4 +15,15 @@ builder.WebHost.ConfigureQServiceEndpoints(server);
 
 var app = builder.Build();
 app.MapQServiceEndpoints(server);
-app.Run();
+try
+{
+    app.Run();
+}
+catch (Microsoft.Extensions.Options.OptionsValidationException e)
+{
+    // A bad setting: say which and why, and exit 1 like a failed model load does.
+    app.Logger.LogCritical("Stopping: invalid configuration: {Problems}", string.Join("; ", e.Failures));
+    Console.Error.WriteLine($"qservice: invalid configuration: {string.Join("; ", e.Failures)}");
+    return 1;
+}
+return Environment.ExitCode;

@@ -32,6 +32,19 @@ public class LifecycleTests
         Assert.Contains("still loading", e.Status.Detail);
     }
 
+    [Theory]
+    [InlineData("--Limits:MaxItemsPerRequest=5000", "Limits:MaxItemsPerRequest (5000) is more than Batching:MaxQueueItems (4096)")]
+    [InlineData("--Models:Beta=NaN", "Models:Beta is NaN; it must be a finite number > 0")]
+    [InlineData("--Batching:MaxBatchTokens=1", "Batching:MaxBatchTokens is 1; it must be >= 2")]
+    [InlineData("--Models:Dtype=int8", "Models:Dtype is 'int8'; use float32, bfloat16 or float16")]
+    public async Task InconsistentSettings_StopTheProcessAtStartUp_WithTheReason(string setting, string reason)
+    {
+        await using var server = ServerProcess.Start(setting);
+        Assert.True(await server.WaitForExitAsync(TimeSpan.FromSeconds(60)), server.Output);
+        Assert.Equal(1, server.ExitCode);
+        Assert.Contains(reason, server.Output);
+    }
+
     [Fact]
     public async Task ModelsThatFailToLoad_StopTheProcessWithTheReason()
     {

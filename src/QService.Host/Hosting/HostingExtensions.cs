@@ -13,9 +13,14 @@ public static class HostingExtensions
     /// <summary>Options from configuration (appsettings.json, QSERVICE__* variables, flags) and the engine as a singleton.</summary>
     public static IServiceCollection AddQServiceEngine(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<ModelOptions>().Bind(configuration.GetSection("Models"));
-        services.AddOptions<BatchingOptions>().Bind(configuration.GetSection("Batching"));
-        services.AddOptions<RequestLimits>().Bind(configuration.GetSection("Limits"));
+        // Checked at start-up (ValidateOnStart): a bad setting stops the process with the reason, exit code 1.
+        services.AddOptions<ModelOptions>().Bind(configuration.GetSection("Models")).ValidateOnStart();
+        services.AddOptions<BatchingOptions>().Bind(configuration.GetSection("Batching")).ValidateOnStart();
+        services.AddOptions<RequestLimits>().Bind(configuration.GetSection("Limits")).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<ModelOptions>>(new ProblemsValidator<ModelOptions>(OptionsProblems.Of));
+        services.AddSingleton<IValidateOptions<BatchingOptions>>(new ProblemsValidator<BatchingOptions>(OptionsProblems.Of));
+        services.AddSingleton<IValidateOptions<RequestLimits>>(sp => new ProblemsValidator<RequestLimits>(
+            limits => OptionsProblems.Of(limits, sp.GetRequiredService<IOptions<BatchingOptions>>().Value)));
         services.AddSingleton(sp => new ScoringEngine(
             sp.GetRequiredService<IOptions<ModelOptions>>().Value,
             sp.GetRequiredService<IOptions<BatchingOptions>>().Value,

@@ -1,0 +1,43 @@
+namespace QService.Engine;
+
+/// <summary>
+/// What is wrong with a configuration, as sentences that name the setting and what to set it to. The host
+/// checks these at start-up (options validation, exit code 1); the engine refuses them too.
+/// </summary>
+public static class OptionsProblems
+{
+    public static IEnumerable<string> Of(ModelOptions m)
+    {
+        if (m.Threads < 0) yield return $"Models:Threads is {m.Threads}; use 0 (one per physical core) or a positive count";
+        if (m.Beta is double beta && (!double.IsFinite(beta) || beta <= 0)) yield return $"Models:Beta is {beta}; it must be a finite number > 0";
+        if (m.Dtype.Trim().ToLowerInvariant() is not ("float32" or "fp32" or "float" or "f32" or "float16" or "fp16" or "half" or "f16" or "bfloat16" or "bf16"))
+            yield return $"Models:Dtype is '{m.Dtype}'; use float32, bfloat16 or float16";
+        string device = m.Device.Trim().ToLowerInvariant();
+        if (device is not ("auto" or "" or "cpu" or "cuda") && !(device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(device[5..], out int n) && n >= 0))
+            yield return $"Models:Device is '{m.Device}'; use auto, cpu, cuda or cuda:N";
+    }
+
+    public static IEnumerable<string> Of(BatchingOptions b)
+    {
+        if (b.MaxBatchTokens < 2) yield return $"Batching:MaxBatchTokens is {b.MaxBatchTokens}; it must be >= 2 (one token through two models)";
+        if (b.MaxBatchSequences < 1) yield return $"Batching:MaxBatchSequences is {b.MaxBatchSequences}; it must be >= 1";
+        if (b.MaxQueueItems < 1) yield return $"Batching:MaxQueueItems is {b.MaxQueueItems}; it must be >= 1";
+        if (!double.IsFinite(b.MaxQueueDelayMs) || b.MaxQueueDelayMs < 0) yield return $"Batching:MaxQueueDelayMs is {b.MaxQueueDelayMs}; it must be >= 0";
+        if (!double.IsFinite(b.MaxPaddingFraction) || b.MaxPaddingFraction < 0) yield return $"Batching:MaxPaddingFraction is {b.MaxPaddingFraction}; it must be >= 0";
+    }
+
+    public static IEnumerable<string> Of(RequestLimits l, BatchingOptions b)
+    {
+        if (l.MaxItemsPerRequest < 1) yield return $"Limits:MaxItemsPerRequest is {l.MaxItemsPerRequest}; it must be >= 1";
+        if (l.MaxTokensPerRequest < 1) yield return $"Limits:MaxTokensPerRequest is {l.MaxTokensPerRequest}; it must be >= 1";
+        if (l.MaxItemsPerRequest > b.MaxQueueItems)
+            yield return $"Limits:MaxItemsPerRequest ({l.MaxItemsPerRequest}) is more than Batching:MaxQueueItems ({b.MaxQueueItems}): such a request could never be queued";
+    }
+
+    /// <summary>Throws <see cref="ArgumentException"/> listing every problem, if there are any.</summary>
+    public static void ThrowIfAny(ModelOptions m, BatchingOptions b, RequestLimits l)
+    {
+        var all = Of(m).Concat(Of(b)).Concat(Of(l, b)).ToList();
+        if (all.Count > 0) throw new ArgumentException("Invalid configuration: " + string.Join("; ", all));
+    }
+}
