@@ -79,12 +79,8 @@ public sealed class ScoringEngine : IDisposable
     public async Task<IReadOnlyList<ItemScores>> ScoreAsync(IReadOnlyList<ScoreItemInput> items, ScoreOptions options, CancellationToken cancellation)
     {
         var models = Models;
-        double usedBeta = options.Beta ?? models.DefaultBeta;
-        if (!double.IsFinite(usedBeta) || usedBeta <= 0)
-            throw ScoringException.Invalid($"beta must be a finite number > 0 (got {usedBeta}); omit it to use the configured {models.DefaultBeta}");
-        if (items.Count == 0) throw ScoringException.Invalid("the request has no items; send at least one prompt/response item");
-        if (items.Count > _limits.MaxItemsPerRequest)
-            throw ScoringException.Exhausted($"the request has {items.Count} items, more than the limit of {_limits.MaxItemsPerRequest}; split it");
+        double usedBeta = CheckBeta(options.Beta, models);
+        CheckItemCount(items);
 
         if (options.StepDelimiter is { } delimiter)
         {
@@ -96,28 +92,103 @@ public sealed class ScoringEngine : IDisposable
                 throw ScoringException.Invalid("step_delimiter needs the response text, but this server has no tokenizer; omit step_delimiter");
         }
         var prepared = items.Select((item, index) => Prepare(item, index, models, options)).ToArray();
+        var scores = await RunAsync(prepared, wantsLastLogits: false, cancellation).ConfigureAwait(false);
+        return [.. prepared.Select((p, i) => Finish(p, scores[i].Policy, scores[i].Reference, usedBeta))];
+    }
+
+    /// <summary>
+    /// For each prompt + partial response, the Q so far and the candidates for the next token, with the same
+    /// numbers Score gives for prefix + candidate. Validation errors name the field.
+    /// </summary>
+    public async Task<IReadOnlyList<NextTokenChoices>> NextTokensAsync(IReadOnlyList<ScoreItemInput> items, NextTokenOptions options, CancellationToken cancellation)
+    {
+        var models = Models;
+        double beta = CheckBeta(options.Beta, models);
+        int vocab = models.Policy.Config.VocabSize;
+        if (options.TopK < 0 || options.TopK > vocab)
+            throw ScoringException.Invalid($"top_k is {options.TopK}; it must be between 1 and the vocabulary size {vocab}");
+        bool hasCandidates = options.CandidateIds is { Count: > 0 };
+        if (hasCandidates == (options.TopK > 0))
+            throw ScoringException.Invalid(hasCandidates
+                ? "top_k and candidate_ids are both set; give top_k for the best tokens, or candidate_ids for exactly those"
+                : "neither top_k nor candidate_ids is set; give top_k > 0, or the candidate_ids to evaluate");
+        if (hasCandidates)
+            for (int c = 0; c < options.CandidateIds!.Count; c++)
+                if ((uint)options.CandidateIds[c] >= (uint)vocab)
+                    throw ScoringException.Invalid($"candidate_ids[{c}] is {options.CandidateIds[c]}, outside the vocabulary [0, {vocab})");
+        if (!Enum.IsDefined(options.RankBy)) throw ScoringException.Invalid($"rank_by {(int)options.RankBy} is not POLICY, REFERENCE or CREDIT");
+        CheckItemCount(items);
+
+        var prepared = items.Select((item, index) => Prepare(item, index, models, new ScoreOptions(), forNextToken: true)).ToArray();
+        var scores = await RunAsync(prepared, wantsLastLogits: true, cancellation).ConfigureAwait(false);
+        return [.. prepared.Select((p, i) => Choose(p, scores[i], beta, options, models))];
+    }
+
+    NextTokenChoices Choose(PreparedItem item, PairScores scores, double beta, NextTokenOptions options, ModelPair models)
+    {
+        double q = 0;
+        for (int t = 0; t < scores.Policy.Length; t++) q += beta * ((double)scores.Policy[t] - scores.Reference[t]);
+        float[] policy = LogSoftmax(scores.PolicyLastLogits!), reference = LogSoftmax(scores.ReferenceLastLogits!);
+        int[] ids = options.CandidateIds is { Count: > 0 } asked ? [.. asked] : TopK(policy, reference, beta, options);
+        var candidates = ids.Select(id => new NextTokenCandidate(id, Surface(models.Tokenizer, id), policy[id], reference[id],
+            (float)(beta * ((double)policy[id] - reference[id])))).ToArray();
+        return new NextTokenChoices(item.Id, item.PromptTokens, item.Tokens.Length - item.PromptTokens, q, candidates);
+    }
+
+    static int[] TopK(float[] policy, float[] reference, double beta, NextTokenOptions options)
+    {
+        Func<int, double> key = options.RankBy switch
+        {
+            RankBy.Reference => id => reference[id],
+            RankBy.Credit => id => beta * ((double)policy[id] - reference[id]),
+            _ => id => policy[id],
+        };
+        return [.. Enumerable.Range(0, policy.Length).OrderByDescending(key).ThenBy(id => id).Take(options.TopK)];
+    }
+
+    /// <summary>log-softmax in double, stored as float: logit − logsumexp, as Score takes it.</summary>
+    static float[] LogSoftmax(float[] logits)
+    {
+        double max = logits.Max();
+        double sum = 0;
+        foreach (float l in logits) sum += Math.Exp(l - max);
+        double lse = max + Math.Log(sum);
+        return [.. logits.Select(l => (float)(l - lse))];
+    }
+
+    double CheckBeta(double? requested, ModelPair models)
+    {
+        double beta = requested ?? models.DefaultBeta;
+        if (!double.IsFinite(beta) || beta <= 0)
+            throw ScoringException.Invalid($"beta must be a finite number > 0 (got {beta}); omit it to use the configured {models.DefaultBeta}");
+        return beta;
+    }
+
+    void CheckItemCount(IReadOnlyList<ScoreItemInput> items)
+    {
+        if (items.Count == 0) throw ScoringException.Invalid("the request has no items; send at least one prompt/response item");
+        if (items.Count > _limits.MaxItemsPerRequest)
+            throw ScoringException.Exhausted($"the request has {items.Count} items, more than the limit of {_limits.MaxItemsPerRequest}; split it");
+    }
+
+    /// <summary>Queues a request's items and awaits them all. When the caller leaves, or one item fails, the rest are dropped uncomputed.</summary>
+    async Task<PairScores[]> RunAsync(PreparedItem[] prepared, bool wantsLastLogits, CancellationToken cancellation)
+    {
         long totalTokens = prepared.Sum(p => (long)p.Tokens.Length);
         if (totalTokens > _limits.MaxTokensPerRequest)
             throw ScoringException.Exhausted($"the request has {totalTokens} tokens in all, more than the limit of {_limits.MaxTokensPerRequest}; split it");
-
         var request = new RequestContext(Activity.Current?.Context ?? default);
-        // One token for the whole request: when the caller leaves, or one item fails, the rest are dropped uncomputed.
         using var requestScope = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
-        var work = prepared.Select(p => new WorkItem(p.Tokens, p.PromptTokens, request, requestScope.Token)).ToArray();
+        var work = prepared.Select(p => new WorkItem(p.Tokens, p.PromptTokens, request, requestScope.Token, wantsLastLogits)).ToArray();
         using var registration = requestScope.Token.Register(() =>
         {
             foreach (var w in work) w.Completion.TrySetCanceled(cancellation);
         });
         _batcher.Enqueue(work);
-
-        var results = new ItemScores[work.Length];
+        var results = new PairScores[work.Length];
         try
         {
-            for (int i = 0; i < work.Length; i++)
-            {
-                var (policy, reference) = await work[i].Completion.Task.ConfigureAwait(false);
-                results[i] = Finish(prepared[i], policy, reference, usedBeta);
-            }
+            for (int i = 0; i < work.Length; i++) results[i] = await work[i].Completion.Task.ConfigureAwait(false);
         }
         catch
         {
@@ -148,7 +219,8 @@ public sealed class ScoringEngine : IDisposable
     sealed record PreparedItem(string Id, int[] Tokens, int PromptTokens, TokenSpan[]? Spans, int[]? StepEnds);
 
     /// <summary>Tokenises (for text items) and validates one item; errors name the item and what to fix.</summary>
-    PreparedItem Prepare(ScoreItemInput item, int index, ModelPair models, ScoreOptions options)
+    /// <param name="forNextToken">NextTokens: the partial response may be empty, and a next token must still fit the context</param>
+    PreparedItem Prepare(ScoreItemInput item, int index, ModelPair models, ScoreOptions options, bool forNextToken = false)
     {
         bool includeTokenText = options.IncludeTokenText;
         string? responseText = null;
@@ -166,10 +238,11 @@ public sealed class ScoringEngine : IDisposable
         {
             if (tokenizer is null)
                 throw ScoringException.Invalid($"{name}: this server has no tokenizer (no tokenizer.json with the policy); send prompt_token_ids and response_token_ids");
-            if (string.IsNullOrEmpty(item.Response)) throw ScoringException.Invalid($"{name}: the response is empty; there is nothing to score");
+            if (string.IsNullOrEmpty(item.Response) && !forNextToken) throw ScoringException.Invalid($"{name}: the response is empty; there is nothing to score");
             // HfTokenizer is thread-safe: callers tokenise on their own threads, in parallel.
             prompt = tokenizer.EncodeIds(item.Prompt ?? "", addSpecialTokens: true);
-            if (includeTokenText || options.StepDelimiter != null)
+            if (string.IsNullOrEmpty(item.Response)) response = [];
+            else if (includeTokenText || options.StepDelimiter != null)
             {
                 // Offsets only when asked for: aligning them costs more than tokenising.
                 var responseEnc = tokenizer.Encode(item.Response, addSpecialTokens: false);
@@ -185,11 +258,13 @@ public sealed class ScoringEngine : IDisposable
         {
             prompt = item.PromptTokenIds?.ToArray() ?? [];
             response = item.ResponseTokenIds?.ToArray() ?? [];
-            if (response.Length == 0) throw ScoringException.Invalid($"{name}: response_token_ids is empty; there is nothing to score");
+            if (response.Length == 0 && !forNextToken) throw ScoringException.Invalid($"{name}: response_token_ids is empty; there is nothing to score");
             if (includeTokenText) spans = response.Select(id => new TokenSpan(Surface(tokenizer, id), -1, -1)).ToArray();
             if (options.StepDelimiter != null && tokenizer != null)
                 (responseText, tokenEnds) = DecodedEnds(tokenizer, response);
         }
+        if (item.AppendEos && forNextToken)
+            throw ScoringException.Invalid($"{name}: append_eos ends the response, so there is no next token; leave it unset");
         if (item.AppendEos)
         {
             if (models.EosTokenId is not int eos) throw ScoringException.Invalid($"{name}: append_eos is set but the model defines no end-of-sequence token");
@@ -207,6 +282,8 @@ public sealed class ScoringEngine : IDisposable
                 throw ScoringException.Invalid(t < prompt.Length
                     ? $"{name}: prompt token at position {t} has id {tokens[t]}, outside the vocabulary [0, {vocab})"
                     : $"{name}: response token at position {t - prompt.Length} has id {tokens[t]}, outside the vocabulary [0, {vocab})");
+        if (forNextToken && tokens.Length >= models.MaxContext)
+            throw ScoringException.Invalid($"{name}: prompt ({prompt.Length} tokens) + partial response ({response.Length} tokens) = {tokens.Length} tokens fills the model context of {models.MaxContext}; there is no room for a next token");
         if (tokens.Length > models.MaxContext)
             throw ScoringException.Invalid($"{name}: prompt ({prompt.Length} tokens) + response ({response.Length} tokens) = {tokens.Length} tokens, longer than the model context of {models.MaxContext}; shorten the prompt or response");
         if (BatchPlanner.Cost(tokens.Length) > _maxBatchTokens)

@@ -44,6 +44,21 @@ public sealed record ItemScores(
 /// <summary>Steps of a response: the token index that ends each step, and each step's summed credits (they add up to the reward).</summary>
 public sealed record StepScores(int[] Ends, double[] Rewards);
 
+/// <summary>How NextTokens candidates are ordered.</summary>
+public enum RankBy { Policy, Reference, Credit }
+
+/// <summary>What NextTokens returns for each item: either the top_k tokens by <paramref name="RankBy"/>, or exactly the candidate ids asked for, in that order.</summary>
+public sealed record NextTokenOptions(int TopK, IReadOnlyList<int>? CandidateIds, RankBy RankBy = RankBy.Policy, double? Beta = null);
+
+/// <summary>One possible next token: its log-probability under each model and its credit beta·(policy − reference).</summary>
+public sealed record NextTokenCandidate(int Id, string Text, float PolicyLogprob, float ReferenceLogprob, float Credit);
+
+/// <summary>
+/// For a prompt and partial response: Q of the partial response so far (the sum of its credits, 0 when it
+/// is empty) and the candidates for the next token.
+/// </summary>
+public sealed record NextTokenChoices(string Id, int PromptTokens, int ResponseTokens, double Q, NextTokenCandidate[] Candidates);
+
 /// <summary>The models being served, for GetModelInfo and the model-info metric.</summary>
 public sealed record ServedPair(
     string PolicyName, string ReferenceName, string PolicyArchitecture, string ReferenceArchitecture,

@@ -15,7 +15,11 @@ public interface IScoringBackend : IDisposable
 
     /// <summary>
     /// One forward pass of one model over sequences of different lengths. For sequence b, returns the
-    /// log-probabilities of tokens firstTargets[b] .. end, each given the tokens before it.
+    /// log-probabilities of tokens firstTargets[b] .. end, each given the tokens before it, and with
+    /// <paramref name="lastLogits"/> the float32 logits at its last position (the next token's distribution).
     /// </summary>
-    float[][] Forward(ModelRole role, IReadOnlyList<int[]> sequences, IReadOnlyList<int> firstTargets);
+    ForwardResult[] Forward(ModelRole role, IReadOnlyList<int[]> sequences, IReadOnlyList<int> firstTargets, bool lastLogits);
 }
+
+/// <summary>One sequence's share of a forward pass.</summary>
+public sealed record ForwardResult(float[] Logprobs, float[]? LastLogits = null);

@@ -12,10 +12,10 @@ public sealed class ModelPairBackend(ModelPair pair) : IScoringBackend
         Pair.Reference.ScoreNextTokens([tokens]);
     }
 
-    public float[][] Forward(ModelRole role, IReadOnlyList<int[]> sequences, IReadOnlyList<int> firstTargets)
+    public ForwardResult[] Forward(ModelRole role, IReadOnlyList<int[]> sequences, IReadOnlyList<int> firstTargets, bool lastLogits)
     {
         var model = role == ModelRole.Policy ? Pair.Policy : Pair.Reference;
-        return [.. model.ScoreTokens(sequences, firstTargets).Select(r => r.Logprobs)];
+        return [.. model.ScoreTokens(sequences, firstTargets, lastLogits).Select(r => new ForwardResult(r.Logprobs, r.LastLogits))];
     }
 
     public void Dispose() => Pair.Dispose();

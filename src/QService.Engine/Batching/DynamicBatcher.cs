@@ -167,22 +167,23 @@ internal sealed class DynamicBatcher : IDisposable
             _telemetry.BatchSequences.Record(live.Count);
             _telemetry.BatchTokens.Record(paddedTokens);
 
-            var policy = Forward(models, ModelRole.Policy, sequences, firstTargets, live);
-            var reference = Forward(models, ModelRole.Reference, sequences, firstTargets, live);
+            bool lastLogits = live.Any(i => i.WantsLastLogits);
+            var policy = Forward(models, ModelRole.Policy, sequences, firstTargets, lastLogits, live);
+            var reference = Forward(models, ModelRole.Reference, sequences, firstTargets, lastLogits, live);
             for (int i = 0; i < live.Count; i++)
             {
-                _telemetry.ScoredTokens.Add(policy[i].Length);
-                live[i].Completion.TrySetResult((policy[i], reference[i]));
+                _telemetry.ScoredTokens.Add(policy[i].Logprobs.Length);
+                live[i].Completion.TrySetResult(new PairScores(policy[i].Logprobs, reference[i].Logprobs, policy[i].LastLogits, reference[i].LastLogits));
             }
         }
     }
 
-    float[][] Forward(IScoringBackend backend, ModelRole modelRole, List<int[]> sequences, List<int> firstTargets, List<WorkItem> items)
+    ForwardResult[] Forward(IScoringBackend backend, ModelRole modelRole, List<int[]> sequences, List<int> firstTargets, bool lastLogits, List<WorkItem> items)
     {
         string role = modelRole == ModelRole.Policy ? "policy" : "reference";
         var startTime = DateTimeOffset.UtcNow;
         long start = Stopwatch.GetTimestamp();
-        var result = backend.Forward(modelRole, sequences, firstTargets);
+        var result = backend.Forward(modelRole, sequences, firstTargets, lastLogits);
         var elapsed = Stopwatch.GetElapsedTime(start);
         _telemetry.ForwardDuration.Record(elapsed.TotalSeconds, new KeyValuePair<string, object?>("model", role));
         foreach (var request in items.Select(i => i.Request).Distinct())

@@ -12,8 +12,10 @@ internal sealed class RequestContext(ActivityContext parent)
 /// One sequence waiting to be scored: the prompt+response token ids, where the response starts, and the
 /// completion the caller awaits. Cancelled items are skipped by the batcher, never computed.
 /// </summary>
-internal sealed class WorkItem(int[] tokens, int promptTokens, RequestContext request, CancellationToken cancellation)
+internal sealed class WorkItem(int[] tokens, int promptTokens, RequestContext request, CancellationToken cancellation, bool wantsLastLogits = false)
 {
+    /// <summary>The caller wants the logits at the last position too (the next token's distribution).</summary>
+    public bool WantsLastLogits { get; } = wantsLastLogits;
     public int[] Tokens { get; } = tokens;
     public int PromptTokens { get; } = promptTokens;
     public RequestContext Request { get; } = request;
@@ -22,8 +24,11 @@ internal sealed class WorkItem(int[] tokens, int promptTokens, RequestContext re
     public int Length => Tokens.Length;
 
     /// <summary>Continuations run on the thread pool, never on the model owner thread.</summary>
-    public TaskCompletionSource<(float[] Policy, float[] Reference)> Completion { get; } =
+    public TaskCompletionSource<PairScores> Completion { get; } =
         new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public bool IsAbandoned => Completion.Task.IsCompleted || Cancellation.IsCancellationRequested;
 }
+
+/// <summary>Both models' log-probabilities of an item's scored tokens, and their last-position logits when asked for.</summary>
+internal sealed record PairScores(float[] Policy, float[] Reference, float[]? PolicyLastLogits = null, float[]? ReferenceLastLogits = null);

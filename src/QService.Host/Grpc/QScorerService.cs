@@ -21,6 +21,25 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
             await responses.WriteAsync(await ScoreOne("ScoreStream", request, context.CancellationToken));
     }
 
+    public override Task<NextTokensResponse> NextTokens(NextTokensRequest request, ServerCallContext context) =>
+        Observe("NextTokens", request.Items.Count, async () =>
+        {
+            double? beta = request.HasBeta ? request.Beta : null;
+            var options = new NextTokenOptions(request.TopK, request.CandidateIds, (Engine.RankBy)(int)request.RankBy, beta);
+            var choices = await engine.NextTokensAsync(request.Items.Select(ToInput).ToList(), options, context.CancellationToken);
+            var response = new NextTokensResponse { Beta = (float)(beta ?? engine.Info.DefaultBeta) };
+            foreach (var c in choices)
+            {
+                var m = new Protos.V1.NextTokenChoices { Id = c.Id, PromptTokens = c.PromptTokens, ResponseTokens = c.ResponseTokens, Q = c.Q };
+                m.Candidates.Add(c.Candidates.Select(x => new Protos.V1.NextTokenCandidate
+                {
+                    Id = x.Id, Text = x.Text, PolicyLogprob = x.PolicyLogprob, ReferenceLogprob = x.ReferenceLogprob, Credit = x.Credit,
+                }));
+                response.Results.Add(m);
+            }
+            return (response, choices.Sum(c => c.PromptTokens + c.ResponseTokens));
+        });
+
     public override Task<Protos.V1.ModelInfo> GetModelInfo(GetModelInfoRequest request, ServerCallContext context) =>
         Observe("GetModelInfo", 0, () =>
         {

@@ -17,12 +17,12 @@ public class DynamicBatcherTests
 
         public void WarmUp() { }
 
-        public float[][] Forward(ModelRole role, IReadOnlyList<int[]> sequences, IReadOnlyList<int> firstTargets)
+        public ForwardResult[] Forward(ModelRole role, IReadOnlyList<int[]> sequences, IReadOnlyList<int> firstTargets, bool lastLogits)
         {
             lock (Calls) Calls.Add((role, [.. sequences]));
             if (FailOnCall(Calls.Count) is { } error) throw error;
             float sign = role == ModelRole.Policy ? 1 : -1;
-            return [.. sequences.Select((s, b) => s[firstTargets[b]..].Select(t => sign * t).ToArray())];
+            return [.. sequences.Select((s, b) => new ForwardResult(s[firstTargets[b]..].Select(t => sign * t).ToArray(), lastLogits ? [sign * s[^1]] : null))];
         }
 
         public void Dispose() => Disposed = true;
