@@ -15,8 +15,8 @@ public abstract class CausalLm : nn.Module
 
     protected CausalLm(string name, ModelConfig config) : base(name) => Config = config;
 
-    /// <summary>ids: [batch, new] int64 → hidden: [batch, new, hidden]. With a cache, positions continue after it.</summary>
-    public abstract Tensor Hidden(Tensor ids, KvCache? cache);
+    /// <summary>ids: [batch, new] int64 → hidden: [batch, new, hidden]. With a cache, positions continue after its past.</summary>
+    public abstract Tensor Hidden(Tensor ids, IAttentionCache? cache);
 
     /// <summary>hidden: [..., hidden] → logits [..., vocab] in the compute dtype.</summary>
     public abstract Tensor Logits(Tensor hidden);

@@ -7,7 +7,7 @@ namespace QService.Runtime.Models;
 /// sequence then costs only its new tokens. The cache owns its tensors: they are detached from every
 /// dispose scope and freed when replaced or when the cache is disposed.
 /// </summary>
-public sealed class KvCache : IDisposable
+public sealed class KvCache : IAttentionCache, IDisposable
 {
     readonly Tensor?[] _keys;
     readonly Tensor?[] _values;
@@ -20,6 +20,20 @@ public sealed class KvCache : IDisposable
 
     /// <summary>Number of positions already cached.</summary>
     public long Length => _keys[^1]?.shape[2] ?? 0;
+
+    public Tensor Positions(long newLength, Device device) => Models.Positions.Range(Length, Length + newLength, device).unsqueeze(0);
+
+    public long SequenceLength(long newLength) => Length + newLength;
+
+    public Tensor? Mask(long newLength, int? slidingWindow, Device device)
+    {
+        long past = Length;
+        if (past == 0) return CausalMask.Fresh(newLength, slidingWindow, device);
+        using var scope = NewDisposeScope();
+        var queries = Models.Positions.Range(past, past + newLength, device).unsqueeze(0);
+        var keys = Models.Positions.Range(0, past + newLength, device).unsqueeze(0);
+        return CausalMask.Build(queries, keys, null, slidingWindow).MoveToOuterDisposeScope();
+    }
 
     /// <summary>Appends this step's keys and values for one layer and returns the full ones (owned by the cache).</summary>
     public (Tensor Keys, Tensor Values) Update(int layer, Tensor keys, Tensor values)

@@ -30,14 +30,22 @@ public sealed class RotaryEmbedding : IDisposable
     public (Tensor Cos, Tensor Sin) Compute(long start, long length, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
-        var invFreq = _fixedInverseFrequencies ?? InverseFrequencies(DynamicTheta(start + length));
-        var positions = Positions.Range(start, start + length, _device).to(ScalarType.Float32);
+        var (cos, sin) = Compute(Positions.Range(start, start + length, _device), start + length, dtype);
+        return (cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>cos and sin for any int64 positions, shaped [..positions, head_dim]; <paramref name="sequenceLength"/> drives dynamic scaling.</summary>
+    (Tensor Cos, Tensor Sin) Compute(Tensor positionIds, long sequenceLength, ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        var invFreq = _fixedInverseFrequencies ?? InverseFrequencies(DynamicTheta(sequenceLength));
+        var positions = positionIds.to(ScalarType.Float32);
         if (_config.RopeScaling is { Type: "linear" } s)
         {
             using var factor = s.Factor.ToScalar();
             positions = positions.div(factor);
         }
-        var freqs = outer(positions, invFreq);
+        var freqs = positions.unsqueeze(-1).mul(invFreq); // the outer product, one rounding per entry as HF's
         var emb = cat([freqs, freqs], -1);
         return (emb.cos().to(dtype).MoveToOuterDisposeScope(), emb.sin().to(dtype).MoveToOuterDisposeScope());
     }
@@ -79,16 +87,17 @@ public sealed class RotaryEmbedding : IDisposable
     public void Dispose() => _fixedInverseFrequencies?.Dispose();
 
     /// <summary>
-    /// The angles for positions [start, start + length), once per forward pass for every layer, with
-    /// rotate_half's sign folded into sin: rotate_half(x)·sin = [x₂, x₁]·[−sin₁, sin₂].
+    /// The angles for positions [batch or 1, length], once per forward pass for every layer, shaped
+    /// [batch or 1, 1, length, head_dim] to broadcast over heads, with rotate_half's sign folded into sin:
+    /// rotate_half(x)·sin = [x₂, x₁]·[−sin₁, sin₂].
     /// </summary>
-    public RotaryAngles Angles(long start, long length, ScalarType dtype)
+    public RotaryAngles Angles(Tensor positions, long sequenceLength, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
-        var (cos, sin) = Compute(start, length, dtype);
+        var (cos, sin) = Compute(positions, sequenceLength, dtype);
         long half = sin.shape[^1] / 2;
         var signedSin = cat([-sin.narrow(-1, 0, half), sin.narrow(-1, half, half)], -1);
-        return new RotaryAngles(cos.MoveToOuterDisposeScope(), signedSin.MoveToOuterDisposeScope());
+        return new RotaryAngles(cos.unsqueeze(1).MoveToOuterDisposeScope(), signedSin.unsqueeze(1).MoveToOuterDisposeScope());
     }
 
     /// <summary>
@@ -105,5 +114,5 @@ public sealed class RotaryEmbedding : IDisposable
     }
 }
 
-/// <summary>cos and sign-folded sin, [length, head_dim]; owned by the dispose scope of the forward pass that made them.</summary>
+/// <summary>cos and sign-folded sin, [batch or 1, 1, length, head_dim]; owned by the dispose scope of the forward pass that made them.</summary>
 public sealed record RotaryAngles(Tensor Cos, Tensor SignedSin);

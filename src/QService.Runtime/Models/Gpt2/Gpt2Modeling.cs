@@ -45,7 +45,7 @@ public sealed class Gpt2Attention : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor x, KvCache? cache)
+    public Tensor forward(Tensor x, IAttentionCache? cache, Tensor? mask)
     {
         using var scope = NewDisposeScope();
         long batch = x.shape[0], length = x.shape[1], hidden = x.shape[2];
@@ -53,7 +53,7 @@ public sealed class Gpt2Attention : nn.Module
         Tensor Heads(Tensor t) => t.view(batch, length, _heads, _headDim).transpose(1, 2);
         Tensor q = Heads(qkv[0]), k = Heads(qkv[1]), v = Heads(qkv[2]);
         if (cache != null) (k, v) = cache.Update(_layer, k, v);
-        var attended = Attention.CausalSdpa(q, k, v, slidingWindow: null);
+        var attended = Attention.CausalSdpa(q, k, v, mask);
         return c_proj.forward(attended.transpose(1, 2).reshape(batch, length, hidden)).MoveToOuterDisposeScope();
     }
 }
@@ -73,10 +73,10 @@ public sealed class Gpt2Block : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor x, KvCache? cache)
+    public Tensor forward(Tensor x, IAttentionCache? cache, Tensor? mask)
     {
         using var scope = NewDisposeScope();
-        var h = attn.forward(ln_1.forward(x), cache).add_(x, Scalars.One);
+        var h = attn.forward(ln_1.forward(x), cache, mask).add_(x, Scalars.One);
         return mlp.forward(ln_2.forward(h)).add_(h, Scalars.One).MoveToOuterDisposeScope();
     }
 }
@@ -98,13 +98,15 @@ public sealed class Gpt2Model : nn.Module
 
     public Tensor TokenEmbeddingWeight => wte.Weight;
 
-    public Tensor forward(Tensor ids, KvCache? cache)
+    public Tensor forward(Tensor ids, IAttentionCache? cache)
     {
         using var scope = NewDisposeScope();
-        long past = cache?.Length ?? 0;
-        var positions = Positions.Range(past, past + ids.shape[1], ids.device).unsqueeze(0);
+        long length = ids.shape[1];
+        // Positions and the mask are computed once, before any block extends the cache.
+        var positions = cache?.Positions(length, ids.device) ?? Positions.Range(0, length, ids.device).unsqueeze(0);
+        var mask = cache?.Mask(length, slidingWindow: null, ids.device);
         var x = wte.forward(ids).add_(wpe.forward(positions), Scalars.One);
-        foreach (var block in h) x = block.forward(x, cache);
+        foreach (var block in h) x = block.forward(x, cache, mask);
         return ln_f.forward(x).MoveToOuterDisposeScope();
     }
 }
@@ -121,7 +123,7 @@ public sealed class Gpt2LMHeadModel : CausalLm
         RegisterComponents();
     }
 
-    public override Tensor Hidden(Tensor ids, KvCache? cache) => transformer.forward(ids, cache);
+    public override Tensor Hidden(Tensor ids, IAttentionCache? cache) => transformer.forward(ids, cache);
 
     // lm_head is tied to transformer.wte (HF stores it once).
     public override Tensor Logits(Tensor hidden) => nn.functional.linear(hidden, transformer.TokenEmbeddingWeight);

@@ -34,7 +34,6 @@ public sealed class LlamaAttention : nn.Module
 {
     readonly Linear q_proj, k_proj, v_proj, o_proj;
     readonly int _heads, _kvHeads, _headDim, _layer;
-    readonly int? _slidingWindow;
 
     /// <param name="qkvBias">biases on q/k/v (Qwen2; Llama with attention_bias)</param>
     /// <param name="outputBias">bias on o_proj (Llama with attention_bias; never Qwen2)</param>
@@ -44,7 +43,6 @@ public sealed class LlamaAttention : nn.Module
         _kvHeads = c.NumKeyValueHeads;
         _headDim = c.HeadDim;
         _layer = layer;
-        _slidingWindow = c.SlidingWindow;
         q_proj = new Linear(c.HiddenSize, _heads * _headDim, qkvBias, dtype, device);
         k_proj = new Linear(c.HiddenSize, _kvHeads * _headDim, qkvBias, dtype, device);
         v_proj = new Linear(c.HiddenSize, _kvHeads * _headDim, qkvBias, dtype, device);
@@ -52,7 +50,7 @@ public sealed class LlamaAttention : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor x, RotaryAngles angles, KvCache? cache)
+    public Tensor forward(Tensor x, RotaryAngles angles, IAttentionCache? cache, Tensor? mask)
     {
         using var scope = NewDisposeScope();
         long batch = x.shape[0], length = x.shape[1];
@@ -62,7 +60,7 @@ public sealed class LlamaAttention : nn.Module
         q = RotaryEmbedding.Apply(q, angles);
         k = RotaryEmbedding.Apply(k, angles);
         if (cache != null) (k, v) = cache.Update(_layer, k, v);
-        var attended = Attention.CausalSdpa(q, k, v, _slidingWindow);
+        var attended = Attention.CausalSdpa(q, k, v, mask);
         var merged = attended.transpose(1, 2).reshape(batch, length, _heads * _headDim);
         return o_proj.forward(merged).MoveToOuterDisposeScope();
     }
@@ -83,11 +81,11 @@ public sealed class LlamaDecoderLayer : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor x, RotaryAngles angles, KvCache? cache)
+    public Tensor forward(Tensor x, RotaryAngles angles, IAttentionCache? cache, Tensor? mask)
     {
         using var scope = NewDisposeScope();
         // Self attention (the residual added in place: the sublayer's output is ours to reuse)
-        var h = self_attn.forward(input_layernorm.forward(x), angles, cache).add_(x, Scalars.One);
+        var h = self_attn.forward(input_layernorm.forward(x), angles, cache, mask).add_(x, Scalars.One);
         // Fully connected
         return mlp.forward(post_attention_layernorm.forward(h)).add_(h, Scalars.One).MoveToOuterDisposeScope();
     }
@@ -99,6 +97,7 @@ public sealed class LlamaModel : nn.Module
     readonly ModuleList<LlamaDecoderLayer> layers;
     readonly RmsNorm norm;
     readonly RotaryEmbedding _rotary;
+    readonly int? _slidingWindow;
 
     public LlamaModel(ModelConfig c, bool qkvBias, bool outputBias, ScalarType dtype, Device device) : base(nameof(LlamaModel))
     {
@@ -107,6 +106,7 @@ public sealed class LlamaModel : nn.Module
             Enumerable.Range(0, c.NumHiddenLayers).Select(i => new LlamaDecoderLayer(c, i, qkvBias, outputBias, dtype, device)).ToArray());
         norm = new RmsNorm(c.HiddenSize, c.NormEps, dtype, device);
         _rotary = new RotaryEmbedding(c, device);
+        _slidingWindow = c.SlidingWindow;
         RegisterComponents();
     }
 
@@ -118,13 +118,16 @@ public sealed class LlamaModel : nn.Module
         base.Dispose(disposing);
     }
 
-    public Tensor forward(Tensor ids, KvCache? cache)
+    public Tensor forward(Tensor ids, IAttentionCache? cache)
     {
         using var scope = NewDisposeScope();
+        long length = ids.shape[1];
         var h = embed_tokens.forward(ids);
-        // RoPE angles are computed once and shared by every layer.
-        var angles = _rotary.Angles(cache?.Length ?? 0, ids.shape[1], h.dtype);
-        foreach (var layer in layers) h = layer.forward(h, angles, cache);
+        // Positions, RoPE angles and the mask are computed once, before any layer extends the cache, and shared by every layer.
+        var positions = cache?.Positions(length, ids.device) ?? Positions.Range(0, length, ids.device).unsqueeze(0);
+        var angles = _rotary.Angles(positions, cache?.SequenceLength(length) ?? length, h.dtype);
+        var mask = cache is null ? CausalMask.Fresh(length, _slidingWindow, ids.device) : cache.Mask(length, _slidingWindow, ids.device);
+        foreach (var layer in layers) h = layer.forward(h, angles, cache, mask);
         return norm.forward(h).MoveToOuterDisposeScope();
     }
 }
@@ -144,7 +147,7 @@ public class LlamaForCausalLM : CausalLm
         RegisterComponents();
     }
 
-    public override Tensor Hidden(Tensor ids, KvCache? cache) => model.forward(ids, cache);
+    public override Tensor Hidden(Tensor ids, IAttentionCache? cache) => model.forward(ids, cache);
 
     public override Tensor Logits(Tensor hidden) =>
         lm_head is null ? nn.functional.linear(hidden, model.EmbeddingWeight) : lm_head.forward(hidden);
