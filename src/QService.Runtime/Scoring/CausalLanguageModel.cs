@@ -156,6 +156,108 @@ public sealed class CausalLanguageModel : IDisposable
     }
 
     /// <summary>
+    /// Scores sequences that continue cached pasts, in one forward pass whatever their past lengths. For a
+    /// sequence with CachedLength c > 0 the pass starts at position c − 1 (recomputing the last cached position,
+    /// whose output predicts the first new token) with the cached keys and values of positions 0..c−2; with
+    /// c = 0 it starts from scratch. Returns the log-probabilities of positions FirstTarget.., the last
+    /// position's logits when asked, and new blocks of keys and values for the complete runs of NewBlockSize
+    /// positions from c on (the caller owns them). Equals <see cref="ScoreTokens"/> on the whole sequence.
+    /// </summary>
+    public IReadOnlyList<ExtendResult> Extend(IReadOnlyList<ExtendInput> inputs, bool includeLastLogits = false)
+    {
+        if (inputs.Count == 0) return [];
+        ValidateTokens([.. inputs.Select(i => i.Tokens)], 0);
+        foreach (var input in inputs)
+        {
+            int c = input.CachedLength;
+            if (c < 0 || c >= input.Tokens.Length || input.Past.Sum(p => p.Length) < c - 1 || input.FirstTarget < Math.Max(1, c) || input.FirstTarget > input.Tokens.Length)
+                throw new ArgumentException($"extend: cached length {c}, past of {input.Past.Sum(p => p.Length)} positions and first target {input.FirstTarget} do not fit {input.Tokens.Length} tokens");
+        }
+        using var inference = inference_mode();
+        using var scope = NewDisposeScope();
+        int batch = inputs.Count;
+        long[] pastLengths = [.. inputs.Select(i => (long)Math.Max(0, i.CachedLength - 1))];
+        int[][] chunks = [.. inputs.Select((i, b) => i.Tokens[(int)pastLengths[b]..])];
+        long[] newLengths = [.. chunks.Select(c => (long)c.Length)];
+        int maxNew = chunks.Max(c => c.Length);
+        var ids = new long[batch * maxNew];
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < chunks[b].Length; t++) ids[b * maxNew + t] = chunks[b][t];
+
+        var (pastKeys, pastValues) = PadPasts(inputs, pastLengths);
+        var past = new BatchedPast(pastKeys, pastValues, pastLengths, newLengths, scope);
+        var hidden = _module.Hidden(tensor(ids, [batch, maxNew], device: Device), past);
+        var flatHidden = hidden.reshape(batch * maxNew, -1);
+
+        var rows = new List<long>();
+        var targets = new List<long>();
+        for (int b = 0; b < batch; b++)
+            for (int t = inputs[b].FirstTarget - (int)pastLengths[b] - 1; t + 1 < chunks[b].Length; t++)
+            {
+                rows.Add(b * maxNew + t);
+                targets.Add(chunks[b][t + 1]);
+            }
+        float[] all = GatherLogprobs(flatHidden, rows.ToArray(), targets.ToArray());
+
+        float[][]? last = null;
+        if (includeLastLogits)
+        {
+            var lastRows = chunks.Select((c, b) => (long)(b * maxNew + c.Length - 1)).ToArray();
+            var logits = _module.Logits(flatHidden.index_select(0, tensor(lastRows, device: Device))).to(ScalarType.Float32).cpu();
+            last = [.. Enumerable.Range(0, batch).Select(b => logits[b].data<float>().ToArray())];
+        }
+
+        var results = new ExtendResult[batch];
+        int offset = 0;
+        for (int b = 0; b < batch; b++)
+        {
+            int n = inputs[b].Tokens.Length - inputs[b].FirstTarget;
+            results[b] = new ExtendResult(all.AsSpan(offset, n).ToArray(), last?[b], CutBlocks(inputs[b], b, pastLengths[b], past));
+            offset += n;
+        }
+        return results;
+    }
+
+    /// <summary>Each sequence's cached keys and values, left-aligned in one [batch, kv_heads, maxPast, head_dim] tensor per layer; null when no sequence has a past.</summary>
+    (Tensor?[] Keys, Tensor?[] Values) PadPasts(IReadOnlyList<ExtendInput> inputs, long[] pastLengths)
+    {
+        int layers = Config.NumHiddenLayers;
+        var keys = new Tensor?[layers];
+        var values = new Tensor?[layers];
+        long maxPast = pastLengths.Max();
+        if (maxPast == 0) return (keys, values);
+        long kvHeads = Config.NumKeyValueHeads, headDim = Config.HeadDim;
+        for (int layer = 0; layer < layers; layer++)
+        {
+            keys[layer] = zeros([inputs.Count, kvHeads, maxPast, headDim], Dtype, Device);
+            values[layer] = zeros([inputs.Count, kvHeads, maxPast, headDim], Dtype, Device);
+            for (int b = 0; b < inputs.Count; b++)
+            {
+                if (pastLengths[b] == 0) continue;
+                var blocks = inputs[b].Past;
+                keys[layer]![b].narrow(1, 0, pastLengths[b]).copy_(cat([.. blocks.Select(k => k.Keys[layer])], 1).narrow(1, 0, pastLengths[b]));
+                values[layer]![b].narrow(1, 0, pastLengths[b]).copy_(cat([.. blocks.Select(k => k.Values[layer])], 1).narrow(1, 0, pastLengths[b]));
+            }
+        }
+        return (keys, values);
+    }
+
+    /// <summary>New blocks for the complete runs of NewBlockSize positions from CachedLength on, copied out of the pass.</summary>
+    static KvBlock[] CutBlocks(ExtendInput input, int b, long pastLength, BatchedPast past)
+    {
+        int size = input.NewBlockSize;
+        if (size <= 0) return [];
+        var blocks = new List<KvBlock>();
+        for (int start = input.CachedLength; start + size <= input.Tokens.Length; start += size)
+        {
+            long at = start - pastLength; // index of the block's first position in this pass
+            Tensor Cut(Tensor? t) => t![b].narrow(1, at, size).contiguous().clone().DetachFromDisposeScope();
+            blocks.Add(new KvBlock([.. past.NewKeys.Select(Cut)], [.. past.NewValues.Select(Cut)]));
+        }
+        return [.. blocks];
+    }
+
+    /// <summary>
     /// log p(target | row) for the given rows of flattened hidden states, in chunks so that the float32
     /// [rows, vocab] logits never exist whole (on long inputs that tensor is what exhausts memory).
     /// Log-softmax is taken in float32: logit[target] − logsumexp(logits).

@@ -1,0 +1,58 @@
+using QService.Runtime.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace QService.Runtime.Scoring;
+
+/// <summary>
+/// A batch whose sequences each continue their own past: sequence b has pastLengths[b] cached positions
+/// (its keys and values left-aligned in [batch, kv_heads, maxPast, head_dim] tensors, the rest padding) and
+/// newLengths[b] new tokens (right-padded). Queries see their own valid past and the new tokens up to
+/// themselves. Keeps the new tokens' keys and values in <paramref name="keepIn"/> so that they can be cached.
+/// </summary>
+internal sealed class BatchedPast(Tensor?[] pastKeys, Tensor?[] pastValues, long[] pastLengths, long[] newLengths, DisposeScope keepIn) : IAttentionCache
+{
+    readonly long _maxPast = pastLengths.Max();
+    readonly long _maxNew = newLengths.Max();
+    public Tensor?[] NewKeys { get; } = new Tensor?[pastKeys.Length];
+    public Tensor?[] NewValues { get; } = new Tensor?[pastKeys.Length];
+
+    public Tensor Positions(long newLength, Device device)
+    {
+        // Padding positions repeat the last real one: any valid position will do, they are never read.
+        var positions = new long[pastLengths.Length * newLength];
+        for (int b = 0; b < pastLengths.Length; b++)
+            for (int i = 0; i < newLength; i++)
+                positions[b * newLength + i] = pastLengths[b] + Math.Min(i, newLengths[b] - 1);
+        return tensor(positions, [pastLengths.Length, newLength], device: device);
+    }
+
+    public long SequenceLength(long newLength) => pastLengths.Zip(newLengths, (p, n) => p + n).Max();
+
+    public Tensor? Mask(long newLength, int? slidingWindow, Device device)
+    {
+        if (_maxPast == 0) return CausalMask.Fresh(newLength, slidingWindow, device);
+        using var scope = NewDisposeScope();
+        int batch = pastLengths.Length;
+        long keys = _maxPast + newLength;
+        var keyPositions = new long[batch * keys];
+        var valid = new bool[batch * keys];
+        for (int b = 0; b < batch; b++)
+        {
+            for (long j = 0; j < _maxPast; j++) { keyPositions[b * keys + j] = j; valid[b * keys + j] = j < pastLengths[b]; }
+            for (long m = 0; m < newLength; m++) { keyPositions[b * keys + _maxPast + m] = pastLengths[b] + m; valid[b * keys + _maxPast + m] = m < newLengths[b]; }
+        }
+        var mask = CausalMask.Build(Positions(newLength, device), tensor(keyPositions, [batch, keys], device: device),
+            tensor(valid, [batch, keys], device: device), slidingWindow);
+        return mask.MoveToOuterDisposeScope();
+    }
+
+    public (Tensor Keys, Tensor Values) Update(int layer, Tensor keys, Tensor values)
+    {
+        // Kept past this layer's scope: the caller cuts them into cache blocks after the pass.
+        NewKeys[layer] = keys.MoveToOtherDisposeScope(keepIn);
+        NewValues[layer] = values.MoveToOtherDisposeScope(keepIn);
+        if (pastKeys[layer] is not { } pk) return (keys, values);
+        return (cat([pk, keys], 2), cat([pastValues[layer]!, values], 2));
+    }
+}

@@ -1,0 +1,91 @@
+using System.Text.Json;
+using QService.Runtime.Scoring;
+using TorchSharp;
+using static QService.Runtime.Tests.Models.HfParityTests;
+
+namespace QService.Runtime.Tests.Scoring;
+
+/// <summary>Extend (scoring on top of cached keys and values) against a fresh forward pass, on every reference architecture.</summary>
+public class ExtendTests
+{
+    const int BlockSize = 4;
+
+    static int[][] Inputs(string model) =>
+        JsonDocument.Parse(File.ReadAllText(Fixtures.Path("hf-reference", model, "expected.json"))).RootElement
+            .GetProperty("input_ids").EnumerateArray().Select(s => s.EnumerateArray().Select(e => e.GetInt32()).ToArray()).ToArray();
+
+    /// <summary>Blocks for the first <paramref name="length"/> tokens (rounded down to whole blocks), made by a fresh Extend.</summary>
+    static KvBlock[] Blocks(CausalLanguageModel model, int[] sequence, int length) =>
+        model.Extend([new ExtendInput(sequence[..length], FirstTarget: 1, CachedLength: 0, Past: [], NewBlockSize: BlockSize)])[0].NewBlocks;
+
+    [Theory, MemberData(nameof(ModelNames), MemberType = typeof(Models.HfParityTests))]
+    public void CachedPrefixes_GiveTheNumbersOfAFreshPass_EvenBatchedWithOtherPasts(string name)
+    {
+        using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", name), new ModelLoadOptions("cpu"));
+        var seqs = Inputs(name).Where(s => s.Length > 3 * BlockSize).Take(3).ToArray();
+        Assert.True(seqs.Length >= 2, "the fixture needs two sequences longer than three blocks");
+        int[] firstTargets = [2, 3 * BlockSize + 1, 1];
+        var fresh = model.ScoreTokens(seqs, firstTargets[..seqs.Length], includeLastLogits: true);
+
+        // Sequence 0 continues 2 cached blocks (its first target falls inside them), sequence 1 continues 3, sequence 2 none.
+        var blocks0 = Blocks(model, seqs[0], 2 * BlockSize + 1);
+        var blocks1 = Blocks(model, seqs[1], 3 * BlockSize);
+        try
+        {
+            int[] cached = [2 * BlockSize, 3 * BlockSize, 0];
+            var inputs = seqs.Select((s, b) => new ExtendInput(s, Math.Max(firstTargets[b], cached[b]), cached[b],
+                b == 0 ? blocks0 : b == 1 ? blocks1 : [])).ToArray();
+            var extended = model.Extend(inputs, includeLastLogits: true);
+            for (int b = 0; b < seqs.Length; b++)
+            {
+                int skip = inputs[b].FirstTarget - firstTargets[b]; // positions served from the cache's stored log-probs
+                AssertClose(fresh[b].Logprobs[skip..], extended[b].Logprobs, 1e-5, $"{name} sequence {b}");
+                AssertClose(fresh[b].LastLogits!, extended[b].LastLogits!, 1e-4, $"{name} sequence {b} last logits");
+            }
+        }
+        finally
+        {
+            foreach (var block in blocks0.Concat(blocks1)) block.Dispose();
+        }
+    }
+
+    [Fact]
+    public void NewBlocks_CoverTheCompleteRunsAfterTheCachedLength_AndExtendAgain()
+    {
+        using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", "llama-gqa"), new ModelLoadOptions("cpu"));
+        var seq = Inputs("llama-gqa").First(s => s.Length > 4 * BlockSize);
+        var first = Blocks(model, seq, 2 * BlockSize + 2);
+        Assert.Equal(2, first.Length);
+        var second = model.Extend([new ExtendInput(seq[..(4 * BlockSize + 1)], 2 * BlockSize, 2 * BlockSize, first, BlockSize)])[0].NewBlocks;
+        Assert.Equal(2, second.Length); // positions 8..15; 16 is not a complete block
+        var all = first.Concat(second).ToArray();
+        var fresh = model.ScoreTokens([seq], [4 * BlockSize]);
+        var chained = model.Extend([new ExtendInput(seq, 4 * BlockSize, 4 * BlockSize, all)]);
+        AssertClose(fresh[0].Logprobs, chained[0].Logprobs, 1e-5, "four blocks made in two passes");
+        foreach (var block in all) block.Dispose();
+    }
+
+    [Fact]
+    public void ExtendLeavesNoLiveTensors_OnceItsBlocksAreDisposed()
+    {
+        using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", "qwen2"), new ModelLoadOptions("cpu"));
+        var seq = Inputs("qwen2").First(s => s.Length > 3 * BlockSize);
+        foreach (var b in Blocks(model, seq, seq.Length)) b.Dispose(); // warm-up
+        long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        for (int i = 0; i < 20; i++)
+        {
+            var blocks = Blocks(model, seq, 2 * BlockSize);
+            foreach (var b in model.Extend([new ExtendInput(seq, 2 * BlockSize, 2 * BlockSize, blocks, BlockSize)], includeLastLogits: true)[0].NewBlocks) b.Dispose();
+            foreach (var b in blocks) b.Dispose();
+        }
+        Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+
+    [Fact]
+    public void APastThatDoesNotCoverTheCachedLength_IsRefused()
+    {
+        using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", "qwen2"), new ModelLoadOptions("cpu"));
+        var seq = Inputs("qwen2")[0];
+        Assert.Throws<ArgumentException>(() => model.Extend([new ExtendInput(seq, 8, 8, [])]));
+    }
+}
