@@ -85,6 +85,28 @@ public sealed class BatchingOptions
     public double MaxPaddingFraction { get; set; } = 0.25;
 }
 
+/// <summary>
+/// The prefix cache (section "QService:PrefixCache"): keys and values of token prefixes already computed, kept
+/// per model in blocks and reused by any later item that starts with them (a decoder extending its response,
+/// candidates sharing a prompt), so that an item costs only its new tokens. Results are the same as without it.
+/// </summary>
+public sealed class PrefixCacheOptions
+{
+    /// <summary>Default true.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>
+    /// Bytes the cache may hold for both models together; least recently used blocks are evicted beyond it.
+    /// Default (empty): 15 % of the memory available to the process.
+    /// </summary>
+    public long? MaxBytes { get; set; }
+
+    /// <summary>Tokens per block: prefixes are reused in whole blocks. Default 16.</summary>
+    public int BlockSize { get; set; } = 16;
+
+    public long EffectiveMaxBytes => MaxBytes ?? (long)(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes * 0.15);
+}
+
 /// <summary>Per-request limits (section "QService:Limits"); exceeding them is RESOURCE_EXHAUSTED.</summary>
 public sealed class RequestLimits
 {

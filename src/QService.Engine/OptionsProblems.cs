@@ -34,10 +34,16 @@ public static class OptionsProblems
             yield return $"Limits:MaxItemsPerRequest ({l.MaxItemsPerRequest}) is more than Batching:MaxQueueItems ({b.MaxQueueItems}): such a request could never be queued";
     }
 
-    /// <summary>Throws <see cref="ArgumentException"/> listing every problem, if there are any.</summary>
-    public static void ThrowIfAny(ModelOptions m, BatchingOptions b, RequestLimits l)
+    public static IEnumerable<string> Of(PrefixCacheOptions p)
     {
-        var all = Of(m).Concat(Of(b)).Concat(Of(l, b)).ToList();
+        if (p.BlockSize < 1) yield return $"PrefixCache:BlockSize is {p.BlockSize}; it must be >= 1 (16 is a good size)";
+        if (p.MaxBytes is < 0) yield return $"PrefixCache:MaxBytes is {p.MaxBytes}; it must be >= 0 (or empty for 15 % of memory)";
+    }
+
+    /// <summary>Throws <see cref="ArgumentException"/> listing every problem, if there are any.</summary>
+    public static void ThrowIfAny(ModelOptions m, BatchingOptions b, RequestLimits l, PrefixCacheOptions p)
+    {
+        var all = Of(m).Concat(Of(b)).Concat(Of(l, b)).Concat(Of(p)).ToList();
         if (all.Count > 0) throw new ArgumentException("Invalid configuration: " + string.Join("; ", all));
     }
 }

@@ -23,15 +23,17 @@ public sealed class ScoringEngine : IDisposable
 
     public EngineTelemetry Telemetry { get; }
 
-    public ScoringEngine(ModelOptions models, BatchingOptions batching, RequestLimits limits, string defaultPairFolder, ILogger<ScoringEngine> logger)
+    public ScoringEngine(ModelOptions models, BatchingOptions batching, RequestLimits limits, string defaultPairFolder, ILogger<ScoringEngine> logger,
+        PrefixCacheOptions? prefixCache = null)
     {
-        OptionsProblems.ThrowIfAny(models, batching, limits);
+        prefixCache ??= new PrefixCacheOptions();
+        OptionsProblems.ThrowIfAny(models, batching, limits, prefixCache);
         _limits = limits;
         _maxBatchTokens = batching.MaxBatchTokens;
         _logger = logger;
         DynamicBatcher? batcher = null;
         Telemetry = new EngineTelemetry(() => batcher?.QueueDepth ?? 0);
-        _batcher = batcher = new DynamicBatcher(() => new ModelPairBackend(_pair = LoadPair(models, defaultPairFolder)), batching, Telemetry, logger);
+        _batcher = batcher = new DynamicBatcher(() => new ModelPairBackend(_pair = LoadPair(models, defaultPairFolder)), batching, Telemetry, logger, prefixCache);
     }
 
     ModelPair LoadPair(ModelOptions options, string defaultPairFolder)

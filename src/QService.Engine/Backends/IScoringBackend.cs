@@ -14,12 +14,25 @@ public interface IScoringBackend : IDisposable
     void WarmUp();
 
     /// <summary>
-    /// One forward pass of one model over sequences of different lengths. For sequence b, returns the
-    /// log-probabilities of tokens firstTargets[b] .. end, each given the tokens before it, and with
-    /// <paramref name="lastLogits"/> the float32 logits at its last position (the next token's distribution).
+    /// One forward pass of one model over sequences of different lengths, each continuing its own cached past
+    /// (or none). For each input, returns the log-probabilities of tokens FirstTarget .. end, each given the
+    /// tokens before it; with <paramref name="lastLogits"/> the float32 logits at its last position (the next
+    /// token's distribution); and when asked, the cacheable state of its new complete blocks.
     /// </summary>
-    ForwardResult[] Forward(ModelRole role, IReadOnlyList<int[]> sequences, IReadOnlyList<int> firstTargets, bool lastLogits);
+    ForwardResult[] Forward(ModelRole role, IReadOnlyList<ForwardInput> inputs, bool lastLogits);
 }
 
+/// <summary>Backend state cached for a block of positions (keys and values), owned by the cache once handed over.</summary>
+public interface ICachedState : IDisposable
+{
+    long Bytes { get; }
+}
+
+/// <summary>
+/// One sequence of a forward pass. <paramref name="Past"/> covers positions [0, CachedLength) in blocks; with
+/// <paramref name="NewBlockSize"/> > 0 the backend returns the state of the complete blocks from CachedLength on.
+/// </summary>
+public sealed record ForwardInput(int[] Tokens, int FirstTarget, int CachedLength = 0, IReadOnlyList<ICachedState>? Past = null, int NewBlockSize = 0);
+
 /// <summary>One sequence's share of a forward pass.</summary>
-public sealed record ForwardResult(float[] Logprobs, float[]? LastLogits = null);
+public sealed record ForwardResult(float[] Logprobs, float[]? LastLogits = null, IReadOnlyList<ICachedState>? NewBlocks = null);

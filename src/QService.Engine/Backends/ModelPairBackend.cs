@@ -1,3 +1,5 @@
+using QService.Runtime.Scoring;
+
 namespace QService.Engine.Backends;
 
 /// <summary>The LibTorch backend: the loaded <see cref="ModelPair"/>.</summary>
@@ -12,11 +14,26 @@ public sealed class ModelPairBackend(ModelPair pair) : IScoringBackend
         Pair.Reference.ScoreNextTokens([tokens]);
     }
 
-    public ForwardResult[] Forward(ModelRole role, IReadOnlyList<int[]> sequences, IReadOnlyList<int> firstTargets, bool lastLogits)
+    public ForwardResult[] Forward(ModelRole role, IReadOnlyList<ForwardInput> inputs, bool lastLogits)
     {
         var model = role == ModelRole.Policy ? Pair.Policy : Pair.Reference;
-        return [.. model.ScoreTokens(sequences, firstTargets, lastLogits).Select(r => new ForwardResult(r.Logprobs, r.LastLogits))];
+        if (inputs.All(i => i.CachedLength == 0 && i.NewBlockSize == 0))
+        {
+            var scored = model.ScoreTokens([.. inputs.Select(i => i.Tokens)], [.. inputs.Select(i => i.FirstTarget)], lastLogits);
+            return [.. scored.Select(r => new ForwardResult(r.Logprobs, r.LastLogits))];
+        }
+        var extended = model.Extend([.. inputs.Select(i => new ExtendInput(i.Tokens, i.FirstTarget, i.CachedLength,
+            [.. (i.Past ?? []).Select(p => ((CachedKv)p).Block)], i.NewBlockSize))], lastLogits);
+        return [.. extended.Select(r => new ForwardResult(r.Logprobs, r.LastLogits, [.. r.NewBlocks.Select(b => new CachedKv(b))]))];
     }
 
     public void Dispose() => Pair.Dispose();
+
+    /// <summary>A block of one model's keys and values, as the engine's prefix cache holds it.</summary>
+    sealed class CachedKv(KvBlock block) : ICachedState
+    {
+        public KvBlock Block { get; } = block;
+        public long Bytes => Block.Bytes;
+        public void Dispose() => Block.Dispose();
+    }
 }

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
+using System.Diagnostics.Metrics;
 using QService.Engine.Backends;
+using QService.Engine.Caching;
 using QService.Engine.Telemetry;
 
 namespace QService.Engine.Batching;
@@ -22,10 +24,24 @@ internal sealed class DynamicBatcher : IDisposable
     readonly LinkedList<WorkItem> _queue = new();
     readonly TaskCompletionSource<IScoringBackend> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     readonly Thread _owner;
+    /// <summary>One prefix cache per model; null when PrefixCache:Enabled is false. Owner thread only.</summary>
+    readonly PrefixCache? _policyCache, _referenceCache;
     bool _stopping;
 
-    public DynamicBatcher(Func<IScoringBackend> loadBackend, BatchingOptions options, EngineTelemetry telemetry, ILogger logger)
+    public DynamicBatcher(Func<IScoringBackend> loadBackend, BatchingOptions options, EngineTelemetry telemetry, ILogger logger,
+        PrefixCacheOptions? prefixCache = null)
     {
+        if (prefixCache is { Enabled: true })
+        {
+            long half = prefixCache.EffectiveMaxBytes / 2; // the two models' blocks are the same size
+            _policyCache = new PrefixCache(half, prefixCache.BlockSize);
+            _referenceCache = new PrefixCache(half, prefixCache.BlockSize);
+            telemetry.PrefixCacheBytes = () =>
+            [
+                new Measurement<long>(_policyCache.Bytes, new KeyValuePair<string, object?>("model", "policy")),
+                new Measurement<long>(_referenceCache.Bytes, new KeyValuePair<string, object?>("model", "reference")),
+            ];
+        }
         _loadBackend = loadBackend;
         _options = options;
         _telemetry = telemetry;
@@ -149,6 +165,7 @@ internal sealed class DynamicBatcher : IDisposable
             _telemetry.QueueWait.Record(Stopwatch.GetElapsedTime(item.EnqueuedAt, start).TotalSeconds);
         TraceQueueWait(batch, start);
 
+        if (_policyCache != null) PrefillSharedPrefixes(models, batch);
         foreach (var pass in BatchPlanner.SplitByLength(batch, _options))
         {
             // Items cancelled since the batch was taken are not computed either.
@@ -160,16 +177,14 @@ internal sealed class DynamicBatcher : IDisposable
             }
             if (live.Count == 0) continue;
 
-            var sequences = live.Select(i => i.Tokens).ToList();
-            var firstTargets = live.Select(i => i.PromptTokens).ToList();
             int paddedTokens = live.Max(i => i.Length) * live.Count;
             _telemetry.Batches.Add(1);
             _telemetry.BatchSequences.Record(live.Count);
             _telemetry.BatchTokens.Record(paddedTokens);
 
             bool lastLogits = live.Any(i => i.WantsLastLogits);
-            var policy = Forward(models, ModelRole.Policy, sequences, firstTargets, lastLogits, live);
-            var reference = Forward(models, ModelRole.Reference, sequences, firstTargets, lastLogits, live);
+            var policy = Forward(models, ModelRole.Policy, lastLogits, live);
+            var reference = Forward(models, ModelRole.Reference, lastLogits, live);
             for (int i = 0; i < live.Count; i++)
             {
                 _telemetry.ScoredTokens.Add(policy[i].Logprobs.Length);
@@ -178,18 +193,86 @@ internal sealed class DynamicBatcher : IDisposable
         }
     }
 
-    ForwardResult[] Forward(IScoringBackend backend, ModelRole modelRole, List<int[]> sequences, List<int> firstTargets, bool lastLogits, List<WorkItem> items)
+    /// <summary>
+    /// Items of one batch that share a prefix (candidates after one prompt, samples of one partial response)
+    /// would each compute it in the same pass, before any of them has cached it. So the shared prefixes not yet
+    /// cached run first, once each, and the items then continue them from the cache.
+    /// </summary>
+    void PrefillSharedPrefixes(IScoringBackend models, List<WorkItem> batch)
+    {
+        int size = _policyCache!.BlockSize;
+        var live = batch.Where(i => !i.IsAbandoned).OrderBy(i => i.Tokens, TokenOrder.Instance).ToList();
+        var prefixes = new Dictionary<string, WorkItem>();
+        for (int k = 0; k + 1 < live.Count; k++)
+        {
+            var (a, b) = (live[k].Tokens, live[k + 1].Tokens);
+            int common = 0;
+            int limit = Math.Min(a.Length, b.Length) - 1; // each item keeps at least one token of its own to compute
+            while (common < limit && a[common] == b[common]) common++;
+            int length = common / size * size;
+            if (length < size || _policyCache.CachedLength(a, length) >= length && _referenceCache!.CachedLength(a, length) >= length) continue;
+            int[] prefix = a[..length];
+            string key = string.Join(',', prefix);
+            int firstTarget = Math.Min(length, Math.Min(live[k].PromptTokens, live[k + 1].PromptTokens));
+            if (!prefixes.TryGetValue(key, out var existing) || existing.PromptTokens > firstTarget)
+                prefixes[key] = new WorkItem(prefix, Math.Max(1, firstTarget), live[k].Request, CancellationToken.None);
+        }
+        if (prefixes.Count == 0) return;
+        var items = prefixes.Values.ToList();
+        Forward(models, ModelRole.Policy, lastLogits: false, items);
+        Forward(models, ModelRole.Reference, lastLogits: false, items);
+    }
+
+    /// <summary>Lexicographic order of token sequences: sequences with a common prefix end up next to each other.</summary>
+    sealed class TokenOrder : IComparer<int[]>
+    {
+        public static readonly TokenOrder Instance = new();
+        public int Compare(int[]? x, int[]? y) => x!.AsSpan().SequenceCompareTo(y);
+    }
+
+    /// <summary>
+    /// One model's forward pass over the items, each continuing the longest prefix its cache holds (the
+    /// log-probabilities of cached positions come from the cache), and the new blocks cached after.
+    /// </summary>
+    ForwardResult[] Forward(IScoringBackend backend, ModelRole modelRole, bool lastLogits, List<WorkItem> items)
     {
         string role = modelRole == ModelRole.Policy ? "policy" : "reference";
-        var startTime = DateTimeOffset.UtcNow;
-        long start = Stopwatch.GetTimestamp();
-        var result = backend.Forward(modelRole, sequences, firstTargets, lastLogits);
-        var elapsed = Stopwatch.GetElapsedTime(start);
-        _telemetry.ForwardDuration.Record(elapsed.TotalSeconds, new KeyValuePair<string, object?>("model", role));
-        foreach (var request in items.Select(i => i.Request).Distinct())
-            EmitSpan($"forward {role}", request.Parent, startTime, elapsed,
-                ("qservice.model", role), ("qservice.batch.sequences", items.Count), ("qservice.batch.max_length", sequences.Max(s => s.Length)));
-        return result;
+        var model = new KeyValuePair<string, object?>("model", role);
+        var cache = modelRole == ModelRole.Policy ? _policyCache : _referenceCache;
+        // A prefix is reused only up to the last whole block before the final token, so every item computes at least one position.
+        var hits = items.Select(i => cache?.Lookup(i.Tokens, i.PromptTokens, maxLength: i.Length - 1)).ToArray();
+        var inputs = items.Select((i, k) => hits[k] is { } hit
+            ? new ForwardInput(i.Tokens, Math.Max(i.PromptTokens, hit.Length), hit.Length, hit.States, cache!.BlockSize)
+            : new ForwardInput(i.Tokens, i.PromptTokens)).ToArray();
+        try
+        {
+            var startTime = DateTimeOffset.UtcNow;
+            long start = Stopwatch.GetTimestamp();
+            var results = backend.Forward(modelRole, inputs, lastLogits);
+            var elapsed = Stopwatch.GetElapsedTime(start);
+            _telemetry.ForwardDuration.Record(elapsed.TotalSeconds, model);
+            foreach (var request in items.Select(i => i.Request).Distinct())
+                EmitSpan($"forward {role}", request.Parent, startTime, elapsed,
+                    ("qservice.model", role), ("qservice.batch.sequences", items.Count), ("qservice.batch.max_length", items.Max(i => i.Length)));
+            if (cache is null) return results;
+
+            long evictionsBefore = cache.Evictions;
+            var merged = new ForwardResult[results.Length];
+            for (int k = 0; k < results.Length; k++)
+            {
+                var (hit, input, result) = (hits[k]!, inputs[k], results[k]);
+                cache.Insert(input.Tokens, hit.Length, result.NewBlocks ?? [], result.Logprobs, input.FirstTarget);
+                merged[k] = new ForwardResult([.. hit.Logprobs, .. result.Logprobs], result.LastLogits);
+                _telemetry.PrefixHitTokens.Add(Math.Max(0, hit.Length - 1), model);
+                _telemetry.PrefixComputedTokens.Add(input.Tokens.Length - Math.Max(0, hit.Length - 1), model);
+            }
+            _telemetry.PrefixEvictions.Add(cache.Evictions - evictionsBefore, model);
+            return merged;
+        }
+        finally
+        {
+            cache?.EndPass();
+        }
     }
 
     void TraceQueueWait(List<WorkItem> batch, long batchStart)
@@ -230,6 +313,9 @@ internal sealed class DynamicBatcher : IDisposable
         }
         if (_owner.IsAlive) _owner.Join(TimeSpan.FromSeconds(30));
         FailPending(new ScoringException(ScoringErrorKind.Unavailable, "the service is shutting down"));
+        // The caches hold the backend's tensors: freed before the backend, after the owner thread has stopped.
+        _policyCache?.Dispose();
+        _referenceCache?.Dispose();
         if (_ready.Task.IsCompletedSuccessfully) _ready.Task.Result.Dispose();
     }
 }

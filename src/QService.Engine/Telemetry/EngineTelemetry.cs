@@ -26,6 +26,11 @@ public sealed class EngineTelemetry : IDisposable
     public Histogram<double> QueueWait { get; }
     public Counter<long> DroppedItems { get; }
     public Counter<long> Batches { get; }
+    public Counter<long> PrefixHitTokens { get; }
+    public Counter<long> PrefixComputedTokens { get; }
+    public Counter<long> PrefixEvictions { get; }
+    /// <summary>Bytes held by the prefix caches, per model; set by the batcher.</summary>
+    public Func<IEnumerable<Measurement<long>>> PrefixCacheBytes { get; set; } = () => [];
 
     public EngineTelemetry(Func<int> queueDepth)
     {
@@ -41,6 +46,10 @@ public sealed class EngineTelemetry : IDisposable
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = SecondsBuckets });
         DroppedItems = _meter.CreateCounter<long>("qservice_dropped_items", unit: "{item}", description: "Queued items removed without computing them, by reason (cancelled: the caller left or its deadline passed).");
         Batches = _meter.CreateCounter<long>("qservice_batches", unit: "{batch}", description: "Forward passes run (each over both models).");
+        PrefixHitTokens = _meter.CreateCounter<long>("qservice_prefix_cache_hit_tokens", unit: "{token}", description: "Tokens served from the prefix cache instead of computed, by model.");
+        PrefixComputedTokens = _meter.CreateCounter<long>("qservice_prefix_cache_computed_tokens", unit: "{token}", description: "Tokens run through a model (not served from the prefix cache), by model.");
+        PrefixEvictions = _meter.CreateCounter<long>("qservice_prefix_cache_evictions", unit: "{block}", description: "Prefix cache blocks evicted to stay within PrefixCache:MaxBytes, by model.");
+        _meter.CreateObservableGauge("qservice_prefix_cache_bytes", () => PrefixCacheBytes(), unit: "By", description: "Bytes held by the prefix cache, by model.");
     }
 
     public void Dispose()

@@ -17,6 +17,8 @@ public static class HostingExtensions
         services.AddOptions<ModelOptions>().Bind(configuration.GetSection("Models")).ValidateOnStart();
         services.AddOptions<BatchingOptions>().Bind(configuration.GetSection("Batching")).ValidateOnStart();
         services.AddOptions<RequestLimits>().Bind(configuration.GetSection("Limits")).ValidateOnStart();
+        services.AddOptions<PrefixCacheOptions>().Bind(configuration.GetSection("PrefixCache")).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<PrefixCacheOptions>>(new ProblemsValidator<PrefixCacheOptions>(OptionsProblems.Of));
         services.AddSingleton<IValidateOptions<ModelOptions>>(new ProblemsValidator<ModelOptions>(OptionsProblems.Of));
         services.AddSingleton<IValidateOptions<BatchingOptions>>(new ProblemsValidator<BatchingOptions>(OptionsProblems.Of));
         services.AddSingleton<IValidateOptions<RequestLimits>>(sp => new ProblemsValidator<RequestLimits>(
@@ -26,7 +28,8 @@ public static class HostingExtensions
             sp.GetRequiredService<IOptions<BatchingOptions>>().Value,
             sp.GetRequiredService<IOptions<RequestLimits>>().Value,
             Path.Combine(AppContext.BaseDirectory, "models", "demo"),
-            sp.GetRequiredService<ILogger<ScoringEngine>>()));
+            sp.GetRequiredService<ILogger<ScoringEngine>>(),
+            sp.GetRequiredService<IOptions<PrefixCacheOptions>>().Value));
         services.AddHostedService<EngineHostedService>();
         return services;
     }

@@ -17,21 +17,53 @@ public class DynamicBatcherTests
 
         public void WarmUp() { }
 
-        public ForwardResult[] Forward(ModelRole role, IReadOnlyList<int[]> sequences, IReadOnlyList<int> firstTargets, bool lastLogits)
+        public ForwardResult[] Forward(ModelRole role, IReadOnlyList<ForwardInput> inputs, bool lastLogits)
         {
-            lock (Calls) Calls.Add((role, [.. sequences]));
+            lock (Calls) Calls.Add((role, [.. inputs.Select(i => i.Tokens)]));
+            lock (Inputs) Inputs.Add((role, [.. inputs]));
             if (FailOnCall(Calls.Count) is { } error) throw error;
             float sign = role == ModelRole.Policy ? 1 : -1;
-            return [.. sequences.Select((s, b) => new ForwardResult(s[firstTargets[b]..].Select(t => sign * t).ToArray(), lastLogits ? [sign * s[^1]] : null))];
+            return [.. inputs.Select(i => new ForwardResult(
+                i.Tokens[i.FirstTarget..].Select(t => sign * t).ToArray(),
+                lastLogits ? [sign * i.Tokens[^1]] : null,
+                NewBlocks(i)))];
         }
+
+        /// <summary>A fake state per complete block from the cached length on, as the real backend returns them.</summary>
+        List<ICachedState> NewBlocks(ForwardInput input)
+        {
+            var blocks = new List<ICachedState>();
+            if (input.NewBlockSize > 0)
+                for (int start = input.CachedLength; start + input.NewBlockSize <= input.Tokens.Length; start += input.NewBlockSize)
+                    blocks.Add(new FakeState(this));
+            return blocks;
+        }
+
+        public List<(ModelRole Role, ForwardInput[] Inputs)> Inputs { get; } = [];
+        public int LiveStates;
 
         public void Dispose() => Disposed = true;
     }
 
-    static (DynamicBatcher Batcher, EngineTelemetry Telemetry) Create(Func<IScoringBackend> load, BatchingOptions? options = null)
+    sealed class FakeState : ICachedState
+    {
+        readonly FakeBackend _owner;
+        bool _disposed;
+        public FakeState(FakeBackend owner) { _owner = owner; Interlocked.Increment(ref owner.LiveStates); }
+        public long Bytes => 100;
+        public void Dispose()
+        {
+            Assert.False(_disposed, "a cached state was disposed twice");
+            _disposed = true;
+            Interlocked.Decrement(ref _owner.LiveStates);
+        }
+    }
+
+    /// <summary>A batcher without a prefix cache unless one is given.</summary>
+    static (DynamicBatcher Batcher, EngineTelemetry Telemetry) Create(Func<IScoringBackend> load, BatchingOptions? options = null, PrefixCacheOptions? cache = null)
     {
         var telemetry = new EngineTelemetry(() => 0);
-        return (new DynamicBatcher(load, options ?? new BatchingOptions(), telemetry, NullLogger.Instance), telemetry);
+        return (new DynamicBatcher(load, options ?? new BatchingOptions(), telemetry, NullLogger.Instance, cache ?? new PrefixCacheOptions { Enabled = false }), telemetry);
     }
 
     static WorkItem Item(int[] tokens, int promptTokens = 1, CancellationToken cancellation = default) =>
@@ -142,6 +174,97 @@ public class DynamicBatcherTests
             Assert.True(backend.Disposed);
             var error = Assert.Throws<ScoringException>(() => batcher.Enqueue([Item([1, 2])]));
             Assert.Equal(ScoringErrorKind.Unavailable, error.Kind);
+        }
+    }
+
+    static PrefixCacheOptions Cache(long maxBytes = 1 << 20) => new() { Enabled = true, BlockSize = 4, MaxBytes = maxBytes };
+
+    static float[] Expected(int[] tokens, int promptTokens) => [.. tokens[promptTokens..].Select(t => (float)t)];
+
+    [Fact]
+    public async Task AnItemExtendingACachedPrefix_ComputesOnlyItsNewTokens_WithTheSameNumbers()
+    {
+        var backend = new FakeBackend();
+        var (batcher, telemetry) = Create(() => backend, cache: Cache());
+        using (batcher) using (telemetry)
+        {
+            batcher.Start();
+            int[] first = [.. Enumerable.Range(1, 10)], extended = [.. Enumerable.Range(1, 13)];
+            var a = Item(first, promptTokens: 2);
+            batcher.Enqueue([a]);
+            await a.Completion.Task;
+            var b = Item(extended, promptTokens: 2);
+            batcher.Enqueue([b]);
+            var result = await b.Completion.Task;
+
+            var input = backend.Inputs[^1].Inputs.Single();
+            Assert.Equal(8, input.CachedLength);          // two whole blocks of 4 were cached by the first item
+            Assert.Equal(2, input.Past!.Count);
+            Assert.Equal(8, input.FirstTarget);           // positions 2..7 come from the cache
+            Assert.Equal(Expected(extended, 2), result.Policy);
+            Assert.Equal(Expected(extended, 2).Select(x => -x), result.Reference);
+        }
+        Assert.Equal(0, backend.LiveStates); // every cached block freed with the batcher
+    }
+
+    [Fact]
+    public async Task CandidatesSharingAPrefixInOneRequest_ComputeItOnce()
+    {
+        var backend = new FakeBackend();
+        var (batcher, telemetry) = Create(() => backend, cache: Cache());
+        using (batcher) using (telemetry)
+        {
+            int[] shared = [.. Enumerable.Range(1, 9)];
+            WorkItem[] candidates = [.. Enumerable.Range(0, 3).Select(c => Item([.. shared, 100 + c, 200 + c], promptTokens: 3))];
+            batcher.Enqueue(candidates);
+            batcher.Start();
+            var results = await Task.WhenAll(candidates.Select(c => c.Completion.Task));
+            for (int c = 0; c < 3; c++) Assert.Equal(Expected(candidates[c].Tokens, 3), results[c].Policy);
+
+            var policyPasses = backend.Inputs.Where(p => p.Role == ModelRole.Policy).ToList();
+            Assert.Equal(2, policyPasses.Count);
+            Assert.Equal(shared[..8], policyPasses[0].Inputs.Single().Tokens); // the shared prefix, once
+            Assert.All(policyPasses[1].Inputs, i => Assert.Equal(8, i.CachedLength));
+        }
+    }
+
+    [Fact]
+    public async Task UnderATinyBudget_BlocksAreEvicted_AndResultsStayTheSame()
+    {
+        var backend = new FakeBackend();
+        // 2 blocks of 100 bytes per model.
+        var (batcher, telemetry) = Create(() => backend, cache: Cache(maxBytes: 400));
+        using (batcher) using (telemetry)
+        {
+            batcher.Start();
+            var rng = new Random(5);
+            for (int r = 0; r < 20; r++)
+            {
+                int[] tokens = [.. Enumerable.Range(0, 6 + rng.Next(12)).Select(_ => rng.Next(1, 4))];
+                var item = Item(tokens, promptTokens: 1 + rng.Next(3));
+                batcher.Enqueue([item]);
+                Assert.Equal(Expected(tokens, item.PromptTokens), (await item.Completion.Task).Policy);
+                Assert.InRange(backend.LiveStates, 0, 4);
+            }
+        }
+        Assert.Equal(0, backend.LiveStates);
+    }
+
+    [Fact]
+    public async Task WithTheCacheOff_TheBackendSeesPlainPasses()
+    {
+        var backend = new FakeBackend();
+        var (batcher, telemetry) = Create(() => backend);
+        using (batcher) using (telemetry)
+        {
+            batcher.Start();
+            for (int r = 0; r < 2; r++)
+            {
+                var item = Item([.. Enumerable.Range(1, 12)]);
+                batcher.Enqueue([item]);
+                await item.Completion.Task;
+            }
+            Assert.All(backend.Inputs.SelectMany(p => p.Inputs), i => Assert.True(i.CachedLength == 0 && i.NewBlockSize == 0));
         }
     }
 }

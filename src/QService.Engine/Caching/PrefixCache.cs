@@ -1,0 +1,189 @@
+using QService.Engine.Backends;
+
+namespace QService.Engine.Caching;
+
+/// <summary>
+/// One model's cache of computed token prefixes, in blocks of <see cref="BlockSize"/> tokens chained from the
+/// start of a sequence (a block is found by its parent and its own tokens, so equal prefixes share blocks
+/// across requests and callers, as in vLLM's prefix caching). A block holds the backend's keys and values
+/// for its positions and the log-probabilities of its tokens where a pass computed them. Bounded in bytes:
+/// least recently used leaf blocks are evicted first, never one in use by the running pass. Used only on the
+/// model-owner thread.
+/// </summary>
+internal sealed class PrefixCache(long maxBytes, int blockSize) : IDisposable
+{
+    sealed class Block(long id, Block? parent, int[] tokens, ICachedState state, float[] logprobs)
+    {
+        public long Id { get; } = id;
+        public Block? Parent { get; } = parent;
+        public int[] Tokens { get; } = tokens;
+        public ICachedState State { get; } = state;
+        /// <summary>Log-probability of each token given everything before it; NaN where no pass computed it.</summary>
+        public float[] Logprobs { get; } = logprobs;
+        public int Children { get; set; }
+        public LinkedListNode<Block>? Recency { get; set; }
+    }
+
+    readonly record struct BlockKey(long ParentId, int[] Tokens)
+    {
+        public bool Equals(BlockKey other) => ParentId == other.ParentId && Tokens.AsSpan().SequenceEqual(other.Tokens);
+        public override int GetHashCode()
+        {
+            var hash = new HashCode();
+            hash.Add(ParentId);
+            foreach (int t in Tokens) hash.Add(t);
+            return hash.ToHashCode();
+        }
+    }
+
+    readonly Dictionary<BlockKey, Block> _blocks = [];
+    /// <summary>Most recently used first.</summary>
+    readonly LinkedList<Block> _recency = new();
+    readonly HashSet<Block> _inUse = [];
+    long _nextId = 1;
+
+    public int BlockSize { get; } = blockSize;
+    public long MaxBytes { get; } = maxBytes;
+    public long Bytes { get; private set; }
+    public long Evictions { get; private set; }
+    public int Count => _blocks.Count;
+
+    /// <summary>A cached prefix: its length, its blocks' states, and the cached log-probabilities of positions [firstTarget, Length).</summary>
+    public sealed record Hit(int Length, IReadOnlyList<ICachedState> States, float[] Logprobs);
+
+    /// <summary>
+    /// The longest cached prefix of whole blocks, at most <paramref name="maxLength"/> tokens, whose log-probabilities
+    /// are known from <paramref name="firstTarget"/> on. Its blocks are marked in use until <see cref="EndPass"/>.
+    /// </summary>
+    public Hit Lookup(int[] tokens, int firstTarget, int maxLength)
+    {
+        var path = new List<Block>();
+        long parent = 0;
+        for (int start = 0; start + BlockSize <= maxLength; start += BlockSize)
+        {
+            if (!_blocks.TryGetValue(new BlockKey(parent, tokens[start..(start + BlockSize)]), out var block)) break;
+            path.Add(block);
+            parent = block.Id;
+        }
+        // Stop before the first block whose needed log-probabilities no pass has computed.
+        int usable = path.Count;
+        for (int b = 0; b < path.Count && usable == path.Count; b++)
+            for (int j = 0; j < BlockSize; j++)
+                if (b * BlockSize + j >= firstTarget && float.IsNaN(path[b].Logprobs[j])) { usable = b; break; }
+        path.RemoveRange(usable, path.Count - usable);
+
+        int length = path.Count * BlockSize;
+        var logprobs = new float[Math.Max(0, length - firstTarget)];
+        for (int p = firstTarget; p < length; p++) logprobs[p - firstTarget] = path[p / BlockSize].Logprobs[p % BlockSize];
+        foreach (var block in path)
+        {
+            _inUse.Add(block);
+            Touch(block);
+        }
+        return new Hit(length, [.. path.Select(b => b.State)], logprobs);
+    }
+
+    /// <summary>How many leading tokens (whole blocks, at most <paramref name="maxLength"/>) are cached, without marking anything used.</summary>
+    public int CachedLength(int[] tokens, int maxLength)
+    {
+        long parent = 0;
+        int start = 0;
+        for (; start + BlockSize <= maxLength; start += BlockSize)
+        {
+            if (!_blocks.TryGetValue(new BlockKey(parent, tokens[start..(start + BlockSize)]), out var block)) break;
+            parent = block.Id;
+        }
+        return start;
+    }
+
+    /// <summary>
+    /// Stores the blocks a pass computed after a cached prefix of <paramref name="cachedLength"/> tokens, with the
+    /// log-probabilities it computed for positions <paramref name="firstComputed"/>.., then evicts down to the budget.
+    /// Takes ownership of <paramref name="newBlocks"/> (a block cached already, by another item of the pass, is disposed).
+    /// </summary>
+    public void Insert(int[] tokens, int cachedLength, IReadOnlyList<ICachedState> newBlocks, float[] computed, int firstComputed)
+    {
+        Block? parent = null;
+        for (int start = 0; start < cachedLength; start += BlockSize)
+            parent = _blocks[new BlockKey(parent?.Id ?? 0, tokens[start..(start + BlockSize)])];
+        for (int b = 0; b < newBlocks.Count; b++)
+        {
+            int start = cachedLength + b * BlockSize;
+            var key = new BlockKey(parent?.Id ?? 0, tokens[start..(start + BlockSize)]);
+            var logprobs = new float[BlockSize];
+            for (int j = 0; j < BlockSize; j++)
+            {
+                int p = start + j;
+                logprobs[j] = p >= firstComputed && p - firstComputed < computed.Length ? computed[p - firstComputed] : float.NaN;
+            }
+            if (_blocks.TryGetValue(key, out var existing))
+            {
+                newBlocks[b].Dispose();
+                for (int j = 0; j < BlockSize; j++)
+                    if (float.IsNaN(existing.Logprobs[j])) existing.Logprobs[j] = logprobs[j];
+                parent = existing;
+            }
+            else
+            {
+                var block = new Block(_nextId++, parent, key.Tokens, newBlocks[b], logprobs);
+                _blocks[key] = block;
+                if (parent != null) parent.Children++;
+                Bytes += block.State.Bytes;
+                parent = block;
+            }
+            _inUse.Add(parent);
+            Touch(parent);
+        }
+        Evict();
+    }
+
+    /// <summary>The running pass is done with its blocks: they may be evicted again.</summary>
+    public void EndPass()
+    {
+        _inUse.Clear();
+        Evict();
+    }
+
+    void Touch(Block block)
+    {
+        if (block.Recency != null) _recency.Remove(block.Recency);
+        block.Recency = _recency.AddFirst(block);
+    }
+
+    /// <summary>Least recently used leaves first (a block with cached children is their prefix), never a block in use.</summary>
+    void Evict()
+    {
+        var node = _recency.Last;
+        while (Bytes > MaxBytes && node != null)
+        {
+            var previous = node.Previous;
+            var block = node.Value;
+            if (block.Children == 0 && !_inUse.Contains(block))
+            {
+                Remove(block);
+                Evictions++;
+                // Its parent may have just become an evictable leaf: look from the end again.
+                previous = _recency.Last;
+            }
+            node = previous;
+        }
+    }
+
+    void Remove(Block block)
+    {
+        _blocks.Remove(new BlockKey(block.Parent?.Id ?? 0, block.Tokens));
+        _recency.Remove(block.Recency!);
+        block.Recency = null;
+        if (block.Parent != null) block.Parent.Children--;
+        Bytes -= block.State.Bytes;
+        block.State.Dispose();
+    }
+
+    public void Dispose()
+    {
+        foreach (var block in _blocks.Values) block.State.Dispose();
+        _blocks.Clear();
+        _recency.Clear();
+        Bytes = 0;
+    }
+}
