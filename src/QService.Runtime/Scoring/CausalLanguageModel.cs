@@ -229,14 +229,21 @@ public sealed class CausalLanguageModel : IDisposable
         long kvHeads = Config.NumKeyValueHeads, headDim = Config.HeadDim;
         for (int layer = 0; layer < layers; layer++)
         {
+            // Padding slots are masked out, but zeroed all the same: uninitialised memory could hold NaNs.
             keys[layer] = zeros([inputs.Count, kvHeads, maxPast, headDim], Dtype, Device);
             values[layer] = zeros([inputs.Count, kvHeads, maxPast, headDim], Dtype, Device);
             for (int b = 0; b < inputs.Count; b++)
             {
-                if (pastLengths[b] == 0) continue;
-                var blocks = inputs[b].Past;
-                keys[layer]![b].narrow(1, 0, pastLengths[b]).copy_(cat([.. blocks.Select(k => k.Keys[layer])], 1).narrow(1, 0, pastLengths[b]));
-                values[layer]![b].narrow(1, 0, pastLengths[b]).copy_(cat([.. blocks.Select(k => k.Values[layer])], 1).narrow(1, 0, pastLengths[b]));
+                // Each block copied once, straight into its place.
+                long at = 0;
+                foreach (var block in inputs[b].Past)
+                {
+                    long n = Math.Min(block.Length, pastLengths[b] - at);
+                    if (n <= 0) break;
+                    keys[layer]![b].narrow(1, at, n).copy_(block.Keys[layer].narrow(1, 0, n));
+                    values[layer]![b].narrow(1, at, n).copy_(block.Values[layer].narrow(1, 0, n));
+                    at += n;
+                }
             }
         }
         return (keys, values);
@@ -251,7 +258,11 @@ public sealed class CausalLanguageModel : IDisposable
         for (int start = input.CachedLength; start + size <= input.Tokens.Length; start += size)
         {
             long at = start - pastLength; // index of the block's first position in this pass
-            Tensor Cut(Tensor? t) => t![b].narrow(1, at, size).contiguous().clone().DetachFromDisposeScope();
+            Tensor Cut(Tensor? t)
+            {
+                var slice = t![b].narrow(1, at, size);
+                return empty(slice.shape, slice.dtype, slice.device).copy_(slice).DetachFromDisposeScope(); // one copy, contiguous
+            }
             blocks.Add(new KvBlock([.. past.NewKeys.Select(Cut)], [.. past.NewValues.Select(Cut)]));
         }
         return [.. blocks];
