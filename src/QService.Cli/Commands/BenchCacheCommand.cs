@@ -21,17 +21,21 @@ static class BenchCacheCommand
         var compare = new Option<string?>("--compare-server") { Description = "the same models served with PrefixCache:Enabled=false" };
         var callers = new Option<int>("--callers") { Description = "concurrent decoders (and no-hit callers)", DefaultValueFactory = _ => 32 };
         var seconds = new Option<double>("--seconds") { Description = "duration of the decoders and nohit scenarios", DefaultValueFactory = _ => 30 };
-        var cmd = new Command("bench-cache", "Measure the prefix cache: extension latency, many decoders, shared candidates, cost when unused.") { server, compare, callers, seconds };
-        cmd.SetAction(r => CliErrors.Run(() => Execute(r.GetValue(server)!, r.GetValue(compare), r.GetValue(callers), r.GetValue(seconds)).GetAwaiter().GetResult()));
+        var only = new Option<string>("--scenarios") { Description = "comma-separated subset of extend,decoders,candidates,nohit", DefaultValueFactory = _ => "extend,decoders,candidates,nohit" };
+        var cmd = new Command("bench-cache", "Measure the prefix cache: extension latency, many decoders, shared candidates, cost when unused.") { server, compare, callers, seconds, only };
+        cmd.SetAction(r => CliErrors.Run(() => Execute(r.GetValue(server)!, r.GetValue(compare), r.GetValue(callers), r.GetValue(seconds),
+            [.. r.GetValue(only)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)]).GetAwaiter().GetResult()));
         return cmd;
     }
 
     sealed record Figures(double ExtendRatio, double ExtendMs, double FreshMs, double DecoderTokensPerSecond, double CandidatesRatio, double NoHitTokensPerSecond);
 
-    static async Task<int> Execute(string address, string? compareAddress, int callers, double seconds)
+    static async Task<int> Execute(string address, string? compareAddress, int callers, double seconds, string[] scenarios)
     {
-        var on = await Measure(address, callers, seconds);
-        var off = compareAddress is null ? null : await Measure(compareAddress, callers, seconds);
+        var unknown = scenarios.Except(["extend", "decoders", "candidates", "nohit"]).ToList();
+        if (unknown.Count > 0) throw new ArgumentException($"--scenarios: unknown {string.Join(", ", unknown)}");
+        var on = await Measure(address, callers, seconds, scenarios);
+        var off = compareAddress is null ? null : await Measure(compareAddress, callers, seconds, scenarios);
         Console.WriteLine("| scenario | cache on | cache off | |");
         Console.WriteLine("| --- | ---: | ---: | --- |");
         string Off(Func<Figures, double> f, string format) => off is null ? "" : f(off).ToString(format);
@@ -44,12 +48,13 @@ static class BenchCacheCommand
         return 0;
     }
 
-    static async Task<Figures> Measure(string address, int callers, double seconds)
+    static async Task<Figures> Measure(string address, int callers, double seconds, string[] scenarios)
     {
         using var channel = new QServiceChannel(address);
         var scorer = channel.Scorer;
         var info = await scorer.GetModelInfoAsync(new GetModelInfoRequest());
         var rng = new Random(7);
+        int nohitCallers = callers;
         int[] Random(int n) => [.. Enumerable.Range(0, n).Select(_ => rng.Next(info.VocabSize))];
         async Task<double> TimeMs(params ScoreItem[] items)
         {
@@ -60,9 +65,9 @@ static class BenchCacheCommand
         static ScoreItem Item(int[] prompt, int[] response) => new() { PromptTokenIds = { prompt }, ResponseTokenIds = { response } };
 
         // Extend: 512 tokens scored, then 16 more; against 528 fresh tokens.
-        var extend = new List<double>();
-        var fresh = new List<double>();
-        for (int rep = 0; rep < 3; rep++)
+        var extend = new List<double> { double.NaN };
+        var fresh = new List<double> { double.NaN };
+        for (int rep = 0; rep < 3 && scenarios.Contains("extend"); rep++)
         {
             int[] prompt = Random(64), response = Random(448), more = Random(16);
             await TimeMs(Item(prompt, response));
@@ -73,6 +78,7 @@ static class BenchCacheCommand
 
         // Decoders: each extends its own 256-token prefix by 8 tokens per call.
         long newTokens = 0;
+        if (!scenarios.Contains("decoders")) callers = 0;
         var decoders = Enumerable.Range(0, callers).Select(_ => (Prompt: Random(64), Response: new List<int>(Random(192)), More: Enumerable.Range(0, 400).Select(_ => Random(8)).ToArray())).ToArray();
         await Task.WhenAll(decoders.Select(d => scorer.ScoreAsync(new ScoreRequest { Items = { Item(d.Prompt, [.. d.Response]) } }).ResponseAsync));
         var clock = Stopwatch.StartNew();
@@ -89,8 +95,8 @@ static class BenchCacheCommand
         double decoderRate = newTokens / clock.Elapsed.TotalSeconds;
 
         // Candidates: 16 continuations of 16 tokens after one 256-token prefix, in one request; against one.
-        var ratios = new List<double>();
-        for (int rep = 0; rep < 3; rep++)
+        var ratios = new List<double> { double.NaN };
+        for (int rep = 0; rep < 3 && scenarios.Contains("candidates"); rep++)
         {
             int[] prompt = Random(64), response = Random(192);
             double many = await TimeMs([.. Enumerable.Range(0, 16).Select(_ => Item(prompt, [.. response, .. Random(16)]))]);
@@ -101,7 +107,7 @@ static class BenchCacheCommand
         // No hits: items that never repeat, from many callers, as `qservice bench` sends them.
         long tokens = 0;
         clock.Restart();
-        await Task.WhenAll(Enumerable.Range(0, callers).Select(async caller =>
+        await Task.WhenAll(Enumerable.Range(0, scenarios.Contains("nohit") ? nohitCallers : 0).Select(async caller =>
         {
             var local = new Random(1000 + caller);
             while (clock.Elapsed.TotalSeconds < seconds)
@@ -114,5 +120,10 @@ static class BenchCacheCommand
         return new Figures(extendMs / freshMs, extendMs, freshMs, decoderRate, Median(ratios), tokens / clock.Elapsed.TotalSeconds);
     }
 
-    static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
+    /// <summary>The median of the measured values (NaN placeholders dropped; NaN when the scenario did not run).</summary>
+    static double Median(List<double> values)
+    {
+        var measured = values.Where(v => !double.IsNaN(v)).Order().ToList();
+        return measured.Count == 0 ? double.NaN : measured[measured.Count / 2];
+    }
 }
