@@ -60,15 +60,16 @@ public class LifecycleTests
     [Fact]
     public async Task CancelledRequest_IsDroppedFromTheQueue_Uncomputed()
     {
-        // A long queue delay keeps the request queued long enough for its deadline to pass first.
+        // A long queue delay keeps the requests queued long enough for their deadline or cancellation to come first.
+        // Both leave only after 1.5 s: on a busy test machine a call abandoned sooner may never reach the handler at all.
         await using var server = await ServerProcess.StartServingAsync("--policy", PairServer.PolicyPath, "--reference", PairServer.ReferencePath,
-            "--max-queue-delay-ms", "3000");
+            "--max-queue-delay-ms", "6000");
         var request = new ScoreRequest { Items = { new ScoreItem { PromptTokenIds = { 1, 2 }, ResponseTokenIds = { 3, 4 } } } };
         var e = await Assert.ThrowsAsync<RpcException>(async () =>
-            await server.Channel.Scorer.ScoreAsync(request, deadline: DateTime.UtcNow.AddMilliseconds(300)));
+            await server.Channel.Scorer.ScoreAsync(request, deadline: DateTime.UtcNow.AddMilliseconds(1500)));
         Assert.Equal(StatusCode.DeadlineExceeded, e.StatusCode);
 
-        using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+        using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(1500));
         e = await Assert.ThrowsAsync<RpcException>(async () => await server.Channel.Scorer.ScoreAsync(request, cancellationToken: cts.Token));
         Assert.Equal(StatusCode.Cancelled, e.StatusCode);
 
