@@ -229,11 +229,17 @@ public sealed class CausalLanguageModel : IDisposable
         long kvHeads = Config.NumKeyValueHeads, headDim = Config.HeadDim;
         for (int layer = 0; layer < layers; layer++)
         {
-            // Padding slots are masked out, but zeroed all the same: uninitialised memory could hold NaNs.
-            keys[layer] = zeros([inputs.Count, kvHeads, maxPast, headDim], Dtype, Device);
-            values[layer] = zeros([inputs.Count, kvHeads, maxPast, headDim], Dtype, Device);
+            keys[layer] = empty([inputs.Count, kvHeads, maxPast, headDim], Dtype, Device);
+            values[layer] = empty([inputs.Count, kvHeads, maxPast, headDim], Dtype, Device);
             for (int b = 0; b < inputs.Count; b++)
             {
+                // Padding slots are masked out, but must still be finite (uninitialised memory could hold NaNs,
+                // and a masked NaN still poisons the softmax); the rest is overwritten below.
+                if (pastLengths[b] < maxPast)
+                {
+                    keys[layer]![b].narrow(1, pastLengths[b], maxPast - pastLengths[b]).zero_();
+                    values[layer]![b].narrow(1, pastLengths[b], maxPast - pastLengths[b]).zero_();
+                }
                 // Each block copied once, straight into its place.
                 long at = 0;
                 foreach (var block in inputs[b].Past)
