@@ -6,14 +6,14 @@ namespace QService.Runtime.Scoring;
 
 /// <summary>
 /// A batch whose sequences each continue their own past: sequence b has pastLengths[b] cached positions
-/// (its keys and values left-aligned in [batch, kv_heads, maxPast, head_dim] tensors, the rest padding) and
+/// (its keys and values left-aligned in [batch, kv_heads, maxPast + maxNew, head_dim] tensors, then padding,
+/// then room for the new tokens' own keys and values) and
 /// newLengths[b] new tokens (right-padded). Queries see their own valid past and the new tokens up to
 /// themselves. Keeps the new tokens' keys and values in <paramref name="keepIn"/> so that they can be cached.
 /// </summary>
 internal sealed class BatchedPast(Tensor?[] pastKeys, Tensor?[] pastValues, long[] pastLengths, long[] newLengths, DisposeScope keepIn) : IAttentionCache
 {
     readonly long _maxPast = pastLengths.Max();
-    readonly long _maxNew = newLengths.Max();
     public Tensor?[] NewKeys { get; } = new Tensor?[pastKeys.Length];
     public Tensor?[] NewValues { get; } = new Tensor?[pastKeys.Length];
 
@@ -53,6 +53,9 @@ internal sealed class BatchedPast(Tensor?[] pastKeys, Tensor?[] pastValues, long
         NewKeys[layer] = keys.MoveToOtherDisposeScope(keepIn);
         NewValues[layer] = values.MoveToOtherDisposeScope(keepIn);
         if (pastKeys[layer] is not { } pk) return (keys, values);
-        return (cat([pk, keys], 2), cat([pastValues[layer]!, values], 2));
+        var pv = pastValues[layer]!;
+        pk.narrow(2, _maxPast, keys.shape[2]).copy_(keys);
+        pv.narrow(2, _maxPast, values.shape[2]).copy_(values);
+        return (pk, pv);
     }
 }

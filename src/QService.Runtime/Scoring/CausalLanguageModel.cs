@@ -184,7 +184,7 @@ public sealed class CausalLanguageModel : IDisposable
         for (int b = 0; b < batch; b++)
             for (int t = 0; t < chunks[b].Length; t++) ids[b * maxNew + t] = chunks[b][t];
 
-        var (pastKeys, pastValues) = PadPasts(inputs, pastLengths);
+        var (pastKeys, pastValues) = PadPasts(inputs, pastLengths, maxNew);
         var past = new BatchedPast(pastKeys, pastValues, pastLengths, newLengths, scope);
         var hidden = _module.Hidden(tensor(ids, [batch, maxNew], device: Device), past);
         var flatHidden = hidden.reshape(batch * maxNew, -1);
@@ -218,8 +218,13 @@ public sealed class CausalLanguageModel : IDisposable
         return results;
     }
 
-    /// <summary>Each sequence's cached keys and values, left-aligned in one [batch, kv_heads, maxPast, head_dim] tensor per layer; null when no sequence has a past.</summary>
-    (Tensor?[] Keys, Tensor?[] Values) PadPasts(IReadOnlyList<ExtendInput> inputs, long[] pastLengths)
+    /// <summary>
+    /// Each sequence's cached keys and values, left-aligned in one [batch, kv_heads, maxPast + maxNew, head_dim]
+    /// tensor per layer, with room after the past for the pass's own keys and values (written there by
+    /// <see cref="BatchedPast"/> instead of concatenating, which would copy the past again); null when no
+    /// sequence has a past.
+    /// </summary>
+    (Tensor?[] Keys, Tensor?[] Values) PadPasts(IReadOnlyList<ExtendInput> inputs, long[] pastLengths, long maxNew)
     {
         int layers = Config.NumHiddenLayers;
         var keys = new Tensor?[layers];
@@ -229,8 +234,8 @@ public sealed class CausalLanguageModel : IDisposable
         long kvHeads = Config.NumKeyValueHeads, headDim = Config.HeadDim;
         for (int layer = 0; layer < layers; layer++)
         {
-            keys[layer] = empty([inputs.Count, kvHeads, maxPast, headDim], Dtype, Device);
-            values[layer] = empty([inputs.Count, kvHeads, maxPast, headDim], Dtype, Device);
+            keys[layer] = empty([inputs.Count, kvHeads, maxPast + maxNew, headDim], Dtype, Device);
+            values[layer] = empty([inputs.Count, kvHeads, maxPast + maxNew, headDim], Dtype, Device);
             for (int b = 0; b < inputs.Count; b++)
             {
                 // Padding slots are masked out, but must still be finite (uninitialised memory could hold NaNs,
