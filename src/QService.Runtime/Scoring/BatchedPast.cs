@@ -9,9 +9,9 @@ namespace QService.Runtime.Scoring;
 /// (its keys and values left-aligned in [batch, kv_heads, maxPast + maxNew, head_dim] tensors, then padding,
 /// then room for the new tokens' own keys and values) and
 /// newLengths[b] new tokens (right-padded). Queries see their own valid past and the new tokens up to
-/// themselves. Keeps the new tokens' keys and values in <paramref name="keepIn"/> so that they can be cached.
+/// themselves. Keeps the new tokens' keys and values in <paramref name="keepIn"/> (when given) so that they can be cached.
 /// </summary>
-internal sealed class BatchedPast(Tensor?[] pastKeys, Tensor?[] pastValues, long[] pastLengths, long[] newLengths, DisposeScope keepIn) : IAttentionCache
+internal sealed class BatchedPast(Tensor?[] pastKeys, Tensor?[] pastValues, long[] pastLengths, long[] newLengths, DisposeScope? keepIn) : IAttentionCache
 {
     readonly long _maxPast = pastLengths.Max();
     public Tensor?[] NewKeys { get; } = new Tensor?[pastKeys.Length];
@@ -49,9 +49,12 @@ internal sealed class BatchedPast(Tensor?[] pastKeys, Tensor?[] pastValues, long
 
     public (Tensor Keys, Tensor Values) Update(int layer, Tensor keys, Tensor values)
     {
-        // Kept past this layer's scope: the caller cuts them into cache blocks after the pass.
-        NewKeys[layer] = keys.MoveToOtherDisposeScope(keepIn);
-        NewValues[layer] = values.MoveToOtherDisposeScope(keepIn);
+        if (keepIn != null)
+        {
+            // Kept past this layer's scope: the caller cuts them into cache blocks after the pass.
+            NewKeys[layer] = keys.MoveToOtherDisposeScope(keepIn);
+            NewValues[layer] = values.MoveToOtherDisposeScope(keepIn);
+        }
         if (pastKeys[layer] is not { } pk) return (keys, values);
         var pv = pastValues[layer]!;
         pk.narrow(2, _maxPast, keys.shape[2]).copy_(keys);

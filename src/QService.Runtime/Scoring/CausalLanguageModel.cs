@@ -108,51 +108,9 @@ public sealed class CausalLanguageModel : IDisposable
     /// </summary>
     public IReadOnlyList<SequenceLogprobs> ScoreTokens(IReadOnlyList<int[]> sequences, IReadOnlyList<int>? firstTargets, bool includeLastLogits = false)
     {
-        if (sequences.Count == 0) return [];
-        ValidateTokens(sequences, 0);
-        int FirstTarget(int b) => firstTargets is null ? 1 : firstTargets[b];
-        for (int b = 0; b < sequences.Count; b++)
-            if (FirstTarget(b) < 1 || FirstTarget(b) > sequences[b].Length)
-                throw new ArgumentException($"sequence {b}: first scored token {FirstTarget(b)} must be in [1, {sequences[b].Length}] (token 0 has no context)");
-        using var inference = inference_mode();
-        using var scope = NewDisposeScope();
-        int batch = sequences.Count;
-        int maxLen = sequences.Max(s => s.Length);
-        // Right padding: a real position never attends to a later (padding) key, so no padding mask is needed
-        // and each sequence gets exactly the numbers it gets alone.
-        var ids = new long[batch * maxLen];
-        for (int b = 0; b < batch; b++)
-            for (int t = 0; t < sequences[b].Length; t++) ids[b * maxLen + t] = sequences[b][t];
-        var hidden = _module.Hidden(tensor(ids, [batch, maxLen], device: Device), cache: null);
-        var flatHidden = hidden.reshape(batch * maxLen, -1);
-
-        var rows = new List<long>();
-        var targets = new List<long>();
-        for (int b = 0; b < batch; b++)
-            for (int t = FirstTarget(b) - 1; t + 1 < sequences[b].Length; t++)
-            {
-                rows.Add(b * maxLen + t);
-                targets.Add(sequences[b][t + 1]);
-            }
-        float[] all = GatherLogprobs(flatHidden, rows.ToArray(), targets.ToArray());
-
-        float[][]? last = null;
-        if (includeLastLogits)
-        {
-            var lastRows = sequences.Select((s, b) => (long)(b * maxLen + s.Length - 1)).ToArray();
-            var logits = _module.Logits(flatHidden.index_select(0, tensor(lastRows, device: Device))).to(ScalarType.Float32).cpu();
-            last = Enumerable.Range(0, batch).Select(b => logits[b].data<float>().ToArray()).ToArray();
-        }
-
-        var results = new SequenceLogprobs[batch];
-        int offset = 0;
-        for (int b = 0; b < batch; b++)
-        {
-            int n = sequences[b].Length - FirstTarget(b);
-            results[b] = new SequenceLogprobs(all.AsSpan(offset, n).ToArray(), last?[b]);
-            offset += n;
-        }
-        return results;
+        // A fresh pass is an extension of nothing.
+        var inputs = sequences.Select((s, b) => new ExtendInput(s, firstTargets is null ? 1 : firstTargets[b], CachedLength: 0, Past: [])).ToArray();
+        return [.. Extend(inputs, includeLastLogits).Select(r => new SequenceLogprobs(r.Logprobs, r.LastLogits))];
     }
 
     /// <summary>
@@ -161,17 +119,20 @@ public sealed class CausalLanguageModel : IDisposable
     /// whose output predicts the first new token) with the cached keys and values of positions 0..c−2; with
     /// c = 0 it starts from scratch. Returns the log-probabilities of positions FirstTarget.., the last
     /// position's logits when asked, and new blocks of keys and values for the complete runs of NewBlockSize
-    /// positions from c on (the caller owns them). Equals <see cref="ScoreTokens"/> on the whole sequence.
+    /// positions from c on (the caller owns them). Equals a fresh pass (<see cref="ScoreTokens"/>) on the whole
+    /// sequence. Batches are right-padded: a real position never attends to a later (padding) key.
     /// </summary>
     public IReadOnlyList<ExtendResult> Extend(IReadOnlyList<ExtendInput> inputs, bool includeLastLogits = false)
     {
         if (inputs.Count == 0) return [];
         ValidateTokens([.. inputs.Select(i => i.Tokens)], 0);
-        foreach (var input in inputs)
+        for (int b = 0; b < inputs.Count; b++)
         {
-            int c = input.CachedLength;
-            if (c < 0 || c >= input.Tokens.Length || input.Past.Sum(p => p.Length) < c - 1 || input.FirstTarget < Math.Max(1, c) || input.FirstTarget > input.Tokens.Length)
-                throw new ArgumentException($"extend: cached length {c}, past of {input.Past.Sum(p => p.Length)} positions and first target {input.FirstTarget} do not fit {input.Tokens.Length} tokens");
+            var (c, first, length) = (inputs[b].CachedLength, inputs[b].FirstTarget, inputs[b].Tokens.Length);
+            if (first < Math.Max(1, c) || first > length)
+                throw new ArgumentException($"sequence {b}: first scored token {first} must be in [{Math.Max(1, c)}, {length}] (token 0 has no context; cached positions are not recomputed)");
+            if (c < 0 || c >= length || inputs[b].Past.Sum(p => p.Length) < c - 1)
+                throw new ArgumentException($"sequence {b}: a cached length of {c} with {inputs[b].Past.Sum(p => p.Length)} cached positions does not fit {length} tokens");
         }
         using var inference = inference_mode();
         using var scope = NewDisposeScope();
@@ -185,7 +146,9 @@ public sealed class CausalLanguageModel : IDisposable
             for (int t = 0; t < chunks[b].Length; t++) ids[b * maxNew + t] = chunks[b][t];
 
         var (pastKeys, pastValues) = PadPasts(inputs, pastLengths, maxNew);
-        var past = new BatchedPast(pastKeys, pastValues, pastLengths, newLengths, scope);
+        bool keepNew = inputs.Any(i => i.NewBlockSize > 0);
+        // Without pasts and without blocks to cut, a plain causal pass from position 0 (LibTorch's fastest path).
+        var past = pastLengths.Any(p => p > 0) || keepNew ? new BatchedPast(pastKeys, pastValues, pastLengths, newLengths, keepNew ? scope : null) : null;
         var hidden = _module.Hidden(tensor(ids, [batch, maxNew], device: Device), past);
         var flatHidden = hidden.reshape(batch * maxNew, -1);
 
@@ -212,7 +175,7 @@ public sealed class CausalLanguageModel : IDisposable
         for (int b = 0; b < batch; b++)
         {
             int n = inputs[b].Tokens.Length - inputs[b].FirstTarget;
-            results[b] = new ExtendResult(all.AsSpan(offset, n).ToArray(), last?[b], CutBlocks(inputs[b], b, pastLengths[b], past));
+            results[b] = new ExtendResult(all.AsSpan(offset, n).ToArray(), last?[b], past is null ? [] : CutBlocks(inputs[b], b, pastLengths[b], past));
             offset += n;
         }
         return results;

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using QService.Runtime.Scoring;
 using TorchSharp;
 using static QService.Runtime.Tests.Models.HfParityTests;
@@ -10,9 +9,7 @@ public class ExtendTests
 {
     const int BlockSize = 4;
 
-    static int[][] Inputs(string model) =>
-        JsonDocument.Parse(File.ReadAllText(Fixtures.Path("hf-reference", model, "expected.json"))).RootElement
-            .GetProperty("input_ids").EnumerateArray().Select(s => s.EnumerateArray().Select(e => e.GetInt32()).ToArray()).ToArray();
+    static int[][] Inputs(string model) => ScoringTests.Inputs(model);
 
     /// <summary>Blocks for the first <paramref name="length"/> tokens (rounded down to whole blocks), made by a fresh Extend.</summary>
     static KvBlock[] Blocks(CausalLanguageModel model, int[] sequence, int length) =>

@@ -7,7 +7,7 @@ namespace QService.Runtime.Tests.Scoring;
 
 public class ScoringTests
 {
-    static int[][] Inputs(string model) =>
+    internal static int[][] Inputs(string model) =>
         JsonDocument.Parse(File.ReadAllText(Fixtures.Path("hf-reference", model, "expected.json"))).RootElement
             .GetProperty("input_ids").EnumerateArray().Select(s => s.EnumerateArray().Select(e => e.GetInt32()).ToArray()).ToArray();
 
