@@ -17,11 +17,7 @@ public sealed class ModelPairBackend(ModelPair pair) : IScoringBackend
     public ForwardResult[] Forward(ModelRole role, IReadOnlyList<ForwardInput> inputs, bool lastLogits)
     {
         var model = role == ModelRole.Policy ? Pair.Policy : Pair.Reference;
-        if (inputs.All(i => i.CachedLength == 0 && i.NewBlockSize == 0))
-        {
-            var scored = model.ScoreTokens([.. inputs.Select(i => i.Tokens)], [.. inputs.Select(i => i.FirstTarget)], lastLogits);
-            return [.. scored.Select(r => new ForwardResult(r.Logprobs, r.LastLogits))];
-        }
+        // Extend takes LibTorch's plain causal path by itself when nothing is cached and no blocks are asked for.
         var extended = model.Extend([.. inputs.Select(i => new ExtendInput(i.Tokens, i.FirstTarget, i.CachedLength,
             [.. (i.Past ?? []).Select(p => ((CachedKv)p).Block)], i.NewBlockSize))], lastLogits);
         return [.. extended.Select(r => new ForwardResult(r.Logprobs, r.LastLogits, [.. r.NewBlocks.Select(b => new CachedKv(b))]))];
