@@ -57,14 +57,7 @@ internal sealed class PrefixCache(long maxBytes, int blockSize) : IDisposable
     /// </summary>
     public Hit Lookup(int[] tokens, int firstTarget, int maxLength)
     {
-        var path = new List<Block>();
-        long parent = 0;
-        for (int start = 0; start + BlockSize <= maxLength; start += BlockSize)
-        {
-            if (!_blocks.TryGetValue(new BlockKey(parent, tokens[start..(start + BlockSize)]), out var block)) break;
-            path.Add(block);
-            parent = block.Id;
-        }
+        var path = CachedChain(tokens, maxLength);
         // Stop before the first block whose needed log-probabilities no pass has computed.
         int usable = path.Count;
         for (int b = 0; b < path.Count && usable == path.Count; b++)
@@ -84,16 +77,18 @@ internal sealed class PrefixCache(long maxBytes, int blockSize) : IDisposable
     }
 
     /// <summary>How many leading tokens (whole blocks, at most <paramref name="maxLength"/>) are cached, without marking anything used.</summary>
-    public int CachedLength(int[] tokens, int maxLength)
+    public int CachedLength(int[] tokens, int maxLength) => CachedChain(tokens, maxLength).Count * BlockSize;
+
+    /// <summary>The cached blocks that begin <paramref name="tokens"/>, in order, covering at most <paramref name="maxLength"/> tokens.</summary>
+    List<Block> CachedChain(int[] tokens, int maxLength)
     {
-        long parent = 0;
-        int start = 0;
-        for (; start + BlockSize <= maxLength; start += BlockSize)
+        var chain = new List<Block>();
+        for (int start = 0; start + BlockSize <= maxLength; start += BlockSize)
         {
-            if (!_blocks.TryGetValue(new BlockKey(parent, tokens[start..(start + BlockSize)]), out var block)) break;
-            parent = block.Id;
+            if (!_blocks.TryGetValue(new BlockKey(chain.Count == 0 ? 0 : chain[^1].Id, tokens[start..(start + BlockSize)]), out var block)) break;
+            chain.Add(block);
         }
-        return start;
+        return chain;
     }
 
     /// <summary>
@@ -103,9 +98,11 @@ internal sealed class PrefixCache(long maxBytes, int blockSize) : IDisposable
     /// </summary>
     public void Insert(int[] tokens, int cachedLength, IReadOnlyList<ICachedState> newBlocks, float[] computed, int firstComputed)
     {
-        Block? parent = null;
-        for (int start = 0; start < cachedLength; start += BlockSize)
-            parent = _blocks[new BlockKey(parent?.Id ?? 0, tokens[start..(start + BlockSize)])];
+        // The cached prefix the pass continued is still there: its blocks were in use, so none was evicted.
+        var prefix = CachedChain(tokens, cachedLength);
+        if (prefix.Count * BlockSize != cachedLength)
+            throw new InvalidOperationException($"the cached prefix of {cachedLength} tokens is gone before its pass ended. This is a bug.");
+        Block? parent = prefix.LastOrDefault();
         for (int b = 0; b < newBlocks.Count; b++)
         {
             int start = cachedLength + b * BlockSize;
