@@ -128,8 +128,7 @@ public sealed class ScoringEngine : IDisposable
 
     NextTokenChoices Choose(PreparedItem item, PairScores scores, double beta, NextTokenOptions options, ModelPair models)
     {
-        double q = 0;
-        for (int t = 0; t < scores.Policy.Length; t++) q += beta * ((double)scores.Policy[t] - scores.Reference[t]);
+        var (_, _, q) = CreditMath.Compute(scores.Policy, scores.Reference, beta); // Q so far: the partial response's reward
         float[] policy = LogSoftmax(scores.PolicyLastLogits!), reference = LogSoftmax(scores.ReferenceLastLogits!);
         int[] ids = options.CandidateIds is { Count: > 0 } asked ? [.. asked] : TopK(policy, reference, beta, options);
         var candidates = ids.Select(id => new NextTokenCandidate(id, Surface(models.Tokenizer, id), policy[id], reference[id],
