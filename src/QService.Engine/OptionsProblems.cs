@@ -10,7 +10,7 @@ public static class OptionsProblems
     {
         if (m.Threads < 0) yield return $"Models:Threads is {m.Threads}; use 0 (one per physical core) or a positive count";
         if (m.Beta is double beta && (!double.IsFinite(beta) || beta <= 0)) yield return $"Models:Beta is {beta}; it must be a finite number > 0";
-        if (m.Dtype.Trim().ToLowerInvariant() is not ("float32" or "fp32" or "float" or "f32" or "float16" or "fp16" or "half" or "f16" or "bfloat16" or "bf16"))
+        if (Runtime.Torch.TorchEnvironment.TryParseDtype(m.Dtype) is null)
             yield return $"Models:Dtype is '{m.Dtype}'; use float32, bfloat16 or float16";
         string device = m.Device.Trim().ToLowerInvariant();
         if (device is not ("auto" or "" or "cpu" or "cuda") && !(device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(device[5..], out int n) && n >= 0))

@@ -104,12 +104,16 @@ public static class TorchEnvironment
     static bool IsCudaBuild => AppDomain.CurrentDomain.GetAssemblies().Any(a => a.GetName().Name?.Contains("cuda", StringComparison.OrdinalIgnoreCase) == true);
 
     /// <summary>Parses float32/float16/bfloat16 (and the HF spellings fp32, fp16, bf16, half).</summary>
-    public static ScalarType ParseDtype(string name) => name.Trim().ToLowerInvariant() switch
+    public static ScalarType ParseDtype(string name) =>
+        TryParseDtype(name) ?? throw new ArgumentException($"Unknown dtype '{name}': use float32, bfloat16 or float16.");
+
+    /// <summary>The dtype a name stands for, or null for an unknown name (configuration checks use it without loading LibTorch).</summary>
+    public static ScalarType? TryParseDtype(string name) => name.Trim().ToLowerInvariant() switch
     {
         "float32" or "fp32" or "float" or "f32" => ScalarType.Float32,
         "float16" or "fp16" or "half" or "f16" => ScalarType.Float16,
         "bfloat16" or "bf16" => ScalarType.BFloat16,
-        _ => throw new ArgumentException($"Unknown dtype '{name}': use float32, bfloat16 or float16."),
+        _ => null,
     };
 
     public static string DtypeName(ScalarType t) => t switch
