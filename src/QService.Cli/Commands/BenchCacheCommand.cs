@@ -54,7 +54,6 @@ static class BenchCacheCommand
         var scorer = channel.Scorer;
         var info = await scorer.GetModelInfoAsync(new GetModelInfoRequest());
         var rng = new Random(7);
-        int nohitCallers = callers;
         int[] Random(int n) => [.. Enumerable.Range(0, n).Select(_ => rng.Next(info.VocabSize))];
         async Task<double> TimeMs(params ScoreItem[] items)
         {
@@ -78,8 +77,7 @@ static class BenchCacheCommand
 
         // Decoders: each extends its own 256-token prefix by 8 tokens per call.
         long newTokens = 0;
-        if (!scenarios.Contains("decoders")) callers = 0;
-        var decoders = Enumerable.Range(0, callers).Select(_ => (Prompt: Random(64), Response: new List<int>(Random(192)), More: Enumerable.Range(0, 400).Select(_ => Random(8)).ToArray())).ToArray();
+        var decoders = Enumerable.Range(0, scenarios.Contains("decoders") ? callers : 0).Select(_ => (Prompt: Random(64), Response: new List<int>(Random(192)), More: Enumerable.Range(0, 400).Select(_ => Random(8)).ToArray())).ToArray();
         await Task.WhenAll(decoders.Select(d => scorer.ScoreAsync(new ScoreRequest { Items = { Item(d.Prompt, [.. d.Response]) } }).ResponseAsync));
         var clock = Stopwatch.StartNew();
         await Task.WhenAll(decoders.Select(async d =>
@@ -107,7 +105,7 @@ static class BenchCacheCommand
         // No hits: items that never repeat, from many callers, as `qservice bench` sends them.
         long tokens = 0;
         clock.Restart();
-        await Task.WhenAll(Enumerable.Range(0, scenarios.Contains("nohit") ? nohitCallers : 0).Select(async caller =>
+        await Task.WhenAll(Enumerable.Range(0, scenarios.Contains("nohit") ? callers : 0).Select(async caller =>
         {
             var local = new Random(1000 + caller);
             while (clock.Elapsed.TotalSeconds < seconds)
