@@ -1,0 +1,88 @@
+using QService.Runtime.Scoring;
+using TorchSharp;
+using static QService.Runtime.Tests.Models.HfParityTests;
+
+namespace QService.Runtime.Tests.Scoring;
+
+/// <summary>Decoding steps (continuous batching over key/value slots) against a fresh forward pass, on every reference architecture.</summary>
+public class DecodeBatchTests
+{
+    const int BlockSize = 4;
+
+    /// <summary>The next-token log-probabilities after <paramref name="tokens"/>, from a fresh pass over all of them.</summary>
+    static float[] Fresh(CausalLanguageModel model, int[] tokens)
+    {
+        var logits = model.ScoreTokens([tokens], [tokens.Length], includeLastLogits: true)[0].LastLogits!;
+        double max = logits.Max(), lse = max + Math.Log(logits.Sum(l => Math.Exp(l - max)));
+        return [.. logits.Select(l => (float)(l - lse))];
+    }
+
+    [Theory, MemberData(nameof(ModelNames), MemberType = typeof(Models.HfParityTests))]
+    public void Steps_GiveTheNumbersOfAFreshPass_WhileSequencesJoinAndLeave(string name)
+    {
+        using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", name), new ModelLoadOptions("cpu"));
+        var seqs = ScoringTests.Inputs(name).Where(s => s.Length > 2 * BlockSize + 1).Take(2).ToArray();
+        int[] a = seqs[0][..(2 * BlockSize + 1)], b = [.. a[..BlockSize], .. seqs[1][..2]];
+        int vocab = model.Config.VocabSize;
+        var random = new Random(7);
+        using var batch = new DecodeBatch(model);
+
+        // a: two copies, computed from scratch; b: one sequence continuing a cached block.
+        var (nextA, blocksA) = batch.Add(a, 0, [], copies: 2, newBlockSize: BlockSize);
+        Assert.Equal(2, blocksA.Length);
+        AssertClose(Fresh(model, a), nextA, 1e-4, $"{name}: after the prompt");
+        var (nextB, _) = batch.Add(b, BlockSize, [blocksA[0]], copies: 1);
+        AssertClose(Fresh(model, b), nextB, 1e-4, $"{name}: continuing a cached block");
+
+        var sequences = new List<List<int>> { a.ToList(), a.ToList(), b.ToList() };
+        for (int step = 0; step < 6; step++)
+        {
+            if (step == 3)
+            {
+                // The first copy of a leaves: the last sequence moves into its slot.
+                batch.Remove(0);
+                sequences[0] = sequences[^1];
+                sequences.RemoveAt(sequences.Count - 1);
+            }
+            int[] tokens = [.. sequences.Select(_ => random.Next(vocab))];
+            for (int s = 0; s < tokens.Length; s++) sequences[s].Add(tokens[s]);
+            var next = batch.Step(tokens);
+            for (int s = 0; s < sequences.Count; s++)
+            {
+                Assert.Equal(sequences[s].Count, batch.Length(s));
+                AssertClose(Fresh(model, [.. sequences[s]]), next[s], 1e-4, $"{name}: step {step}, slot {s}");
+            }
+        }
+        foreach (var block in blocksA) block.Dispose();
+    }
+
+    [Fact]
+    public void DecodingLeavesNoLiveTensors_AndGivesTheStorageBack_WhenTheLastSequenceLeaves()
+    {
+        using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", "llama-gqa"), new ModelLoadOptions("cpu"));
+        var prompt = ScoringTests.Inputs("llama-gqa")[0];
+        using var batch = new DecodeBatch(model);
+        void Round()
+        {
+            var (_, blocks) = batch.Add(prompt, 0, [], copies: 3, newBlockSize: BlockSize);
+            foreach (var block in blocks) block.Dispose();
+            for (int step = 0; step < 70; step++) batch.Step([1, 2, 3]); // past the first capacity of 64 positions
+            for (int s = 2; s >= 0; s--) batch.Remove(s);
+        }
+        Round(); // warm-up
+        long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        Round();
+        Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+        Assert.Equal(0, batch.Bytes);
+    }
+
+    [Fact]
+    public void AStepPastTheContext_IsRefused()
+    {
+        using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", "gpt2"), new ModelLoadOptions("cpu"));
+        using var batch = new DecodeBatch(model);
+        int context = model.Config.MaxPositionEmbeddings;
+        batch.Add([.. Enumerable.Repeat(1, context)], 0, [], copies: 1);
+        Assert.Throws<ArgumentException>(() => batch.Step([1]));
+    }
+}
