@@ -83,6 +83,12 @@ public sealed class BatchingOptions
     /// split into separate passes when the padding to the longest would exceed this. Default 0.25.
     /// </summary>
     public double MaxPaddingFraction { get; set; } = 0.25;
+
+    /// <summary>
+    /// Samples decoded together (continuous batching); further Sample requests wait for room. Each holds its
+    /// keys and values for its whole length in both models. Default 64.
+    /// </summary>
+    public int MaxRunningSamples { get; set; } = 64;
 }
 
 /// <summary>
@@ -115,4 +121,13 @@ public sealed class RequestLimits
 
     /// <summary>Prompt + response tokens summed over one request's items. Default 131072.</summary>
     public int MaxTokensPerRequest { get; set; } = 131072;
+
+    /// <summary>Samples (n) in one Sample request. Default 256.</summary>
+    public int MaxSamplesPerRequest { get; set; } = 256;
+
+    /// <summary>Stop strings in one Sample request. Default 16.</summary>
+    public int MaxStopStrings { get; set; } = 16;
+
+    /// <summary>Characters in one stop string. Default 64.</summary>
+    public int MaxStopLength { get; set; } = 64;
 }

@@ -24,12 +24,18 @@ public static class OptionsProblems
         if (b.MaxQueueItems < 1) yield return $"Batching:MaxQueueItems is {b.MaxQueueItems}; it must be >= 1";
         if (!double.IsFinite(b.MaxQueueDelayMs) || b.MaxQueueDelayMs < 0) yield return $"Batching:MaxQueueDelayMs is {b.MaxQueueDelayMs}; it must be >= 0";
         if (!double.IsFinite(b.MaxPaddingFraction) || b.MaxPaddingFraction < 0) yield return $"Batching:MaxPaddingFraction is {b.MaxPaddingFraction}; it must be >= 0";
+        if (b.MaxRunningSamples < 1) yield return $"Batching:MaxRunningSamples is {b.MaxRunningSamples}; it must be >= 1";
     }
 
     public static IEnumerable<string> Of(RequestLimits l, BatchingOptions b)
     {
         if (l.MaxItemsPerRequest < 1) yield return $"Limits:MaxItemsPerRequest is {l.MaxItemsPerRequest}; it must be >= 1";
         if (l.MaxTokensPerRequest < 1) yield return $"Limits:MaxTokensPerRequest is {l.MaxTokensPerRequest}; it must be >= 1";
+        if (l.MaxSamplesPerRequest < 1) yield return $"Limits:MaxSamplesPerRequest is {l.MaxSamplesPerRequest}; it must be >= 1";
+        if (l.MaxStopStrings < 0) yield return $"Limits:MaxStopStrings is {l.MaxStopStrings}; it must be >= 0";
+        if (l.MaxStopLength < 1) yield return $"Limits:MaxStopLength is {l.MaxStopLength}; it must be >= 1";
+        if (l.MaxSamplesPerRequest > b.MaxQueueItems)
+            yield return $"Limits:MaxSamplesPerRequest ({l.MaxSamplesPerRequest}) is more than Batching:MaxQueueItems ({b.MaxQueueItems}): such a request could never be queued";
         if (l.MaxItemsPerRequest > b.MaxQueueItems)
             yield return $"Limits:MaxItemsPerRequest ({l.MaxItemsPerRequest}) is more than Batching:MaxQueueItems ({b.MaxQueueItems}): such a request could never be queued";
     }

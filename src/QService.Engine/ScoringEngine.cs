@@ -12,7 +12,7 @@ namespace QService.Engine;
 /// limits and the models, queues them for the dynamic batcher and turns the two models' log-probabilities
 /// into credits, Q-values and rewards. Transport-agnostic: the gRPC host is a thin adapter over it.
 /// </summary>
-public sealed class ScoringEngine : IDisposable
+public sealed partial class ScoringEngine : IDisposable
 {
     readonly DynamicBatcher _batcher;
     readonly RequestLimits _limits;
@@ -84,15 +84,7 @@ public sealed class ScoringEngine : IDisposable
         double usedBeta = CheckBeta(options.Beta, models);
         CheckItemCount(items);
 
-        if (options.StepDelimiter is { } delimiter)
-        {
-            if (delimiter.Length == 0)
-                throw ScoringException.Invalid("step_delimiter is empty: omit it for no steps, or give the text that ends a step, e.g. \"\\n\" or \". \"");
-            if (delimiter.Length > StepSplitter.MaxDelimiterLength)
-                throw ScoringException.Invalid($"step_delimiter has {delimiter.Length} characters, more than {StepSplitter.MaxDelimiterLength}; use the short text that ends a step");
-            if (models.Tokenizer is null)
-                throw ScoringException.Invalid("step_delimiter needs the response text, but this server has no tokenizer; omit step_delimiter");
-        }
+        CheckStepDelimiter(options.StepDelimiter, models);
         var prepared = items.Select((item, index) => Prepare(item, index, models, options)).ToArray();
         var scores = await RunAsync(prepared, wantsLastLogits: false, cancellation).ConfigureAwait(false);
         return [.. prepared.Select((p, i) => Finish(p, scores[i].Policy, scores[i].Reference, usedBeta))];
@@ -155,6 +147,17 @@ public sealed class ScoringEngine : IDisposable
         foreach (float l in logits) sum += Math.Exp(l - max);
         double lse = max + Math.Log(sum);
         return [.. logits.Select(l => (float)(l - lse))];
+    }
+
+    static void CheckStepDelimiter(string? delimiter, ModelPair models)
+    {
+        if (delimiter is null) return;
+        if (delimiter.Length == 0)
+            throw ScoringException.Invalid("step_delimiter is empty: omit it for no steps, or give the text that ends a step, e.g. \"\\n\" or \". \"");
+        if (delimiter.Length > StepSplitter.MaxDelimiterLength)
+            throw ScoringException.Invalid($"step_delimiter has {delimiter.Length} characters, more than {StepSplitter.MaxDelimiterLength}; use the short text that ends a step");
+        if (models.Tokenizer is null)
+            throw ScoringException.Invalid("step_delimiter needs the response text, but this server has no tokenizer; omit step_delimiter");
     }
 
     double CheckBeta(double? requested, ModelPair models)

@@ -20,6 +20,9 @@ public interface IScoringBackend : IDisposable
     /// token's distribution); and when asked, the cacheable state of its new complete blocks.
     /// </summary>
     ForwardResult[] Forward(ModelRole role, IReadOnlyList<ForwardInput> inputs, bool lastLogits);
+
+    /// <summary>An empty decode batch of one model, for sampling.</summary>
+    IDecodeBatch StartDecoding(ModelRole role);
 }
 
 /// <summary>Backend state cached for a block of positions (keys and values), owned by the cache once handed over.</summary>

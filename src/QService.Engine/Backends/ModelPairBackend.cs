@@ -23,7 +23,24 @@ public sealed class ModelPairBackend(ModelPair pair) : IScoringBackend
         return [.. extended.Select(r => new ForwardResult(r.Logprobs, r.LastLogits, [.. r.NewBlocks.Select(b => new CachedKv(b))]))];
     }
 
+    public IDecodeBatch StartDecoding(ModelRole role) => new Decoding(new DecodeBatch(role == ModelRole.Policy ? Pair.Policy : Pair.Reference));
+
     public void Dispose() => Pair.Dispose();
+
+    sealed class Decoding(DecodeBatch batch) : IDecodeBatch
+    {
+        public int Count => batch.Count;
+
+        public DecodeAdmission Add(ForwardInput input, int copies)
+        {
+            var (next, blocks) = batch.Add(input.Tokens, input.CachedLength, [.. (input.Past ?? []).Select(p => ((CachedKv)p).Block)], copies, input.NewBlockSize);
+            return new DecodeAdmission(next, [.. blocks.Select(b => new CachedKv(b))]);
+        }
+
+        public float[][] Step(int[] tokens) => batch.Step(tokens);
+        public void Remove(int slot) => batch.Remove(slot);
+        public void Dispose() => batch.Dispose();
+    }
 
     /// <summary>A block of one model's keys and values, as the engine's prefix cache holds it.</summary>
     sealed class CachedKv(KvBlock block) : ICachedState

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using System.Diagnostics.Metrics;
 using QService.Engine.Backends;
 using QService.Engine.Caching;
+using QService.Engine.Decoding;
 using QService.Engine.Telemetry;
 
 namespace QService.Engine.Batching;
@@ -22,6 +23,11 @@ internal sealed class DynamicBatcher : IDisposable
     readonly object _lock = new();
     /// <summary>Pending items in arrival order. Guarded by _lock.</summary>
     readonly LinkedList<WorkItem> _queue = new();
+    /// <summary>Sample requests waiting to join the decoder, in arrival order. Guarded by _lock.</summary>
+    readonly LinkedList<SampleWork> _samples = new();
+    int _queuedSamples;
+    /// <summary>The running samples. Owner thread only.</summary>
+    readonly ContinuousDecoder _decoder;
     readonly TaskCompletionSource<IScoringBackend> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     readonly Thread _owner;
     /// <summary>One prefix cache per model; null when PrefixCache:Enabled is false. Owner thread only.</summary>
@@ -42,6 +48,7 @@ internal sealed class DynamicBatcher : IDisposable
                 new Measurement<long>(_referenceCache.Bytes, new KeyValuePair<string, object?>("model", "reference")),
             ];
         }
+        _decoder = new ContinuousDecoder(telemetry, _policyCache, _referenceCache);
         _loadBackend = loadBackend;
         _options = options;
         _telemetry = telemetry;
@@ -52,7 +59,8 @@ internal sealed class DynamicBatcher : IDisposable
     /// <summary>Completes with the loaded, warmed-up backend; faults if loading fails.</summary>
     public Task<IScoringBackend> Ready => _ready.Task;
 
-    public int QueueDepth { get { lock (_lock) return _queue.Count; } }
+    /// <summary>Scoring items and samples waiting.</summary>
+    public int QueueDepth { get { lock (_lock) return _queue.Count + _queuedSamples; } }
 
     public void Start() => _owner.Start();
 
@@ -63,9 +71,7 @@ internal sealed class DynamicBatcher : IDisposable
         lock (_lock)
         {
             if (_stopping) throw new ScoringException(ScoringErrorKind.Unavailable, "the service is shutting down");
-            if (_queue.Count + items.Count > _options.MaxQueueItems)
-                throw ScoringException.Exhausted(
-                    $"the scoring queue is full ({_queue.Count} of {_options.MaxQueueItems} items waiting; this request adds {items.Count}); retry later");
+            RefuseWhenFull(items.Count);
             foreach (var item in items)
             {
                 item.EnqueuedAt = now;
@@ -73,6 +79,27 @@ internal sealed class DynamicBatcher : IDisposable
             }
             Monitor.PulseAll(_lock);
         }
+    }
+
+    /// <summary>Queues a Sample request for the decoder, or refuses it when the queue cannot hold its samples.</summary>
+    public void Enqueue(SampleWork work)
+    {
+        lock (_lock)
+        {
+            if (_stopping) throw new ScoringException(ScoringErrorKind.Unavailable, "the service is shutting down");
+            RefuseWhenFull(work.N);
+            _samples.AddLast(work);
+            _queuedSamples += work.N;
+            Monitor.PulseAll(_lock);
+        }
+    }
+
+    void RefuseWhenFull(int adding)
+    {
+        int waiting = _queue.Count + _queuedSamples;
+        if (waiting + adding > _options.MaxQueueItems)
+            throw ScoringException.Exhausted(
+                $"the queue is full ({waiting} of {_options.MaxQueueItems} items and samples waiting; this request adds {adding}); retry later");
     }
 
     void OwnerLoop()
@@ -92,24 +119,35 @@ internal sealed class DynamicBatcher : IDisposable
             return;
         }
 
-        while (NextBatch() is { } batch)
+        while (NextWork() is var (batch, admitted))
         {
-            try { Run(models, batch); }
+            if (batch is { Count: > 0 })
+            {
+                try { Run(models, batch); }
+                catch (Exception e)
+                {
+                    // A failed batch fails its items, not the service.
+                    _logger.LogError(e, "A batch of {Count} items failed: {Message}", batch.Count, e.Message);
+                    foreach (var item in batch)
+                        item.Completion.TrySetException(new ScoringException(ScoringErrorKind.Internal, $"scoring failed: {e.Message}"));
+                }
+            }
+            if (admitted.Count == 0 && _decoder.Running == 0) continue;
+            try { _decoder.Iterate(models, admitted); }
             catch (Exception e)
             {
-                // A failed batch fails its items, not the service.
-                _logger.LogError(e, "A batch of {Count} items failed: {Message}", batch.Count, e.Message);
-                foreach (var item in batch)
-                    item.Completion.TrySetException(new ScoringException(ScoringErrorKind.Internal, $"scoring failed: {e.Message}"));
+                _logger.LogError(e, "A decoding step of {Count} samples failed: {Message}", _decoder.Running, e.Message);
+                _decoder.Fail(new ScoringException(ScoringErrorKind.Internal, $"sampling failed: {e.Message}"), admitted);
             }
         }
     }
 
     /// <summary>
-    /// Waits for the first item, then until the batch is full or its oldest item has waited MaxQueueDelayMs,
-    /// then takes the batch. Cancelled items are dropped here, uncomputed. Returns null on shutdown.
+    /// The next thing to do: a scoring batch and/or Sample requests to admit. While samples are decoding, queued
+    /// items are taken at once (between two steps); otherwise a batch waits until it is full or its oldest item
+    /// has waited MaxQueueDelayMs. Cancelled items are dropped here, uncomputed. Returns null on shutdown.
     /// </summary>
-    List<WorkItem>? NextBatch()
+    (List<WorkItem>? Batch, List<SampleWork> Admitted)? NextWork()
     {
         long maxDelay = (long)(_options.MaxQueueDelayMs * Stopwatch.Frequency / 1000.0);
         lock (_lock)
@@ -118,18 +156,43 @@ internal sealed class DynamicBatcher : IDisposable
             {
                 DropAbandoned();
                 if (_stopping) return null;
+                var admitted = AdmitSamples();
+                bool decoding = admitted.Count > 0 || _decoder.Running > 0;
                 if (_queue.Count == 0)
                 {
+                    if (decoding) return (null, admitted);
                     Monitor.Wait(_lock);
                     continue;
                 }
                 long waited = Stopwatch.GetTimestamp() - _queue.First!.Value.EnqueuedAt;
-                if (waited >= maxDelay || QueuedCostFillsBatch())
-                    return BatchPlanner.TakeBatch(_queue, _options);
+                if (decoding || waited >= maxDelay || QueuedCostFillsBatch())
+                    return (BatchPlanner.TakeBatch(_queue, _options), admitted);
                 int remainingMs = (int)Math.Ceiling((maxDelay - waited) * 1000.0 / Stopwatch.Frequency);
                 Monitor.Wait(_lock, Math.Max(1, remainingMs));
             }
         }
+    }
+
+    /// <summary>Waiting Sample requests that fit next to the running samples (one always may join an empty decoder), in arrival order.</summary>
+    List<SampleWork> AdmitSamples()
+    {
+        var admitted = new List<SampleWork>();
+        int running = _decoder.Running;
+        while (_samples.First is { } first)
+        {
+            var work = first.Value;
+            if (!work.IsAbandoned && running > 0 && running + work.N > _options.MaxRunningSamples) break;
+            _samples.RemoveFirst();
+            _queuedSamples -= work.N;
+            if (work.IsAbandoned)
+            {
+                work.Completion.TrySetCanceled(work.Cancellation);
+                continue;
+            }
+            admitted.Add(work);
+            running += work.N;
+        }
+        return admitted;
     }
 
     bool QueuedCostFillsBatch()
@@ -301,6 +364,9 @@ internal sealed class DynamicBatcher : IDisposable
         {
             foreach (var item in _queue) item.Completion.TrySetException(error);
             _queue.Clear();
+            foreach (var work in _samples) work.Completion.TrySetException(error);
+            _samples.Clear();
+            _queuedSamples = 0;
         }
     }
 
@@ -312,7 +378,9 @@ internal sealed class DynamicBatcher : IDisposable
             Monitor.PulseAll(_lock);
         }
         if (_owner.IsAlive) _owner.Join(TimeSpan.FromSeconds(30));
-        FailPending(new ScoringException(ScoringErrorKind.Unavailable, "the service is shutting down"));
+        var shutdown = new ScoringException(ScoringErrorKind.Unavailable, "the service is shutting down");
+        FailPending(shutdown);
+        _decoder.Fail(shutdown, []); // its batches hold the backend's tensors: freed before the backend
         // The caches hold the backend's tensors: freed before the backend, after the owner thread has stopped.
         _policyCache?.Dispose();
         _referenceCache?.Dispose();

@@ -8,57 +8,6 @@ namespace QService.Engine.Tests.Batching;
 /// <summary>The batcher against a fake backend: batching, cancellation and failures without LibTorch.</summary>
 public class DynamicBatcherTests
 {
-    /// <summary>Answers log-prob = token id under the policy and −id under the reference; records every call.</summary>
-    sealed class FakeBackend : IScoringBackend
-    {
-        public List<(ModelRole Role, int[][] Sequences)> Calls { get; } = [];
-        public Func<int, Exception?> FailOnCall { get; set; } = _ => null;
-        public bool Disposed { get; private set; }
-
-        public void WarmUp() { }
-
-        public ForwardResult[] Forward(ModelRole role, IReadOnlyList<ForwardInput> inputs, bool lastLogits)
-        {
-            lock (Calls) Calls.Add((role, [.. inputs.Select(i => i.Tokens)]));
-            lock (Inputs) Inputs.Add((role, [.. inputs]));
-            if (FailOnCall(Calls.Count) is { } error) throw error;
-            float sign = role == ModelRole.Policy ? 1 : -1;
-            return [.. inputs.Select(i => new ForwardResult(
-                i.Tokens[i.FirstTarget..].Select(t => sign * t).ToArray(),
-                lastLogits ? [sign * i.Tokens[^1]] : null,
-                NewBlocks(i)))];
-        }
-
-        /// <summary>A fake state per complete block from the cached length on, as the real backend returns them.</summary>
-        List<ICachedState> NewBlocks(ForwardInput input)
-        {
-            var blocks = new List<ICachedState>();
-            if (input.NewBlockSize > 0)
-                for (int start = input.CachedLength; start + input.NewBlockSize <= input.Tokens.Length; start += input.NewBlockSize)
-                    blocks.Add(new FakeState(this));
-            return blocks;
-        }
-
-        public List<(ModelRole Role, ForwardInput[] Inputs)> Inputs { get; } = [];
-        public int LiveStates;
-
-        public void Dispose() => Disposed = true;
-    }
-
-    sealed class FakeState : ICachedState
-    {
-        readonly FakeBackend _owner;
-        bool _disposed;
-        public FakeState(FakeBackend owner) { _owner = owner; Interlocked.Increment(ref owner.LiveStates); }
-        public long Bytes => 100;
-        public void Dispose()
-        {
-            Assert.False(_disposed, "a cached state was disposed twice");
-            _disposed = true;
-            Interlocked.Decrement(ref _owner.LiveStates);
-        }
-    }
-
     /// <summary>A batcher without a prefix cache unless one is given.</summary>
     static (DynamicBatcher Batcher, EngineTelemetry Telemetry) Create(Func<IScoringBackend> load, BatchingOptions? options = null, PrefixCacheOptions? cache = null)
     {

@@ -1,0 +1,28 @@
+namespace QService.Engine.Backends;
+
+/// <summary>
+/// One model's running sequences while decoding, as the backend keeps them between steps (continuous
+/// batching): sequence s sits in slot s. Sequences join with <see cref="Add"/> and leave with
+/// <see cref="Remove"/> between steps; a step appends one token to each. Owner thread only.
+/// </summary>
+public interface IDecodeBatch : IDisposable
+{
+    int Count { get; }
+
+    /// <summary>
+    /// Adds <paramref name="copies"/> sequences (slots Count..) that start as input.Tokens, continuing input.Past
+    /// for positions [0, CachedLength); the rest is computed once for all copies. Returns the next token's
+    /// log-probabilities over the whole vocabulary and, with NewBlockSize > 0, the state of the complete
+    /// blocks from CachedLength on for the prefix cache (the caller owns them).
+    /// </summary>
+    DecodeAdmission Add(ForwardInput input, int copies);
+
+    /// <summary>Appends tokens[s] to the sequence in slot s, for every slot; returns each one's next-token log-probabilities.</summary>
+    float[][] Step(int[] tokens);
+
+    /// <summary>Removes the sequence in <paramref name="slot"/>; the last sequence moves into its slot.</summary>
+    void Remove(int slot);
+}
+
+/// <summary>What adding a sequence to a decode batch gives: its next-token log-probabilities and the new cacheable blocks.</summary>
+public sealed record DecodeAdmission(float[] NextLogprobs, IReadOnlyList<ICachedState> NewBlocks);

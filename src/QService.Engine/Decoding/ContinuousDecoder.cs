@@ -1,0 +1,141 @@
+using System.Diagnostics;
+using QService.Engine.Backends;
+using QService.Engine.Caching;
+using QService.Engine.Sampling;
+using QService.Engine.Telemetry;
+
+namespace QService.Engine.Decoding;
+
+/// <summary>
+/// Decodes the running samples together, one token per sample per <see cref="Iterate"/> (continuous
+/// batching, as in vLLM and TGI): new requests join at any iteration after a prefill that reuses the prefix
+/// cache and serves all n samples of a request; finished or cancelled samples leave at once, so the batch
+/// never waits for its longest member. Both models run every step, so each token's credit comes for free.
+/// Owner thread only: the batcher calls it between scoring passes.
+/// </summary>
+internal sealed class ContinuousDecoder(EngineTelemetry telemetry, PrefixCache? policyCache, PrefixCache? referenceCache) : IDisposable
+{
+    sealed class Sequence(SampleWork work, int index, float[] policy, float[] reference)
+    {
+        public SampleWork Work { get; } = work;
+        public int Index { get; } = index;
+        public SampleRandom Random { get; } = new(work.Seed, index);
+        public List<int> Generated { get; } = [];
+        public List<float> Policy { get; } = [];
+        public List<float> Reference { get; } = [];
+        /// <summary>Next-token log-probabilities from the last step.</summary>
+        public float[] NextPolicy { get; set; } = policy;
+        public float[] NextReference { get; set; } = reference;
+        public FinishReason? Finish { get; set; }
+    }
+
+    /// <summary>Running samples; sequence s sits in slot s of both decode batches.</summary>
+    readonly List<Sequence> _running = [];
+    IDecodeBatch? _policy, _reference;
+
+    public int Running => _running.Count;
+
+    /// <summary>Admits new requests, then draws one token for every running sample, lets finished ones leave and steps the rest.</summary>
+    public void Iterate(IScoringBackend backend, IReadOnlyList<SampleWork> admitted)
+    {
+        _policy ??= backend.StartDecoding(ModelRole.Policy);
+        _reference ??= backend.StartDecoding(ModelRole.Reference);
+        foreach (var work in admitted.Where(w => !w.IsAbandoned)) Admit(work);
+
+        for (int s = _running.Count - 1; s >= 0; s--)
+            if (_running[s].Work.IsAbandoned)
+            {
+                // The caller left: the tokens this sample would still have generated are never computed.
+                telemetry.SampleTokensCancelled.Add(_running[s].Work.Budget - _running[s].Generated.Count);
+                Leave(s);
+            }
+        // Drawing is managed code over the vocabulary, independent per sample: spread over the cores while the models rest.
+        Parallel.For(0, _running.Count, s => Draw(_running[s]));
+        telemetry.SampledTokens.Add(_running.Count);
+        for (int s = _running.Count - 1; s >= 0; s--)
+            if (_running[s].Finish is { } finish) Complete(s, finish);
+        if (_running.Count > 0) Step();
+    }
+
+    /// <summary>The prompt (and partial response) computed once per model, continuing what the prefix cache holds; n samples start from it.</summary>
+    void Admit(SampleWork work)
+    {
+        var policy = AddToBatch(_policy!, policyCache, work);
+        var reference = AddToBatch(_reference!, referenceCache, work);
+        for (int i = 0; i < work.N; i++) _running.Add(new Sequence(work, i, policy, reference));
+    }
+
+    static float[] AddToBatch(IDecodeBatch batch, PrefixCache? cache, SampleWork work)
+    {
+        var tokens = work.Tokens;
+        if (cache is null) return batch.Add(new ForwardInput(tokens, tokens.Length), work.N).NextLogprobs;
+        try
+        {
+            var hit = cache.Lookup(tokens, tokens.Length, maxLength: tokens.Length - 1);
+            var admission = batch.Add(new ForwardInput(tokens, tokens.Length, hit.Length, hit.States, cache.BlockSize), work.N);
+            cache.Insert(tokens, hit.Length, admission.NewBlocks, [], tokens.Length);
+            return admission.NextLogprobs;
+        }
+        finally
+        {
+            cache.EndPass();
+        }
+    }
+
+    static void Draw(Sequence sequence)
+    {
+        var work = sequence.Work;
+        int token = work.Distribution.Draw(sequence.NextPolicy, sequence.NextReference, sequence.Random.NextDouble());
+        sequence.Generated.Add(token);
+        sequence.Policy.Add(sequence.NextPolicy[token]);
+        sequence.Reference.Add(sequence.NextReference[token]);
+        if (token == work.EosTokenId) sequence.Finish = FinishReason.Eos;
+        else if (work.Stop?.FoundIn(sequence.Generated) == true) sequence.Finish = FinishReason.Stop;
+        else if (sequence.Generated.Count >= work.Budget) sequence.Finish = work.BudgetReason;
+    }
+
+    void Complete(int slot, FinishReason finish)
+    {
+        var sequence = _running[slot];
+        var work = sequence.Work;
+        work.Results[sequence.Index] = new GeneratedSample([.. sequence.Generated], [.. sequence.Policy], [.. sequence.Reference], finish);
+        if (++work.Finished == work.N) work.Completion.TrySetResult([.. work.Results.Select(r => r!)]);
+        Leave(slot);
+    }
+
+    /// <summary>Removes a sample from both batches; the last one moves into its slot, here as there.</summary>
+    void Leave(int slot)
+    {
+        _policy!.Remove(slot);
+        _reference!.Remove(slot);
+        _running[slot] = _running[^1];
+        _running.RemoveAt(_running.Count - 1);
+    }
+
+    void Step()
+    {
+        long start = Stopwatch.GetTimestamp();
+        int[] tokens = [.. _running.Select(s => s.Generated[^1])];
+        var policy = _policy!.Step(tokens);
+        var reference = _reference!.Step(tokens);
+        for (int s = 0; s < _running.Count; s++)
+            (_running[s].NextPolicy, _running[s].NextReference) = (policy[s], reference[s]);
+        telemetry.DecodeStepDuration.Record(Stopwatch.GetElapsedTime(start).TotalSeconds);
+        telemetry.DecodeStepSequences.Record(_running.Count);
+    }
+
+    /// <summary>A failed step leaves the batches in an unknown state: every running request fails, and the next one starts afresh.</summary>
+    public void Fail(Exception error, IEnumerable<SampleWork> admitted)
+    {
+        foreach (var work in _running.Select(s => s.Work).Concat(admitted).Distinct()) work.Completion.TrySetException(error);
+        _running.Clear();
+        Dispose();
+    }
+
+    public void Dispose()
+    {
+        _policy?.Dispose();
+        _reference?.Dispose();
+        (_policy, _reference) = (null, null);
+    }
+}

@@ -1,0 +1,109 @@
+using QService.Engine.Backends;
+
+namespace QService.Engine.Tests.Batching;
+
+/// <summary>Answers log-prob = token id under the policy and −id under the reference; records every call.</summary>
+internal sealed class FakeBackend : IScoringBackend
+{
+    public List<(ModelRole Role, int[][] Sequences)> Calls { get; } = [];
+    public Func<int, Exception?> FailOnCall { get; set; } = _ => null;
+    public bool Disposed { get; private set; }
+
+    public void WarmUp() { }
+
+    public ForwardResult[] Forward(ModelRole role, IReadOnlyList<ForwardInput> inputs, bool lastLogits)
+    {
+        lock (Calls) Calls.Add((role, [.. inputs.Select(i => i.Tokens)]));
+        lock (Inputs) Inputs.Add((role, [.. inputs]));
+        if (FailOnCall(Calls.Count) is { } error) throw error;
+        float sign = role == ModelRole.Policy ? 1 : -1;
+        return [.. inputs.Select(i => new ForwardResult(
+            i.Tokens[i.FirstTarget..].Select(t => sign * t).ToArray(),
+            lastLogits ? [sign * i.Tokens[^1]] : null,
+            NewBlocks(i)))];
+    }
+
+    /// <summary>A fake state per complete block from the cached length on, as the real backend returns them.</summary>
+    List<ICachedState> NewBlocks(ForwardInput input)
+    {
+        var blocks = new List<ICachedState>();
+        if (input.NewBlockSize > 0)
+            for (int start = input.CachedLength; start + input.NewBlockSize <= input.Tokens.Length; start += input.NewBlockSize)
+                blocks.Add(new FakeState(this));
+        return blocks;
+    }
+
+    public List<(ModelRole Role, ForwardInput[] Inputs)> Inputs { get; } = [];
+    public int LiveStates;
+
+    public IDecodeBatch StartDecoding(ModelRole role) => new FakeDecodeBatch(role, this);
+
+    /// <summary>Called before each decode step with the number of running sequences (e.g. to slow steps down, or fail one).</summary>
+    public Action<int> OnStep { get; set; } = _ => { };
+    public int Steps;
+
+    public void Dispose() => Disposed = true;
+}
+
+internal sealed class FakeState : ICachedState
+{
+    readonly FakeBackend _owner;
+    bool _disposed;
+    public FakeState(FakeBackend owner) { _owner = owner; Interlocked.Increment(ref owner.LiveStates); }
+    public long Bytes => 100;
+    public void Dispose()
+    {
+        Assert.False(_disposed, "a cached state was disposed twice");
+        _disposed = true;
+        Interlocked.Decrement(ref _owner.LiveStates);
+    }
+}
+
+/// <summary>
+/// A fake decoding model over a vocabulary of <see cref="Vocab"/> tokens whose next-token distribution is a
+/// fixed function of the whole sequence (so any batching gives the same numbers); the reference's is another.
+/// </summary>
+internal sealed class FakeDecodeBatch(ModelRole role, FakeBackend owner) : IDecodeBatch
+{
+    public const int Vocab = 6;
+    readonly List<List<int>> _sequences = [];
+
+    public int Count => _sequences.Count;
+
+    public static float[] Next(ModelRole role, IReadOnlyList<int> tokens)
+    {
+        int sum = tokens.Sum() + tokens.Count * (role == ModelRole.Policy ? 1 : 2);
+        double[] logits = [.. Enumerable.Range(0, Vocab).Select(v => ((sum + 3 * v) % 7) / 2.0)];
+        double lse = Math.Log(logits.Sum(Math.Exp));
+        return [.. logits.Select(l => (float)(l - lse))];
+    }
+
+    public DecodeAdmission Add(ForwardInput input, int copies)
+    {
+        for (int c = 0; c < copies; c++) _sequences.Add([.. input.Tokens]);
+        var blocks = new List<ICachedState>();
+        if (input.NewBlockSize > 0)
+            for (int start = input.CachedLength; start + input.NewBlockSize <= input.Tokens.Length; start += input.NewBlockSize)
+                blocks.Add(new FakeState(owner));
+        return new DecodeAdmission(Next(role, input.Tokens), blocks);
+    }
+
+    public float[][] Step(int[] tokens)
+    {
+        if (role == ModelRole.Policy)
+        {
+            owner.OnStep(_sequences.Count);
+            Interlocked.Increment(ref owner.Steps);
+        }
+        for (int s = 0; s < tokens.Length; s++) _sequences[s].Add(tokens[s]);
+        return [.. _sequences.Select(s => Next(role, s))];
+    }
+
+    public void Remove(int slot)
+    {
+        _sequences[slot] = _sequences[^1];
+        _sequences.RemoveAt(_sequences.Count - 1);
+    }
+
+    public void Dispose() => _sequences.Clear();
+}
