@@ -33,7 +33,7 @@ public sealed partial class ScoringEngine
         _batcher.Enqueue(work);
         var generated = await work.Completion.Task.ConfigureAwait(false);
         var samples = generated.Select(g => Scored(prepared, g, beta, options.StepDelimiter, models)).ToArray();
-        return new SampleResult(samples, seed, prepared.PromptTokens, beta);
+        return new SampleResult(samples, seed, prepared.Tokens.Length, beta);
     }
 
     SampledResponse Scored(PreparedItem prepared, GeneratedSample sample, double beta, string? delimiter, ModelPair models)

@@ -37,4 +37,4 @@ public sealed record SampleOptions
 public sealed record SampledResponse(ItemScores Scores, string Text, FinishReason Finish);
 
 /// <summary>A Sample call's continuations, with the seed that reproduces them.</summary>
-public sealed record SampleResult(IReadOnlyList<SampledResponse> Samples, ulong Seed, int PromptTokens, double Beta);
+public sealed record SampleResult(IReadOnlyList<SampledResponse> Samples, ulong Seed, int PrefixTokens, double Beta);

@@ -40,6 +40,32 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
             return (response, choices.Sum(c => c.PromptTokens + c.ResponseTokens));
         });
 
+    public override Task<SampleResponse> Sample(SampleRequest request, ServerCallContext context) =>
+        Observe("Sample", 1, async () =>
+        {
+            var options = new Engine.Sampling.SampleOptions
+            {
+                N = request.N == 0 ? 1 : request.N,
+                From = (Engine.Sampling.SampleFrom)(int)request.SampleFrom,
+                Alpha = request.HasAlpha ? request.Alpha : null,
+                Temperature = request.HasTemperature ? request.Temperature : 1,
+                TopK = request.TopK,
+                TopP = request.HasTopP ? request.TopP : 1,
+                MaxNewTokens = request.MaxNewTokens,
+                Stop = request.Stop,
+                Seed = request.HasSeed ? request.Seed : null,
+                Beta = request.HasBeta ? request.Beta : null,
+                StepDelimiter = request.HasStepDelimiter ? request.StepDelimiter : null,
+            };
+            var result = await engine.SampleAsync(ToInput(request.Item ?? new ScoreItem()), options, context.CancellationToken);
+            var response = new SampleResponse { Seed = result.Seed, Beta = (float)result.Beta, PrefixTokens = result.PrefixTokens };
+            response.Samples.Add(result.Samples.Select(s => new Protos.V1.Sample
+            {
+                Scores = ToMessage(s.Scores), Text = s.Text, FinishReason = (Protos.V1.FinishReason)(int)s.Finish,
+            }));
+            return (response, result.PrefixTokens + result.Samples.Sum(s => s.Scores.TokenIds.Length));
+        });
+
     public override Task<Protos.V1.ModelInfo> GetModelInfo(GetModelInfoRequest request, ServerCallContext context) =>
         Observe("GetModelInfo", 0, () =>
         {

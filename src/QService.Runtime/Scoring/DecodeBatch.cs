@@ -73,7 +73,7 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDisposable
     {
         if (tokens.Length != Count) throw new ArgumentException($"a step takes one token per sequence: {Count}, not {tokens.Length}");
         if (Count == 0) return [];
-        model.ValidateTokens([[.. tokens]], _lengths.Max());
+        model.ValidateTokens([.. tokens.Select(t => new[] { t })], _lengths.Max());
         using var inference = inference_mode();
         using var scope = NewDisposeScope();
         EnsureCapacity(Count, _lengths.Max() + 1);
