@@ -230,8 +230,11 @@ public sealed partial class ScoringEngine : IDisposable
         string? responseText = null;
         List<int>? tokenEnds = null; // code-point end of each response token in responseText, for steps
         string name = string.IsNullOrEmpty(item.Id) ? $"item {index}" : $"item {index} ('{item.Id}')";
+        // A prompt as text may take its response as ids: what a decoding client holds after sampling.
+        bool responseIdsAfterText = item.Prompt != null && string.IsNullOrEmpty(item.Response)
+            && item.PromptTokenIds is not { Count: > 0 } && item.ResponseTokenIds is { Count: > 0 };
         bool hasText = item.Prompt != null || item.Response != null;
-        bool hasIds = item.PromptTokenIds is { Count: > 0 } || item.ResponseTokenIds is { Count: > 0 };
+        bool hasIds = item.PromptTokenIds is { Count: > 0 } || item.ResponseTokenIds is { Count: > 0 } && !responseIdsAfterText;
         if (hasText == hasIds)
             throw ScoringException.Invalid($"{name}: give either text (prompt, response) or token ids (prompt_token_ids, response_token_ids), not {(hasText ? "both" : "neither")}");
 
@@ -242,10 +245,11 @@ public sealed partial class ScoringEngine : IDisposable
         {
             if (tokenizer is null)
                 throw ScoringException.Invalid($"{name}: this server has no tokenizer (no tokenizer.json with the policy); send prompt_token_ids and response_token_ids");
-            if (string.IsNullOrEmpty(item.Response) && !forNextToken) throw ScoringException.Invalid($"{name}: the response is empty; there is nothing to score");
+            if (string.IsNullOrEmpty(item.Response) && !forNextToken && !responseIdsAfterText) throw ScoringException.Invalid($"{name}: the response is empty; there is nothing to score");
             // HfTokenizer is thread-safe: callers tokenise on their own threads, in parallel.
             prompt = tokenizer.EncodeIds(item.Prompt ?? "", addSpecialTokens: true);
-            if (string.IsNullOrEmpty(item.Response)) response = [];
+            if (responseIdsAfterText) (response, spans, responseText, tokenEnds) = ResponseIds(item.ResponseTokenIds!, tokenizer, options);
+            else if (string.IsNullOrEmpty(item.Response)) response = [];
             else if (includeTokenText || options.StepDelimiter != null)
             {
                 // Offsets only when asked for: aligning them costs more than tokenising.
@@ -261,11 +265,8 @@ public sealed partial class ScoringEngine : IDisposable
         else
         {
             prompt = item.PromptTokenIds?.ToArray() ?? [];
-            response = item.ResponseTokenIds?.ToArray() ?? [];
+            (response, spans, responseText, tokenEnds) = ResponseIds(item.ResponseTokenIds ?? [], tokenizer, options);
             if (response.Length == 0 && !forNextToken) throw ScoringException.Invalid($"{name}: response_token_ids is empty; there is nothing to score");
-            if (includeTokenText) spans = response.Select(id => new TokenSpan(Surface(tokenizer, id), -1, -1)).ToArray();
-            if (options.StepDelimiter != null && tokenizer != null)
-                (responseText, tokenEnds) = DecodedEnds(tokenizer, response);
         }
         if (item.AppendEos && forNextToken)
             throw ScoringException.Invalid($"{name}: append_eos ends the response, so there is no next token; leave it unset");
@@ -294,6 +295,16 @@ public sealed partial class ScoringEngine : IDisposable
             throw ScoringException.Exhausted($"{name}: {tokens.Length} tokens cost {BatchPlanner.Cost(tokens.Length)} (tokens x 2 models), more than the batch budget MaxBatchTokens={_maxBatchTokens}; it could never run");
         int[]? stepEnds = options.StepDelimiter is { } delimiter ? StepSplitter.StepEnds(responseText!, tokenEnds!, delimiter) : null;
         return new PreparedItem(string.IsNullOrEmpty(item.Id) ? index.ToString() : item.Id, tokens, prompt.Length, spans, stepEnds);
+    }
+
+    /// <summary>A response given as ids: its token texts (without offsets) and, for steps, its decoded text and token ends.</summary>
+    static (int[] Ids, TokenSpan[]? Spans, string? Text, List<int>? Ends) ResponseIds(IReadOnlyList<int> ids, HfTokenizer? tokenizer, ScoreOptions options)
+    {
+        int[] response = [.. ids];
+        var spans = options.IncludeTokenText ? response.Select(id => new TokenSpan(Surface(tokenizer, id), -1, -1)).ToArray() : null;
+        if (options.StepDelimiter == null || tokenizer == null) return (response, spans, null, null);
+        var (text, ends) = DecodedEnds(tokenizer, response);
+        return (response, spans, text, ends);
     }
 
     /// <summary>

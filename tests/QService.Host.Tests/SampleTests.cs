@@ -125,6 +125,13 @@ public class SampleTests(DefaultServer fixture)
             {
                 Items = { new ScoreItem { PromptTokenIds = { prompt }, ResponseTokenIds = { partial.Concat(s.TokenIds) } } },
             })).Results[0];
+            // A prompt as text with the response as ids gives the same numbers.
+            var mixed = (await _scorer.ScoreAsync(new ScoreRequest
+            {
+                Items = { new ScoreItem { Prompt = Prompt, ResponseTokenIds = { partial.Concat(s.TokenIds) } } },
+            })).Results[0];
+            Assert.Equal(scored.TokenIds, mixed.TokenIds);
+            Assert.All(scored.Credits.Zip(mixed.Credits), c => Assert.Equal(c.First, c.Second, 1e-5f));
             var tail = scored.TokenIds.Count - s.TokenIds.Count;
             Assert.Equal(scored.TokenIds.Skip(tail), s.TokenIds);
             for (int t = 0; t < s.TokenIds.Count; t++)
