@@ -14,5 +14,7 @@ var root = new RootCommand("QService command-line tool: token log-probabilities,
     TrainDemoCommand.Create(),
     DemoReportCommand.Create(),
     MakeRandomPairCommand.Create(),
+    DecodeCommand.Create(),
+    DecodingReportCommand.Create(),
 };
 return root.Parse(args).Invoke();
