@@ -16,5 +16,6 @@ var root = new RootCommand("QService command-line tool: token log-probabilities,
     MakeRandomPairCommand.Create(),
     DecodeCommand.Create(),
     DecodingReportCommand.Create(),
+    BenchSampleCommand.Create(),
 };
 return root.Parse(args).Invoke();

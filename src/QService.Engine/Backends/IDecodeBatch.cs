@@ -18,11 +18,11 @@ public interface IDecodeBatch : IDisposable
     DecodeAdmission Add(ForwardInput input, int copies);
 
     /// <summary>Appends tokens[s] to the sequence in slot s, for every slot; returns each one's next-token log-probabilities.</summary>
-    float[][] Step(int[] tokens);
+    ReadOnlyMemory<float>[] Step(int[] tokens);
 
     /// <summary>Removes the sequence in <paramref name="slot"/>; the last sequence moves into its slot.</summary>
     void Remove(int slot);
 }
 
 /// <summary>What adding a sequence to a decode batch gives: its next-token log-probabilities and the new cacheable blocks.</summary>
-public sealed record DecodeAdmission(float[] NextLogprobs, IReadOnlyList<ICachedState> NewBlocks);
+public sealed record DecodeAdmission(ReadOnlyMemory<float> NextLogprobs, IReadOnlyList<ICachedState> NewBlocks);

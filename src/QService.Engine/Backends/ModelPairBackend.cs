@@ -37,7 +37,7 @@ public sealed class ModelPairBackend(ModelPair pair) : IScoringBackend
             return new DecodeAdmission(next, [.. blocks.Select(b => new CachedKv(b))]);
         }
 
-        public float[][] Step(int[] tokens) => batch.Step(tokens);
+        public ReadOnlyMemory<float>[] Step(int[] tokens) => batch.Step(tokens);
         public void Remove(int slot) => batch.Remove(slot);
         public void Dispose() => batch.Dispose();
     }

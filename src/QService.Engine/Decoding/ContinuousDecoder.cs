@@ -15,7 +15,7 @@ namespace QService.Engine.Decoding;
 /// </summary>
 internal sealed class ContinuousDecoder(EngineTelemetry telemetry, PrefixCache? policyCache, PrefixCache? referenceCache) : IDisposable
 {
-    sealed class Sequence(SampleWork work, int index, float[] policy, float[] reference)
+    sealed class Sequence(SampleWork work, int index, ReadOnlyMemory<float> policy, ReadOnlyMemory<float> reference)
     {
         public SampleWork Work { get; } = work;
         public int Index { get; } = index;
@@ -24,8 +24,8 @@ internal sealed class ContinuousDecoder(EngineTelemetry telemetry, PrefixCache? 
         public List<float> Policy { get; } = [];
         public List<float> Reference { get; } = [];
         /// <summary>Next-token log-probabilities from the last step.</summary>
-        public float[] NextPolicy { get; set; } = policy;
-        public float[] NextReference { get; set; } = reference;
+        public ReadOnlyMemory<float> NextPolicy { get; set; } = policy;
+        public ReadOnlyMemory<float> NextReference { get; set; } = reference;
         public FinishReason? Finish { get; set; }
     }
 
@@ -65,7 +65,7 @@ internal sealed class ContinuousDecoder(EngineTelemetry telemetry, PrefixCache? 
         for (int i = 0; i < work.N; i++) _running.Add(new Sequence(work, i, policy, reference));
     }
 
-    static float[] AddToBatch(IDecodeBatch batch, PrefixCache? cache, SampleWork work)
+    static ReadOnlyMemory<float> AddToBatch(IDecodeBatch batch, PrefixCache? cache, SampleWork work)
     {
         var tokens = work.Tokens;
         if (cache is null) return batch.Add(new ForwardInput(tokens, tokens.Length), work.N).NextLogprobs;
@@ -85,10 +85,12 @@ internal sealed class ContinuousDecoder(EngineTelemetry telemetry, PrefixCache? 
     static void Draw(Sequence sequence)
     {
         var work = sequence.Work;
-        int token = work.Distribution.Draw(sequence.NextPolicy, sequence.NextReference, sequence.Random.NextDouble());
+        var policy = sequence.NextPolicy.Span;
+        var reference = sequence.NextReference.Span;
+        int token = work.Distribution.Draw(policy, reference, sequence.Random.NextDouble());
         sequence.Generated.Add(token);
-        sequence.Policy.Add(sequence.NextPolicy[token]);
-        sequence.Reference.Add(sequence.NextReference[token]);
+        sequence.Policy.Add(policy[token]);
+        sequence.Reference.Add(reference[token]);
         if (token == work.EosTokenId) sequence.Finish = FinishReason.Eos;
         else if (work.Stop?.FoundIn(sequence.Generated) == true) sequence.Finish = FinishReason.Stop;
         else if (sequence.Generated.Count >= work.Budget) sequence.Finish = work.BudgetReason;

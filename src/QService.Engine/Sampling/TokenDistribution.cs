@@ -11,16 +11,19 @@ public sealed record TokenDistribution(double Alpha, double Temperature = 1, int
     const double HeadShare = 1e-6;
 
     /// <summary>The tokens that can be drawn and their probabilities (summing to 1), most likely first when cut.</summary>
-    public (int[] Ids, double[] Probabilities) Probabilities(float[] policy, float[] reference)
+    public (int[] Ids, double[] Probabilities) Probabilities(ReadOnlySpan<float> policy, ReadOnlySpan<float> reference)
     {
         var (ids, weights) = Candidates(policy, reference);
         double total = weights.Sum();
         return (ids, [.. weights.Select(w => w / total)]);
     }
 
+    bool Cuts(int vocab) => TopK > 0 && TopK < vocab || TopP < 1;
+
     /// <summary>The token at <paramref name="u"/> ∈ [0, 1) of the cumulative distribution over <see cref="Probabilities"/>' order.</summary>
-    public int Draw(float[] policy, float[] reference, double u)
+    public int Draw(ReadOnlySpan<float> policy, ReadOnlySpan<float> reference, double u)
     {
+        if (!Cuts(policy.Length)) return DrawUncut(policy, reference, u);
         var (ids, weights) = Candidates(policy, reference);
         double target = u * weights.Sum(), cumulative = 0;
         for (int i = 0; i < ids.Length; i++)
@@ -31,23 +34,45 @@ public sealed record TokenDistribution(double Alpha, double Temperature = 1, int
         return ids[^1]; // u·total rounded up to the total
     }
 
+    /// <summary>Without top_k or top_p, in token order and without allocating: this runs for every sample at every step.</summary>
+    int DrawUncut(ReadOnlySpan<float> policy, ReadOnlySpan<float> reference, double u)
+    {
+        double max = double.NegativeInfinity;
+        for (int v = 0; v < policy.Length; v++) max = Math.Max(max, Scaled(policy, reference, v));
+        double total = 0;
+        for (int v = 0; v < policy.Length; v++) total += Math.Exp(Scaled(policy, reference, v) - max);
+        double target = u * total, cumulative = 0;
+        int last = 0;
+        for (int v = 0; v < policy.Length; v++)
+        {
+            double weight = Math.Exp(Scaled(policy, reference, v) - max);
+            if (weight == 0) continue;
+            cumulative += weight;
+            last = v;
+            if (cumulative > target) return v;
+        }
+        return last;
+    }
+
+    /// <summary>The guided mix over the temperature; alpha 0 and 1 take one model alone, so that a −inf of the other cannot turn into NaN.</summary>
+    double Scaled(ReadOnlySpan<float> policy, ReadOnlySpan<float> reference, int v) =>
+        (Alpha == 0 ? reference[v] : Alpha == 1 ? policy[v] : (1 - Alpha) * reference[v] + Alpha * policy[v]) / Temperature;
+
     /// <summary>Unnormalised weights exp((mix − max)/T) of the tokens that survive top_k and top_p.</summary>
-    (int[] Ids, double[] Weights) Candidates(float[] policy, float[] reference)
+    (int[] Ids, double[] Weights) Candidates(ReadOnlySpan<float> policy, ReadOnlySpan<float> reference)
     {
         int vocab = policy.Length;
         var weights = new double[vocab];
         double max = double.NegativeInfinity;
         for (int v = 0; v < vocab; v++)
         {
-            // alpha 0 and 1 take one model alone, so that a −inf of the other cannot turn into NaN.
-            double mix = Alpha == 0 ? reference[v] : Alpha == 1 ? policy[v] : (1 - Alpha) * reference[v] + Alpha * policy[v];
-            weights[v] = mix / Temperature;
+            weights[v] = Scaled(policy, reference, v);
             if (weights[v] > max) max = weights[v];
         }
         double total = 0;
         for (int v = 0; v < vocab; v++) total += weights[v] = Math.Exp(weights[v] - max);
         bool cutK = TopK > 0 && TopK < vocab, cutP = TopP < 1;
-        if (!cutK && !cutP) return ([.. Enumerable.Range(0, vocab)], weights);
+        if (!Cuts(vocab)) return ([.. Enumerable.Range(0, vocab)], weights);
 
         // Only the head needs sorting when it already holds top_k tokens (or top_p of the mass): the cut ends inside it.
         var head = Enumerable.Range(0, vocab).Where(v => weights[v] >= HeadShare).ToArray();

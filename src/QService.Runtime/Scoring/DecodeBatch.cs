@@ -29,7 +29,7 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDisposable
     /// for all copies. Returns the next token's log-probabilities (float32, whole vocabulary) and, with
     /// <paramref name="newBlockSize"/> > 0, blocks of the complete runs from cachedLength on (the caller owns them).
     /// </summary>
-    public (float[] NextLogprobs, KvBlock[] NewBlocks) Add(int[] tokens, int cachedLength, IReadOnlyList<KvBlock> past, int copies, int newBlockSize = 0)
+    public (ReadOnlyMemory<float> NextLogprobs, KvBlock[] NewBlocks) Add(int[] tokens, int cachedLength, IReadOnlyList<KvBlock> past, int copies, int newBlockSize = 0)
     {
         model.ValidateTokens([tokens], 0);
         if (copies < 1) throw new ArgumentException($"copies is {copies}; add at least one sequence");
@@ -69,7 +69,7 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDisposable
     }
 
     /// <summary>Appends tokens[s] to the sequence in slot s, for every slot; returns each one's next-token log-probabilities.</summary>
-    public float[][] Step(int[] tokens)
+    public ReadOnlyMemory<float>[] Step(int[] tokens)
     {
         if (tokens.Length != Count) throw new ArgumentException($"a step takes one token per sequence: {Count}, not {tokens.Length}");
         if (Count == 0) return [];
@@ -97,15 +97,15 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDisposable
         if (Count == 0) FreeStorage(); // an idle server gives the memory back
     }
 
-    /// <summary>The log-softmax (float32) of the last new position of each of <paramref name="rows"/> sequences.</summary>
-    float[][] NextLogprobs(SlotPass pass, long[] ids, int rows, int newLength)
+    /// <summary>The log-softmax (float32) of the last new position of each of <paramref name="rows"/> sequences: slices of one array.</summary>
+    ReadOnlyMemory<float>[] NextLogprobs(SlotPass pass, long[] ids, int rows, int newLength)
     {
         var hidden = model.Module.Hidden(tensor(ids, [rows, newLength], device: model.Device), pass);
         var last = hidden.select(1, newLength - 1);
         var logprobs = model.Module.Logits(last).to(ScalarType.Float32).log_softmax(1).cpu();
-        var flat = logprobs.data<float>().ToArray();
+        var flat = logprobs.reshape(-1).data<float>().ToArray(); // 1-D: TorchSharp copies it in one loop, not index by index
         int vocab = (int)logprobs.shape[1];
-        return [.. Enumerable.Range(0, rows).Select(r => flat.AsSpan(r * vocab, vocab).ToArray())];
+        return [.. Enumerable.Range(0, rows).Select(r => new ReadOnlyMemory<float>(flat, r * vocab, vocab))];
     }
 
     static Tensor Cut(Tensor row, long start, long length)
@@ -180,7 +180,10 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDisposable
             using var scope = NewDisposeScope();
             var keyPositions = Models.Positions.Range(0, _keysLength, device).unsqueeze(0);
             // A key's index is its position; keys past a row's own length are later positions, so causality masks them.
-            return CausalMask.Build(Positions(count, device), keyPositions, null, slidingWindow).MoveToOuterDisposeScope();
+            var allowed = CausalMask.Build(Positions(count, device), keyPositions, null, slidingWindow);
+            // Additive, in the compute dtype: SDPA would otherwise convert a boolean mask again in every layer.
+            using var minusInfinity = TorchSharp.ScalarExtensionMethods.ToScalar(double.NegativeInfinity);
+            return zeros(allowed.shape, owner._keys![0].dtype, device).masked_fill_(allowed.logical_not(), minusInfinity).MoveToOuterDisposeScope();
         }
 
         public (Tensor Keys, Tensor Values) Update(int layer, Tensor keys, Tensor values)

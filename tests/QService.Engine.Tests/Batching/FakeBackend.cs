@@ -88,7 +88,7 @@ internal sealed class FakeDecodeBatch(ModelRole role, FakeBackend owner) : IDeco
         return new DecodeAdmission(Next(role, input.Tokens), blocks);
     }
 
-    public float[][] Step(int[] tokens)
+    public ReadOnlyMemory<float>[] Step(int[] tokens)
     {
         if (role == ModelRole.Policy)
         {
@@ -96,7 +96,7 @@ internal sealed class FakeDecodeBatch(ModelRole role, FakeBackend owner) : IDeco
             Interlocked.Increment(ref owner.Steps);
         }
         for (int s = 0; s < tokens.Length; s++) _sequences[s].Add(tokens[s]);
-        return [.. _sequences.Select(s => Next(role, s))];
+        return [.. _sequences.Select(s => new ReadOnlyMemory<float>(Next(role, s)))];
     }
 
     public void Remove(int slot)
