@@ -10,12 +10,13 @@ public interface IDecodeBatch : IDisposable
     int Count { get; }
 
     /// <summary>
-    /// Adds <paramref name="copies"/> sequences (slots Count..) that start as input.Tokens, continuing input.Past
-    /// for positions [0, CachedLength); the rest is computed once for all copies. Returns the next token's
-    /// log-probabilities over the whole vocabulary and, with NewBlockSize > 0, the state of the complete
-    /// blocks from CachedLength on for the prefix cache (the caller owns them).
+    /// Adds sequences, all prompts in one pass. Start s adds Copies sequences that begin as its input.Tokens,
+    /// continuing input.Past for positions [0, CachedLength): its first in slot Count + s, its further copies
+    /// after all the firsts, in start order; the rest of its tokens is computed once for all its copies.
+    /// Returns per start the next token's log-probabilities over the whole vocabulary and, with NewBlockSize
+    /// > 0, the state of the complete blocks from CachedLength on for the prefix cache (the caller owns them).
     /// </summary>
-    DecodeAdmission Add(ForwardInput input, int copies);
+    DecodeAdmission[] Add(IReadOnlyList<DecodeStart> starts);
 
     /// <summary>Appends tokens[s] to the sequence in slot s, for every slot; returns each one's next-token log-probabilities.</summary>
     ReadOnlyMemory<float>[] Step(int[] tokens);
@@ -23,6 +24,9 @@ public interface IDecodeBatch : IDisposable
     /// <summary>Removes the sequence in <paramref name="slot"/>; the last sequence moves into its slot.</summary>
     void Remove(int slot);
 }
+
+/// <summary>Copies of a sequence to start decoding from.</summary>
+public sealed record DecodeStart(ForwardInput Input, int Copies);
 
 /// <summary>What adding a sequence to a decode batch gives: its next-token log-probabilities and the new cacheable blocks.</summary>
 public sealed record DecodeAdmission(ReadOnlyMemory<float> NextLogprobs, IReadOnlyList<ICachedState> NewBlocks);

@@ -31,11 +31,10 @@ public sealed class ModelPairBackend(ModelPair pair) : IScoringBackend
     {
         public int Count => batch.Count;
 
-        public DecodeAdmission Add(ForwardInput input, int copies)
-        {
-            var (next, blocks) = batch.Add(input.Tokens, input.CachedLength, [.. (input.Past ?? []).Select(p => ((CachedKv)p).Block)], copies, input.NewBlockSize);
-            return new DecodeAdmission(next, [.. blocks.Select(b => new CachedKv(b))]);
-        }
+        public DecodeAdmission[] Add(IReadOnlyList<DecodeStart> starts) =>
+            [.. batch.Add([.. starts.Select(s => new Runtime.Scoring.DecodeStart(s.Input.Tokens, s.Input.CachedLength,
+                    [.. (s.Input.Past ?? []).Select(p => ((CachedKv)p).Block)], s.Copies, s.Input.NewBlockSize))])
+                .Select(r => new DecodeAdmission(r.NextLogprobs, [.. r.NewBlocks.Select(b => new CachedKv(b))]))];
 
         public ReadOnlyMemory<float>[] Step(int[] tokens) => batch.Step(tokens);
         public void Remove(int slot) => batch.Remove(slot);

@@ -173,15 +173,17 @@ internal sealed class DynamicBatcher : IDisposable
         }
     }
 
-    /// <summary>Waiting Sample requests that fit next to the running samples (one always may join an empty decoder), in arrival order.</summary>
+    /// <summary>Waiting Sample requests that fit next to the running samples and into one prefill pass (one always may join an empty decoder), in arrival order.</summary>
     List<SampleWork> AdmitSamples()
     {
         var admitted = new List<SampleWork>();
-        int running = _decoder.Running;
+        int running = _decoder.Running, prefillCost = 0;
         while (_samples.First is { } first)
         {
             var work = first.Value;
-            if (!work.IsAbandoned && running > 0 && running + work.N > _options.MaxRunningSamples) break;
+            // Their prompts run in one pass: within the batch token budget, like a scoring batch.
+            if (!work.IsAbandoned && (running > 0 && running + work.N > _options.MaxRunningSamples
+                || admitted.Count > 0 && prefillCost + BatchPlanner.Cost(work.Tokens.Length) > _options.MaxBatchTokens)) break;
             _samples.RemoveFirst();
             _queuedSamples -= work.N;
             if (work.IsAbandoned)
@@ -191,6 +193,7 @@ internal sealed class DynamicBatcher : IDisposable
             }
             admitted.Add(work);
             running += work.N;
+            prefillCost += BatchPlanner.Cost(work.Tokens.Length);
         }
         return admitted;
     }

@@ -40,7 +40,8 @@ internal sealed class ContinuousDecoder(EngineTelemetry telemetry, PrefixCache? 
     {
         _policy ??= backend.StartDecoding(ModelRole.Policy);
         _reference ??= backend.StartDecoding(ModelRole.Reference);
-        foreach (var work in admitted.Where(w => !w.IsAbandoned)) Admit(work);
+        var joining = admitted.Where(w => !w.IsAbandoned).ToList();
+        if (joining.Count > 0) Admit(joining);
 
         for (int s = _running.Count - 1; s >= 0; s--)
             if (_running[s].Work.IsAbandoned)
@@ -57,24 +58,29 @@ internal sealed class ContinuousDecoder(EngineTelemetry telemetry, PrefixCache? 
         if (_running.Count > 0) Step();
     }
 
-    /// <summary>The prompt (and partial response) computed once per model, continuing what the prefix cache holds; n samples start from it.</summary>
-    void Admit(SampleWork work)
+    /// <summary>
+    /// The new requests' prompts (and partial responses), computed in one pass per model, each once for its n
+    /// samples and continuing what the prefix cache holds. Their samples join in the batches' slot order.
+    /// </summary>
+    void Admit(IReadOnlyList<SampleWork> works)
     {
-        var policy = AddToBatch(_policy!, policyCache, work);
-        var reference = AddToBatch(_reference!, referenceCache, work);
-        for (int i = 0; i < work.N; i++) _running.Add(new Sequence(work, i, policy, reference));
+        var policy = AddToBatch(_policy!, policyCache, works);
+        var reference = AddToBatch(_reference!, referenceCache, works);
+        for (int w = 0; w < works.Count; w++) _running.Add(new Sequence(works[w], 0, policy[w], reference[w]));
+        for (int w = 0; w < works.Count; w++)
+            for (int i = 1; i < works[w].N; i++) _running.Add(new Sequence(works[w], i, policy[w], reference[w]));
     }
 
-    static ReadOnlyMemory<float> AddToBatch(IDecodeBatch batch, PrefixCache? cache, SampleWork work)
+    static ReadOnlyMemory<float>[] AddToBatch(IDecodeBatch batch, PrefixCache? cache, IReadOnlyList<SampleWork> works)
     {
-        var tokens = work.Tokens;
-        if (cache is null) return batch.Add(new ForwardInput(tokens, tokens.Length), work.N).NextLogprobs;
+        if (cache is null) return [.. batch.Add([.. works.Select(w => new DecodeStart(new ForwardInput(w.Tokens, w.Tokens.Length), w.N))]).Select(a => a.NextLogprobs)];
         try
         {
-            var hit = cache.Lookup(tokens, tokens.Length, maxLength: tokens.Length - 1);
-            var admission = batch.Add(new ForwardInput(tokens, tokens.Length, hit.Length, hit.States, cache.BlockSize), work.N);
-            cache.Insert(tokens, hit.Length, admission.NewBlocks, [], tokens.Length);
-            return admission.NextLogprobs;
+            var hits = works.Select(w => cache.Lookup(w.Tokens, w.Tokens.Length, maxLength: w.Tokens.Length - 1)).ToList();
+            var admissions = batch.Add([.. works.Select((w, i) =>
+                new DecodeStart(new ForwardInput(w.Tokens, w.Tokens.Length, hits[i].Length, hits[i].States, cache.BlockSize), w.N))]);
+            for (int i = 0; i < works.Count; i++) cache.Insert(works[i].Tokens, hits[i].Length, admissions[i].NewBlocks, [], works[i].Tokens.Length);
+            return [.. admissions.Select(a => a.NextLogprobs)];
         }
         finally
         {

@@ -24,48 +24,66 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDisposable
     public long Bytes => _keys is null ? 0 : _keys.Concat(_values!).Sum(t => t.NumberOfElements * t.ElementSize);
 
     /// <summary>
-    /// Adds <paramref name="copies"/> sequences that all start as <paramref name="tokens"/> (slots Count.. in
-    /// order). Positions [0, cachedLength) come from <paramref name="past"/> blocks; the rest is computed once,
-    /// for all copies. Returns the next token's log-probabilities (float32, whole vocabulary) and, with
-    /// <paramref name="newBlockSize"/> > 0, blocks of the complete runs from cachedLength on (the caller owns them).
+    /// Adds sequences, all prompts computed in one pass. Start s puts <c>Copies</c> sequences that begin as its
+    /// tokens into the batch: its first in slot Count + s, its further copies after all the firsts, in start
+    /// order. Positions [0, CachedLength) come from the start's past blocks; the rest is computed once for all
+    /// its copies. Returns, per start, the next token's log-probabilities (float32, whole vocabulary) and, with
+    /// NewBlockSize > 0, blocks of the complete runs from CachedLength on (the caller owns them).
     /// </summary>
-    public (ReadOnlyMemory<float> NextLogprobs, KvBlock[] NewBlocks) Add(int[] tokens, int cachedLength, IReadOnlyList<KvBlock> past, int copies, int newBlockSize = 0)
+    public (ReadOnlyMemory<float> NextLogprobs, KvBlock[] NewBlocks)[] Add(IReadOnlyList<DecodeStart> starts)
     {
-        model.ValidateTokens([tokens], 0);
-        if (copies < 1) throw new ArgumentException($"copies is {copies}; add at least one sequence");
-        if (cachedLength < 0 || cachedLength >= tokens.Length || past.Sum(p => p.Length) < cachedLength - 1)
-            throw new ArgumentException($"a cached length of {cachedLength} with {past.Sum(p => p.Length)} cached positions does not fit {tokens.Length} tokens");
+        if (starts.Count == 0) return [];
+        model.ValidateTokens([.. starts.Select(s => s.Tokens)], 0);
+        foreach (var (tokens, cachedLength, past, copies, _) in starts)
+        {
+            if (copies < 1) throw new ArgumentException($"copies is {copies}; add at least one sequence");
+            if (cachedLength < 0 || cachedLength >= tokens.Length || past.Sum(p => p.Length) < cachedLength - 1)
+                throw new ArgumentException($"a cached length of {cachedLength} with {past.Sum(p => p.Length)} cached positions does not fit {tokens.Length} tokens");
+        }
         using var inference = inference_mode();
         using var scope = NewDisposeScope();
-        int slot = Count;
-        EnsureCapacity(slot + copies, tokens.Length);
+        int first = Count;
+        EnsureCapacity(first + starts.Sum(s => s.Copies), starts.Max(s => s.Tokens.Length));
         // As in Extend, the last cached position is recomputed: its output predicts the first new token.
-        int pastLength = Math.Max(0, cachedLength - 1);
+        long[] pastLengths = [.. starts.Select(s => (long)Math.Max(0, s.CachedLength - 1))];
+        for (int s = 0; s < starts.Count; s++) CopyPast(starts[s].Past, first + s, pastLengths[s]);
+        int[][] chunks = [.. starts.Select((s, i) => s.Tokens[(int)pastLengths[i]..])];
+        var next = NextLogprobs(new SlotPass(this, first, pastLengths, [.. chunks.Select(c => (long)c.Length)]), chunks);
+        _lengths.AddRange(starts.Select(s => s.Tokens.Length));
+
+        var results = new (ReadOnlyMemory<float>, KvBlock[])[starts.Count];
+        for (int s = 0; s < starts.Count; s++)
+        {
+            var (tokens, cachedLength, _, _, blockSize) = starts[s];
+            var blocks = new List<KvBlock>();
+            for (int at = cachedLength; blockSize > 0 && at + blockSize <= tokens.Length; at += blockSize)
+                blocks.Add(new KvBlock([.. _keys!.Select(k => Cut(k[first + s], at, blockSize))], [.. _values!.Select(v => Cut(v[first + s], at, blockSize))]));
+            results[s] = (next[s], [.. blocks]);
+        }
+        for (int s = 0; s < starts.Count; s++)
+            for (int c = 1; c < starts[s].Copies; c++)
+            {
+                CopyRow(first + s, Count, starts[s].Tokens.Length);
+                _lengths.Add(starts[s].Tokens.Length);
+            }
+        return results;
+    }
+
+    /// <summary>Copies cached blocks covering positions [0, length) into a slot, each block once, straight into its place.</summary>
+    void CopyPast(IReadOnlyList<KvBlock> past, int slot, long length)
+    {
         for (int layer = 0; layer < _keys!.Length; layer++)
         {
             long at = 0;
             foreach (var block in past)
             {
-                long n = Math.Min(block.Length, pastLength - at);
+                long n = Math.Min(block.Length, length - at);
                 if (n <= 0) break;
                 _keys[layer][slot].narrow(1, at, n).copy_(block.Keys[layer].narrow(1, 0, n));
                 _values![layer][slot].narrow(1, at, n).copy_(block.Values[layer].narrow(1, 0, n));
                 at += n;
             }
         }
-        var chunk = tokens[pastLength..];
-        var next = NextLogprobs(new SlotPass(this, slot, [pastLength], chunk.Length), chunk.Select(t => (long)t).ToArray(), 1, chunk.Length)[0];
-        _lengths.Add(tokens.Length);
-
-        var blocks = new List<KvBlock>();
-        for (int start = cachedLength; newBlockSize > 0 && start + newBlockSize <= tokens.Length; start += newBlockSize)
-            blocks.Add(new KvBlock([.. _keys.Select(k => Cut(k[slot], start, newBlockSize))], [.. _values!.Select(v => Cut(v[slot], start, newBlockSize))]));
-        for (int c = 1; c < copies; c++)
-        {
-            CopyRow(slot, slot + c, tokens.Length);
-            _lengths.Add(tokens.Length);
-        }
-        return (next, [.. blocks]);
     }
 
     /// <summary>Appends tokens[s] to the sequence in slot s, for every slot; returns each one's next-token log-probabilities.</summary>
@@ -77,7 +95,7 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDisposable
         using var inference = inference_mode();
         using var scope = NewDisposeScope();
         EnsureCapacity(Count, _lengths.Max() + 1);
-        var next = NextLogprobs(new SlotPass(this, 0, [.. _lengths], 1), [.. tokens.Select(t => (long)t)], Count, 1);
+        var next = NextLogprobs(new SlotPass(this, 0, [.. _lengths.Select(l => (long)l)], [.. tokens.Select(_ => 1L)]), [.. tokens.Select(t => new[] { t })]);
         for (int s = 0; s < Count; s++) _lengths[s]++;
         return next;
     }
@@ -97,11 +115,15 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDisposable
         if (Count == 0) FreeStorage(); // an idle server gives the memory back
     }
 
-    /// <summary>The log-softmax (float32) of the last new position of each of <paramref name="rows"/> sequences: slices of one array.</summary>
-    ReadOnlyMemory<float>[] NextLogprobs(SlotPass pass, long[] ids, int rows, int newLength)
+    /// <summary>The log-softmax (float32) of each row's last new position, from one pass over the (right-padded) chunks: slices of one array.</summary>
+    ReadOnlyMemory<float>[] NextLogprobs(SlotPass pass, int[][] chunks)
     {
-        var hidden = model.Module.Hidden(tensor(ids, [rows, newLength], device: model.Device), pass);
-        var last = hidden.select(1, newLength - 1);
+        int rows = chunks.Length, width = chunks.Max(c => c.Length);
+        var ids = new long[rows * width];
+        for (int b = 0; b < rows; b++)
+            for (int t = 0; t < chunks[b].Length; t++) ids[b * width + t] = chunks[b][t];
+        var hidden = model.Module.Hidden(tensor(ids, [rows, width], device: model.Device), pass).reshape(rows * width, -1);
+        var last = hidden.index_select(0, tensor(chunks.Select((c, b) => (long)(b * width + c.Length - 1)).ToArray(), device: model.Device));
         var logprobs = model.Module.Logits(last).to(ScalarType.Float32).log_softmax(1).cpu();
         var flat = logprobs.reshape(-1).data<float>().ToArray(); // 1-D: TorchSharp copies it in one loop, not index by index
         int vocab = (int)logprobs.shape[1];
@@ -157,23 +179,24 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDisposable
     }
 
     /// <summary>
-    /// A forward pass over <c>lengths.Length</c> consecutive slots from <paramref name="firstSlot"/>, each with
-    /// <paramref name="newLength"/> new tokens after its own past: keys and values are written straight into
-    /// the storage, and attention reads each row up to the longest sequence, masked by position.
+    /// A forward pass over consecutive slots from <paramref name="firstSlot"/>: row b adds newLengths[b] tokens
+    /// (right-padded to the longest) after its pastLengths[b]. Keys and values of real tokens are written straight
+    /// into the storage (padding is never written, and its positions repeat the row's last real one), and
+    /// attention reads each row up to the longest sequence, masked by position.
     /// </summary>
-    sealed class SlotPass(DecodeBatch owner, int firstSlot, long[] lengths, long newLength) : IAttentionCache
+    sealed class SlotPass(DecodeBatch owner, int firstSlot, long[] pastLengths, long[] newLengths) : IAttentionCache
     {
-        readonly long _keysLength = lengths.Max() + newLength;
+        readonly long _keysLength = pastLengths.Zip(newLengths, (p, n) => p + n).Max();
 
         public Tensor Positions(long count, Device device)
         {
-            var positions = new long[lengths.Length * count];
-            for (int b = 0; b < lengths.Length; b++)
-                for (int i = 0; i < count; i++) positions[b * count + i] = lengths[b] + i;
-            return tensor(positions, [lengths.Length, count], device: device);
+            var positions = new long[pastLengths.Length * count];
+            for (int b = 0; b < pastLengths.Length; b++)
+                for (int i = 0; i < count; i++) positions[b * count + i] = pastLengths[b] + Math.Min(i, newLengths[b] - 1);
+            return tensor(positions, [pastLengths.Length, count], device: device);
         }
 
-        public long SequenceLength(long count) => lengths.Max() + count;
+        public long SequenceLength(long count) => _keysLength;
 
         public Tensor? Mask(long count, int? slidingWindow, Device device)
         {
@@ -189,22 +212,37 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDisposable
         public (Tensor Keys, Tensor Values) Update(int layer, Tensor keys, Tensor values)
         {
             var (storedKeys, storedValues) = (owner._keys![layer], owner._values![layer]);
-            if (lengths.Length == 1)
+            int rows = pastLengths.Length;
+            long width = keys.shape[2];
+            if (rows == 1)
             {
-                storedKeys[firstSlot].narrow(1, lengths[0], newLength).copy_(keys[0]);
-                storedValues[firstSlot].narrow(1, lengths[0], newLength).copy_(values[0]);
+                storedKeys[firstSlot].narrow(1, pastLengths[0], newLengths[0]).copy_(keys[0].narrow(1, 0, newLengths[0]));
+                storedValues[firstSlot].narrow(1, pastLengths[0], newLengths[0]).copy_(values[0].narrow(1, 0, newLengths[0]));
             }
             else
             {
-                // One scatter per layer: row b's new positions lengths[b].. ([rows, new] indices; values as [rows, new, kv_heads, head_dim]).
+                // One scatter per layer of the real tokens' keys and values: row b's position pastLengths[b] + i.
                 using var scope = NewDisposeScope();
-                var rows = Models.Positions.Range(firstSlot, firstSlot + lengths.Length, keys.device).unsqueeze(1);
-                var at = Positions(newLength, keys.device);
-                storedKeys.index_put_(keys.transpose(1, 2), TensorIndex.Tensor(rows), TensorIndex.Colon, TensorIndex.Tensor(at));
-                storedValues.index_put_(values.transpose(1, 2), TensorIndex.Tensor(rows), TensorIndex.Colon, TensorIndex.Tensor(at));
+                var (flat, slots, positions) = (new List<long>(), new List<long>(), new List<long>());
+                for (int b = 0; b < rows; b++)
+                    for (int i = 0; i < newLengths[b]; i++) { flat.Add(b * width + i); slots.Add(firstSlot + b); positions.Add(pastLengths[b] + i); }
+                var device = keys.device;
+                var (slotIndex, positionIndex) = (TensorIndex.Tensor(tensor(slots.ToArray(), device: device)), TensorIndex.Tensor(tensor(positions.ToArray(), device: device)));
+                Tensor Real(Tensor t) => flat.Count == rows * width
+                    ? t.transpose(1, 2).reshape(rows * width, t.shape[1], t.shape[3])
+                    : t.transpose(1, 2).reshape(rows * width, t.shape[1], t.shape[3]).index_select(0, tensor(flat.ToArray(), device: device));
+                storedKeys.index_put_(Real(keys), slotIndex, TensorIndex.Colon, positionIndex);
+                storedValues.index_put_(Real(values), slotIndex, TensorIndex.Colon, positionIndex);
             }
-            return (storedKeys.narrow(0, firstSlot, lengths.Length).narrow(2, 0, _keysLength),
-                storedValues.narrow(0, firstSlot, lengths.Length).narrow(2, 0, _keysLength));
+            return (storedKeys.narrow(0, firstSlot, rows).narrow(2, 0, _keysLength),
+                storedValues.narrow(0, firstSlot, rows).narrow(2, 0, _keysLength));
         }
     }
 }
+
+/// <summary>
+/// Sequences to add to a <see cref="DecodeBatch"/>: <paramref name="Copies"/> that begin as <paramref name="Tokens"/>,
+/// whose positions [0, CachedLength) are in <paramref name="Past"/>; with NewBlockSize > 0 the complete blocks
+/// computed from CachedLength on are returned for a prefix cache.
+/// </summary>
+public sealed record DecodeStart(int[] Tokens, int CachedLength, IReadOnlyList<KvBlock> Past, int Copies, int NewBlockSize = 0);

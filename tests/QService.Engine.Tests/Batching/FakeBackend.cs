@@ -41,6 +41,8 @@ internal sealed class FakeBackend : IScoringBackend
     /// <summary>Called before each decode step with the number of running sequences (e.g. to slow steps down, or fail one).</summary>
     public Action<int> OnStep { get; set; } = _ => { };
     public int Steps;
+    /// <summary>Starts per decode-batch admission (policy side): how many prompts each prefill pass computed.</summary>
+    public List<int> Admissions { get; } = [];
 
     public void Dispose() => Disposed = true;
 }
@@ -78,14 +80,23 @@ internal sealed class FakeDecodeBatch(ModelRole role, FakeBackend owner) : IDeco
         return [.. logits.Select(l => (float)(l - lse))];
     }
 
-    public DecodeAdmission Add(ForwardInput input, int copies)
+    public DecodeAdmission[] Add(IReadOnlyList<DecodeStart> starts)
     {
-        for (int c = 0; c < copies; c++) _sequences.Add([.. input.Tokens]);
+        if (role == ModelRole.Policy) lock (owner.Admissions) owner.Admissions.Add(starts.Count);
+        // The real batch's slot order: every start's first sequence, then the further copies.
+        foreach (var start in starts) _sequences.Add([.. start.Input.Tokens]);
+        foreach (var start in starts)
+            for (int c = 1; c < start.Copies; c++) _sequences.Add([.. start.Input.Tokens]);
+        return [.. starts.Select(s => new DecodeAdmission(Next(role, s.Input.Tokens), NewBlocks(s.Input)))];
+    }
+
+    List<ICachedState> NewBlocks(ForwardInput input)
+    {
         var blocks = new List<ICachedState>();
         if (input.NewBlockSize > 0)
             for (int start = input.CachedLength; start + input.NewBlockSize <= input.Tokens.Length; start += input.NewBlockSize)
                 blocks.Add(new FakeState(owner));
-        return new DecodeAdmission(Next(role, input.Tokens), blocks);
+        return blocks;
     }
 
     public ReadOnlyMemory<float>[] Step(int[] tokens)

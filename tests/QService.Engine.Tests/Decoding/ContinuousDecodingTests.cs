@@ -64,6 +64,28 @@ public class ContinuousDecodingTests
     }
 
     [Fact]
+    public async Task RequestsWaitingTogether_ArePrefilledInOnePass_AndEachSampleContinuesItsOwnPrompt()
+    {
+        var backend = new FakeBackend();
+        using var batcher = new DynamicBatcher(() => backend, new BatchingOptions(), new EngineTelemetry(() => 0), NullLogger.Instance,
+            new PrefixCacheOptions { Enabled = false });
+        var works = new[] { Work([1, 2, 3], n: 2, seed: 1, budget: 4), Work([4, 5], n: 3, seed: 2, budget: 6), Work([6], n: 1, seed: 3, budget: 2) };
+        foreach (var work in works) batcher.Enqueue(work); // queued before the owner thread starts: they wait together
+        batcher.Start();
+        for (int w = 0; w < works.Length; w++)
+        {
+            var samples = await works[w].Completion.Task;
+            Assert.Equal(works[w].N, samples.Length);
+            foreach (var sample in samples)
+            {
+                Assert.Equal(works[w].Budget, sample.Tokens.Length);
+                AssertScoredLikeTheModels(works[w].Tokens, sample);
+            }
+        }
+        Assert.Equal([3], backend.Admissions);
+    }
+
+    [Fact]
     public async Task SamplesEnd_AtEos_AtAStopString_OrAtTheirBudget()
     {
         using var batcher = Start(new FakeBackend());

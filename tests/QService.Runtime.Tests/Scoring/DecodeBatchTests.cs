@@ -22,19 +22,20 @@ public class DecodeBatchTests
     {
         using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", name), new ModelLoadOptions("cpu"));
         var seqs = ScoringTests.Inputs(name).Where(s => s.Length > 2 * BlockSize + 1).Take(2).ToArray();
-        int[] a = seqs[0][..(2 * BlockSize + 1)], b = [.. a[..BlockSize], .. seqs[1][..2]];
+        int[] a = seqs[0][..(2 * BlockSize + 1)], b = [.. a[..BlockSize], .. seqs[1][..2]], c = seqs[1][..3];
         int vocab = model.Config.VocabSize;
         var random = new Random(7);
         using var batch = new DecodeBatch(model);
 
-        // a: two copies, computed from scratch; b: one sequence continuing a cached block.
-        var (nextA, blocksA) = batch.Add(a, 0, [], copies: 2, newBlockSize: BlockSize);
+        // a: two copies, computed from scratch; then, in one padded pass, b continuing a cached block and two copies of a shorter c.
+        var (nextA, blocksA) = batch.Add([new DecodeStart(a, 0, [], Copies: 2, NewBlockSize: BlockSize)])[0];
         Assert.Equal(2, blocksA.Length);
         AssertClose(Fresh(model, a), nextA.ToArray(), 1e-4, $"{name}: after the prompt");
-        var (nextB, _) = batch.Add(b, BlockSize, [blocksA[0]], copies: 1);
-        AssertClose(Fresh(model, b), nextB.ToArray(), 1e-4, $"{name}: continuing a cached block");
+        var joined = batch.Add([new DecodeStart(b, BlockSize, [blocksA[0]], Copies: 1), new DecodeStart(c, 0, [], Copies: 2)]);
+        AssertClose(Fresh(model, b), joined[0].NextLogprobs.ToArray(), 1e-4, $"{name}: continuing a cached block");
+        AssertClose(Fresh(model, c), joined[1].NextLogprobs.ToArray(), 1e-4, $"{name}: a shorter prompt in the same pass");
 
-        var sequences = new List<List<int>> { a.ToList(), a.ToList(), b.ToList() };
+        var sequences = new List<List<int>> { a.ToList(), a.ToList(), b.ToList(), c.ToList(), c.ToList() }; // the slots' order
         for (int step = 0; step < 6; step++)
         {
             if (step == 3)
@@ -64,7 +65,7 @@ public class DecodeBatchTests
         using var batch = new DecodeBatch(model);
         void Round()
         {
-            var (_, blocks) = batch.Add(prompt, 0, [], copies: 3, newBlockSize: BlockSize);
+            var (_, blocks) = batch.Add([new DecodeStart(prompt, 0, [], Copies: 3, NewBlockSize: BlockSize)])[0];
             foreach (var block in blocks) block.Dispose();
             for (int step = 0; step < 70; step++) batch.Step([1, 2, 3]); // past the first capacity of 64 positions
             for (int s = 2; s >= 0; s--) batch.Remove(s);
@@ -82,7 +83,7 @@ public class DecodeBatchTests
         using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", "gpt2"), new ModelLoadOptions("cpu"));
         using var batch = new DecodeBatch(model);
         int context = model.Config.MaxPositionEmbeddings;
-        batch.Add([.. Enumerable.Repeat(1, context)], 0, [], copies: 1);
+        batch.Add([new DecodeStart([.. Enumerable.Repeat(1, context)], 0, [], Copies: 1)]);
         Assert.Throws<ArgumentException>(() => batch.Step([1]));
     }
 }
