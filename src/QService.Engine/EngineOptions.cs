@@ -89,6 +89,15 @@ public sealed class BatchingOptions
     /// keys and values for its whole length in both models. Default 64.
     /// </summary>
     public int MaxRunningSamples { get; set; } = 64;
+
+    /// <summary>Consecutive failed forward passes after which readiness reports not ready (until a pass succeeds). Default 3.</summary>
+    public int FailuresBeforeUnready { get; set; } = 3;
+
+    /// <summary>
+    /// A forward pass or decoding step running longer than this many seconds is taken as hung: /healthz turns
+    /// 503 with the reason, so that an orchestrator restarts the process. Default 300.
+    /// </summary>
+    public double MaxPassSeconds { get; set; } = 300;
 }
 
 /// <summary>

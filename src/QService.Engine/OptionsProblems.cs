@@ -24,6 +24,8 @@ public static class OptionsProblems
         if (b.MaxQueueItems < 1) yield return $"Batching:MaxQueueItems is {b.MaxQueueItems}; it must be >= 1";
         if (!double.IsFinite(b.MaxQueueDelayMs) || b.MaxQueueDelayMs < 0) yield return $"Batching:MaxQueueDelayMs is {b.MaxQueueDelayMs}; it must be >= 0";
         if (!double.IsFinite(b.MaxPaddingFraction) || b.MaxPaddingFraction < 0) yield return $"Batching:MaxPaddingFraction is {b.MaxPaddingFraction}; it must be >= 0";
+        if (b.FailuresBeforeUnready < 1) yield return $"Batching:FailuresBeforeUnready is {b.FailuresBeforeUnready}; it must be >= 1";
+        if (!double.IsFinite(b.MaxPassSeconds) || b.MaxPassSeconds <= 0) yield return $"Batching:MaxPassSeconds is {b.MaxPassSeconds}; it must be > 0";
         if (b.MaxRunningSamples < 1) yield return $"Batching:MaxRunningSamples is {b.MaxRunningSamples}; it must be >= 1";
     }
 

@@ -16,7 +16,12 @@ public sealed partial class ScoringEngine : IDisposable
 {
     readonly DynamicBatcher _batcher;
     readonly RequestLimits _limits;
+    readonly BatchingOptions _batching;
     readonly int _maxBatchTokens;
+    /// <summary>Tokenisation is CPU work on the callers' threads: at most one per core at a time, so that huge texts cannot starve the rest.</summary>
+    readonly SemaphoreSlim _tokenizers = new(Environment.ProcessorCount);
+    volatile bool _draining;
+    int _longestToken;
     readonly ILogger _logger;
     /// <summary>Set on the owner thread before the batcher reports ready; read only after.</summary>
     volatile ModelPair? _pair;
@@ -29,6 +34,7 @@ public sealed partial class ScoringEngine : IDisposable
         prefixCache ??= new PrefixCacheOptions();
         OptionsProblems.ThrowIfAny(models, batching, limits, prefixCache);
         _limits = limits;
+        _batching = batching;
         _maxBatchTokens = batching.MaxBatchTokens;
         _logger = logger;
         DynamicBatcher? batcher = null;
@@ -56,6 +62,33 @@ public sealed partial class ScoringEngine : IDisposable
     public Task Ready => _batcher.Ready;
 
     public bool IsReady => _batcher.Ready.IsCompletedSuccessfully;
+
+    /// <summary>Ready for traffic: loaded, not draining, passes not failing in a row.</summary>
+    public (bool Ready, string Reason) Readiness
+    {
+        get
+        {
+            var ready = _batcher.Ready;
+            var (failures, reason) = _batcher.Failures;
+            return EngineHealth.Readiness(ready.Status, ready.Exception?.InnerException?.Message, _draining, failures, reason, _batching.FailuresBeforeUnready);
+        }
+    }
+
+    /// <summary>Alive unless a pass has hung (the watchdog).</summary>
+    public (bool Alive, string Reason) Liveness => EngineHealth.Liveness(_batcher.BusyFor, _batching.MaxPassSeconds);
+
+    /// <summary>Shutting down: new requests get UNAVAILABLE, accepted ones finish.</summary>
+    public void BeginDrain()
+    {
+        _draining = true;
+        _batcher.BeginDrain();
+    }
+
+    /// <summary>Completes when nothing is queued, running or decoding.</summary>
+    public async Task WaitIdleAsync(CancellationToken cancellation)
+    {
+        while (!_batcher.IsIdle) await Task.Delay(20, cancellation).ConfigureAwait(false);
+    }
 
     ModelPair Models => IsReady
         ? _pair!
@@ -85,7 +118,7 @@ public sealed partial class ScoringEngine : IDisposable
         CheckItemCount(items);
 
         CheckStepDelimiter(options.StepDelimiter, models);
-        var prepared = items.Select((item, index) => Prepare(item, index, models, options)).ToArray();
+        var prepared = await PrepareAllAsync(items, models, options, forNextToken: false, cancellation).ConfigureAwait(false);
         var scores = await RunAsync(prepared, wantsLastLogits: false, cancellation).ConfigureAwait(false);
         return [.. prepared.Select((p, i) => Finish(p, scores[i].Policy, scores[i].Reference, usedBeta))];
     }
@@ -113,7 +146,7 @@ public sealed partial class ScoringEngine : IDisposable
         if (!Enum.IsDefined(options.RankBy)) throw ScoringException.Invalid($"rank_by {(int)options.RankBy} is not POLICY, REFERENCE or CREDIT");
         CheckItemCount(items);
 
-        var prepared = items.Select((item, index) => Prepare(item, index, models, new ScoreOptions(), forNextToken: true)).ToArray();
+        var prepared = await PrepareAllAsync(items, models, new ScoreOptions(), forNextToken: true, cancellation).ConfigureAwait(false);
         var scores = await RunAsync(prepared, wantsLastLogits: true, cancellation).ConfigureAwait(false);
         return [.. prepared.Select((p, i) => Choose(p, scores[i], beta, options, models))];
     }
@@ -222,6 +255,57 @@ public sealed partial class ScoringEngine : IDisposable
 
     sealed record PreparedItem(string Id, int[] Tokens, int PromptTokens, TokenSpan[]? Spans, int[]? StepEnds);
 
+    /// <summary>Longest id accepted; longer ones are refused without being echoed.</summary>
+    public const int MaxIdLength = 256;
+
+    /// <summary>
+    /// Tokenises and validates a request's items in order, on the caller's thread: text that cannot fit the
+    /// limits is refused before any tokenisation, at most one request per core tokenises at a time, and a
+    /// caller who leaves stops it between items.
+    /// </summary>
+    async Task<PreparedItem[]> PrepareAllAsync(IReadOnlyList<ScoreItemInput> items, ModelPair models, ScoreOptions options, bool forNextToken,
+        CancellationToken cancellation)
+    {
+        CheckTextLengths(items, models);
+        bool anyText = items.Any(i => i.Prompt != null || i.Response != null);
+        if (anyText) await _tokenizers.WaitAsync(cancellation).ConfigureAwait(false);
+        try
+        {
+            var prepared = new PreparedItem[items.Count];
+            for (int i = 0; i < items.Count; i++)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                prepared[i] = Prepare(items[i], i, models, options, forNextToken);
+            }
+            return prepared;
+        }
+        finally
+        {
+            if (anyText) _tokenizers.Release();
+        }
+    }
+
+    /// <summary>
+    /// Text too long for the limits whatever its tokens: no token covers more than the vocabulary's longest
+    /// token (doubled, for normalisers that shrink text), so such text needs more tokens than allowed.
+    /// </summary>
+    void CheckTextLengths(IReadOnlyList<ScoreItemInput> items, ModelPair models)
+    {
+        if (models.Tokenizer is not { } tokenizer) return; // text is refused anyway
+        if (_longestToken == 0)
+            _longestToken = 2 * Enumerable.Range(0, tokenizer.VocabSize).Max(id => Math.Max(1, tokenizer.TokenSurface(id).Length));
+        long total = 0;
+        for (int i = 0; i < items.Count; i++)
+        {
+            long chars = (long)(items[i].Prompt?.Length ?? 0) + (items[i].Response?.Length ?? 0);
+            total += chars;
+            if (chars > (long)_longestToken * models.MaxContext)
+                throw ScoringException.Invalid($"item {i}: its {chars:N0} characters of text need more tokens than the model context of {models.MaxContext} holds (a token covers at most {_longestToken / 2} characters); shorten it");
+        }
+        if (total > (long)_longestToken * _limits.MaxTokensPerRequest)
+            throw ScoringException.Exhausted($"the request's {total:N0} characters of text need more than the limit of {_limits.MaxTokensPerRequest} tokens per request; split it");
+    }
+
     /// <summary>Tokenises (for text items) and validates one item; errors name the item and what to fix.</summary>
     /// <param name="forNextToken">NextTokens: the partial response may be empty, and a next token must still fit the context</param>
     PreparedItem Prepare(ScoreItemInput item, int index, ModelPair models, ScoreOptions options, bool forNextToken = false)
@@ -229,6 +313,8 @@ public sealed partial class ScoringEngine : IDisposable
         bool includeTokenText = options.IncludeTokenText;
         string? responseText = null;
         List<int>? tokenEnds = null; // code-point end of each response token in responseText, for steps
+        if (item.Id.Length > MaxIdLength)
+            throw ScoringException.Invalid($"item {index}: its id has {item.Id.Length:N0} characters, more than {MaxIdLength}; use a shorter id");
         string name = string.IsNullOrEmpty(item.Id) ? $"item {index}" : $"item {index} ('{item.Id}')";
         // A prompt as text may take its response as ids: what a decoding client holds after sampling.
         bool responseIdsAfterText = item.Prompt != null && string.IsNullOrEmpty(item.Response)
@@ -329,5 +415,6 @@ public sealed partial class ScoringEngine : IDisposable
     {
         _batcher.Dispose();
         Telemetry.Dispose();
+        _tokenizers.Dispose();
     }
 }

@@ -12,6 +12,9 @@ builder.Services.AddQServiceEngine(builder.Configuration);
 builder.Services.AddQServiceGrpc();
 builder.Services.AddQServiceTelemetry(builder.Configuration);
 builder.WebHost.ConfigureQServiceEndpoints(server);
+builder.Services.Configure<ServerOptions>(builder.Configuration.GetSection("Server"));
+// The drain (EngineHostedService.StoppingAsync) runs inside the host's shutdown time: leave room for the server to stop after it.
+builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(server.DrainSeconds + 10));
 
 var app = builder.Build();
 app.MapQServiceEndpoints(server);

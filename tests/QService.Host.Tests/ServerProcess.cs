@@ -32,6 +32,19 @@ public sealed class ServerProcess : IAsyncDisposable
 
     public int ExitCode => _process.ExitCode;
 
+    /// <summary>The server's resident memory, from /proc.</summary>
+    public long RssBytes => long.Parse(File.ReadAllLines($"/proc/{_process.Id}/status").First(l => l.StartsWith("VmRSS:"))
+        .Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    static extern int kill(int pid, int signal);
+
+    /// <summary>Sends SIGTERM, as an orchestrator stopping the container does.</summary>
+    public void Terminate()
+    {
+        if (kill(_process.Id, 15) != 0) throw new InvalidOperationException($"kill failed: errno {System.Runtime.InteropServices.Marshal.GetLastWin32Error()}");
+    }
+
     /// <summary>Waits for the process to end (and its output to be read); false on timeout.</summary>
     public async Task<bool> WaitForExitAsync(TimeSpan timeout)
     {

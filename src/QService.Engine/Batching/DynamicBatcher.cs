@@ -28,6 +28,12 @@ internal sealed class DynamicBatcher : IDisposable
     int _queuedSamples;
     /// <summary>The running samples. Owner thread only.</summary>
     readonly ContinuousDecoder _decoder;
+    readonly PassFailures _failures;
+    /// <summary>When the running pass or step started (Stopwatch ticks), 0 when the owner thread is idle.</summary>
+    long _busySince;
+    /// <summary>Samples running in the decoder, as the owner thread last saw them.</summary>
+    volatile int _activeSamples;
+    bool _draining;
     readonly TaskCompletionSource<IScoringBackend> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     readonly Thread _owner;
     /// <summary>One prefix cache per model; null when PrefixCache:Enabled is false. Owner thread only.</summary>
@@ -49,6 +55,7 @@ internal sealed class DynamicBatcher : IDisposable
             ];
         }
         _decoder = new ContinuousDecoder(telemetry, _policyCache, _referenceCache);
+        _failures = new PassFailures(telemetry, logger);
         _loadBackend = loadBackend;
         _options = options;
         _telemetry = telemetry;
@@ -64,13 +71,31 @@ internal sealed class DynamicBatcher : IDisposable
 
     public void Start() => _owner.Start();
 
+    /// <summary>Consecutive failed passes (0 after a good one), and the last failure's reason.</summary>
+    public (int Consecutive, string? Reason) Failures => (_failures.Consecutive, _failures.LastReason);
+
+    /// <summary>How long the running pass or decoding step has been running; null when none is.</summary>
+    public TimeSpan? BusyFor => Interlocked.Read(ref _busySince) is var since and > 0 ? Stopwatch.GetElapsedTime(since) : null;
+
+    /// <summary>Refuses new work from now on (UNAVAILABLE); what is queued or running goes on.</summary>
+    public void BeginDrain()
+    {
+        lock (_lock) _draining = true;
+    }
+
+    /// <summary>Nothing queued, running or decoding.</summary>
+    public bool IsIdle
+    {
+        get { lock (_lock) return _queue.Count == 0 && _samples.Count == 0 && _activeSamples == 0 && Interlocked.Read(ref _busySince) == 0; }
+    }
+
     /// <summary>Adds a request's items atomically, or refuses them all when the queue cannot hold them.</summary>
     public void Enqueue(IReadOnlyList<WorkItem> items)
     {
         long now = Stopwatch.GetTimestamp();
         lock (_lock)
         {
-            if (_stopping) throw new ScoringException(ScoringErrorKind.Unavailable, "the service is shutting down");
+            RefuseWhenClosed();
             RefuseWhenFull(items.Count);
             foreach (var item in items)
             {
@@ -86,12 +111,18 @@ internal sealed class DynamicBatcher : IDisposable
     {
         lock (_lock)
         {
-            if (_stopping) throw new ScoringException(ScoringErrorKind.Unavailable, "the service is shutting down");
+            RefuseWhenClosed();
             RefuseWhenFull(work.N);
             _samples.AddLast(work);
             _queuedSamples += work.N;
             Monitor.PulseAll(_lock);
         }
+    }
+
+    void RefuseWhenClosed()
+    {
+        if (_stopping || _draining)
+            throw new ScoringException(ScoringErrorKind.Unavailable, "the service is shutting down and takes no new work; retry on another instance");
     }
 
     void RefuseWhenFull(int adding)
@@ -121,24 +152,31 @@ internal sealed class DynamicBatcher : IDisposable
 
         while (NextWork() is var (batch, admitted))
         {
+            Interlocked.Exchange(ref _busySince, Stopwatch.GetTimestamp());
             if (batch is { Count: > 0 })
             {
                 try { Run(models, batch); }
                 catch (Exception e)
                 {
                     // A failed batch fails its items, not the service.
-                    _logger.LogError(e, "A batch of {Count} items failed: {Message}", batch.Count, e.Message);
-                    foreach (var item in batch)
-                        item.Completion.TrySetException(new ScoringException(ScoringErrorKind.Internal, $"scoring failed: {e.Message}"));
+                    var error = _failures.Failed(e, "scoring", batch.Select(i => i.Request.Parent));
+                    foreach (var item in batch) item.Completion.TrySetException(error);
                 }
             }
-            if (admitted.Count == 0 && _decoder.Running == 0) continue;
-            try { _decoder.Iterate(models, admitted); }
-            catch (Exception e)
+            if (admitted.Count > 0 || _decoder.Running > 0)
             {
-                _logger.LogError(e, "A decoding step of {Count} samples failed: {Message}", _decoder.Running, e.Message);
-                _decoder.Fail(new ScoringException(ScoringErrorKind.Internal, $"sampling failed: {e.Message}"), admitted);
+                try
+                {
+                    _decoder.Iterate(models, admitted);
+                    _failures.Succeeded();
+                }
+                catch (Exception e)
+                {
+                    _decoder.Fail(_failures.Failed(e, "sampling", admitted.Select(w => w.Request.Parent)), admitted);
+                }
             }
+            _activeSamples = _decoder.Running;
+            Interlocked.Exchange(ref _busySince, 0);
         }
     }
 
@@ -231,7 +269,12 @@ internal sealed class DynamicBatcher : IDisposable
             _telemetry.QueueWait.Record(Stopwatch.GetElapsedTime(item.EnqueuedAt, start).TotalSeconds);
         TraceQueueWait(batch, start);
 
-        if (_policyCache != null) PrefillSharedPrefixes(models, batch);
+        if (_policyCache != null)
+        {
+            // Only a saving: if it fails (out of memory), each item computes its prefix in its own pass.
+            try { PrefillSharedPrefixes(models, batch); }
+            catch (Exception e) { _logger.LogWarning("Computing the batch's shared prefixes first failed ({Message}); the items compute them themselves", e.Message); }
+        }
         foreach (var pass in BatchPlanner.SplitByLength(batch, _options))
         {
             // Items cancelled since the batch was taken are not computed either.
@@ -248,6 +291,18 @@ internal sealed class DynamicBatcher : IDisposable
             _telemetry.BatchSequences.Record(live.Count);
             _telemetry.BatchTokens.Record(paddedTokens);
 
+            RunPass(models, live);
+        }
+    }
+
+    /// <summary>
+    /// One forward pass of both models over the items. A pass that runs out of memory is split in halves and
+    /// retried before any item fails; any other failure fails its items (with a generic message), not the service.
+    /// </summary>
+    void RunPass(IScoringBackend models, List<WorkItem> live)
+    {
+        try
+        {
             bool lastLogits = live.Any(i => i.WantsLastLogits);
             var policy = Forward(models, ModelRole.Policy, lastLogits, live);
             var reference = Forward(models, ModelRole.Reference, lastLogits, live);
@@ -256,6 +311,18 @@ internal sealed class DynamicBatcher : IDisposable
                 _telemetry.ScoredTokens.Add(policy[i].Logprobs.Length);
                 live[i].Completion.TrySetResult(new PairScores(policy[i].Logprobs, reference[i].Logprobs, policy[i].LastLogits, reference[i].LastLogits));
             }
+            _failures.Succeeded();
+        }
+        catch (Exception e) when (PassFailures.IsOutOfMemory(e) && live.Count > 1)
+        {
+            _failures.Splitting(e, live.Count);
+            RunPass(models, live[..(live.Count / 2)]);
+            RunPass(models, live[(live.Count / 2)..]);
+        }
+        catch (Exception e)
+        {
+            var error = _failures.Failed(e, "scoring", live.Select(i => i.Request.Parent));
+            foreach (var item in live) item.Completion.TrySetException(error);
         }
     }
 
@@ -380,8 +447,14 @@ internal sealed class DynamicBatcher : IDisposable
             _stopping = true;
             Monitor.PulseAll(_lock);
         }
-        if (_owner.IsAlive) _owner.Join(TimeSpan.FromSeconds(30));
         var shutdown = new ScoringException(ScoringErrorKind.Unavailable, "the service is shutting down");
+        if (_owner.IsAlive && !_owner.Join(TimeSpan.FromSeconds(30)))
+        {
+            // A pass still running uses the models: freeing them under it could crash the process. The OS frees them at exit.
+            _logger.LogCritical("The model thread did not stop within 30 s (a pass is still running); the models are left to the process exit");
+            FailPending(shutdown);
+            return;
+        }
         FailPending(shutdown);
         _decoder.Fail(shutdown, []); // its batches hold the backend's tensors: freed before the backend
         // The caches hold the backend's tensors: freed before the backend, after the owner thread has stopped.

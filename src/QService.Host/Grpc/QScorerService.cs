@@ -9,7 +9,7 @@ namespace QService.Host.Grpc;
 
 /// <summary>The gRPC face of the scoring engine: translates messages, maps errors, logs one line per request.</summary>
 public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IOptions<BatchingOptions> batching,
-    IOptions<RequestLimits> limits, ILogger<QScorerService> logger) : QScorer.QScorerBase
+    IOptions<RequestLimits> limits, IHostApplicationLifetime lifetime, ILogger<QScorerService> logger) : QScorer.QScorerBase
 {
     public override Task<ScoreResponse> Score(ScoreRequest request, ServerCallContext context) =>
         ScoreOne("Score", request, context.CancellationToken);
@@ -17,8 +17,17 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
     public override async Task ScoreStream(IAsyncStreamReader<ScoreRequest> requests, IServerStreamWriter<ScoreResponse> responses, ServerCallContext context)
     {
         // One response per request message, in order; an error ends the stream with that message's status.
-        await foreach (var request in requests.ReadAllAsync(context.CancellationToken))
-            await responses.WriteAsync(await ScoreOne("ScoreStream", request, context.CancellationToken));
+        // On shutdown an idle stream is not waited for: it ends with UNAVAILABLE, so the client reconnects elsewhere.
+        using var reading = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        try
+        {
+            await foreach (var request in requests.ReadAllAsync(reading.Token))
+                await responses.WriteAsync(await ScoreOne("ScoreStream", request, context.CancellationToken));
+        }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, "the service is shutting down; open a new stream on another instance"));
+        }
     }
 
     public override Task<NextTokensResponse> NextTokens(NextTokensRequest request, ServerCallContext context) =>

@@ -34,14 +34,18 @@ public static class HostingExtensions
         return services;
     }
 
+    /// <summary>
+    /// Largest gRPC message accepted, from the request limits: room for MaxTokensPerRequest tokens as ids or as
+    /// text (64 bytes a token) plus 1 MiB. Larger messages are refused before they are read (RESOURCE_EXHAUSTED).
+    /// </summary>
+    public static int MaxReceiveBytes(RequestLimits limits) => (int)Math.Min(int.MaxValue, 64L * limits.MaxTokensPerRequest + (1 << 20));
+
     /// <summary>gRPC with health (SERVING only when the models are ready) and reflection.</summary>
     public static IServiceCollection AddQServiceGrpc(this IServiceCollection services)
     {
-        services.AddGrpc(o =>
-        {
-            o.MaxReceiveMessageSize = 64 * 1024 * 1024;
-            o.EnableDetailedErrors = false;
-        });
+        services.AddGrpc(o => o.EnableDetailedErrors = false);
+        services.AddOptions<global::Grpc.AspNetCore.Server.GrpcServiceOptions>()
+            .Configure<IOptions<RequestLimits>>((o, limits) => o.MaxReceiveMessageSize = MaxReceiveBytes(limits.Value));
         services.AddGrpcReflection();
         services.AddGrpcHealthChecks(o =>
             {
@@ -56,10 +60,14 @@ public static class HostingExtensions
     public static void ConfigureQServiceEndpoints(this ConfigureWebHostBuilder webHost, ServerOptions server)
     {
         var address = IPAddress.Parse(server.BindAddress);
+        var management = string.IsNullOrEmpty(server.ManagementBindAddress) ? address : IPAddress.Parse(server.ManagementBindAddress);
         webHost.ConfigureKestrel(k =>
         {
+            // gRPC bounds each message itself (MaxReceiveBytes) and answers RESOURCE_EXHAUSTED; Kestrel's body
+            // limit would fail a long stream with UNKNOWN instead.
+            k.Limits.MaxRequestBodySize = null;
             k.Listen(address, server.GrpcPort, o => o.Protocols = HttpProtocols.Http2);
-            k.Listen(address, server.HttpPort, o => o.Protocols = HttpProtocols.Http1);
+            k.Listen(management, server.HttpPort, o => o.Protocols = HttpProtocols.Http1);
         });
     }
 
@@ -78,7 +86,10 @@ public static class HostingExtensions
             await next();
         });
         app.UseOpenTelemetryPrometheusScrapingEndpoint(ctx => ctx.Request.Path == "/metrics" && ctx.Connection.LocalPort == server.HttpPort);
-        app.MapGet("/healthz", () => Results.Text("ok\n"));
+        // Alive unless a pass has hung past Batching:MaxPassSeconds (the watchdog): then 503 with the reason.
+        app.MapGet("/healthz", (ScoringEngine engine) => engine.Liveness is (true, _)
+            ? Results.Text("ok\n")
+            : Results.Text($"not alive: {engine.Liveness.Reason}\n", statusCode: StatusCodes.Status503ServiceUnavailable));
         app.MapHealthChecks("/readyz", new HealthCheckOptions
         {
             Predicate = r => r.Tags.Contains(ModelsReadyCheck.Tag),
@@ -91,6 +102,6 @@ public static class HostingExtensions
         });
         app.MapGrpcService<QScorerService>();
         app.MapGrpcHealthChecksService();
-        app.MapGrpcReflectionService();
+        if (server.EnableReflection) app.MapGrpcReflectionService();
     }
 }

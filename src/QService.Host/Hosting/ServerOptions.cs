@@ -12,6 +12,18 @@ public sealed class ServerOptions
     /// <summary>Management endpoint (HTTP/1.1): /healthz, /readyz and /metrics, nothing else. Default 8080.</summary>
     public int HttpPort { get; set; } = 8080;
 
+    /// <summary>Address of the management endpoint; empty: the same as BindAddress (e.g. keep metrics on loopback while serving gRPC on all interfaces).</summary>
+    public string? ManagementBindAddress { get; set; }
+
+    /// <summary>
+    /// On SIGTERM: seconds to finish accepted work (readiness 503, health NOT_SERVING and new calls UNAVAILABLE
+    /// meanwhile) before the process exits. Default 30; the compose file's stop grace period is longer.
+    /// </summary>
+    public double DrainSeconds { get; set; } = 30;
+
+    /// <summary>Serve gRPC server reflection (lets grpcurl list the API). Default true.</summary>
+    public bool EnableReflection { get; set; } = true;
+
     /// <summary>Console log format: "json" (one JSON object per line), "text", or "auto" (text on a terminal, else JSON). Default auto.</summary>
     public string LogFormat { get; set; } = "auto";
 }

@@ -71,10 +71,14 @@ public class DynamicBatcherTests
             batcher.Start();
             var error = await Assert.ThrowsAsync<ScoringException>(() => first.Completion.Task);
             Assert.Equal(ScoringErrorKind.Internal, error.Kind);
+            Assert.DoesNotContain("/tmp/x.cpp", error.Message); // LibTorch's text and paths stay in the log
+            Assert.Contains("logged under id", error.Message);
+            Assert.Equal(1, batcher.Failures.Consecutive);
             var second = Item([4, 5, 6]);
             batcher.Enqueue([second]);
             var secondResult = await second.Completion.Task;
             Assert.Equal([5f, 6f], secondResult.Policy);
+            Assert.Equal(0, batcher.Failures.Consecutive); // a good pass ends the run of failures
         }
     }
 

@@ -1,0 +1,28 @@
+namespace QService.Engine.Tests;
+
+/// <summary>The health endpoints' rules, one at a time.</summary>
+public class EngineHealthTests
+{
+    [Fact]
+    public void Readiness_FollowsLoading_Draining_AndRunsOfFailedPasses()
+    {
+        Assert.Equal((false, "models are loading"), EngineHealth.Readiness(TaskStatus.Running, null, false, 0, null, 3));
+        Assert.Equal((false, "models failed to load: no such file"), EngineHealth.Readiness(TaskStatus.Faulted, "no such file", false, 0, null, 3));
+        Assert.True(EngineHealth.Readiness(TaskStatus.RanToCompletion, null, false, 2, "error", 3).Ready);
+        var failing = EngineHealth.Readiness(TaskStatus.RanToCompletion, null, false, 3, "out_of_memory", 3);
+        Assert.False(failing.Ready);
+        Assert.Contains("3 forward passes failed in a row (last: out_of_memory)", failing.Reason);
+        var draining = EngineHealth.Readiness(TaskStatus.RanToCompletion, null, true, 0, null, 3);
+        Assert.Equal((false, "shutting down: finishing accepted work, taking no new work"), draining);
+    }
+
+    [Fact]
+    public void Liveness_FailsOnlyWhenAPassRunsPastTheBound()
+    {
+        Assert.True(EngineHealth.Liveness(null, 300).Alive);
+        Assert.True(EngineHealth.Liveness(TimeSpan.FromSeconds(299), 300).Alive);
+        var hung = EngineHealth.Liveness(TimeSpan.FromSeconds(301), 300);
+        Assert.False(hung.Alive);
+        Assert.Contains("running for 301 s, more than Batching:MaxPassSeconds=300", hung.Reason);
+    }
+}
