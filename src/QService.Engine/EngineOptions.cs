@@ -78,6 +78,9 @@ public sealed class BatchingOptions
     /// </summary>
     public int MaxQueueItems { get; set; } = 4096;
 
+    /// <summary>Tokens allowed to wait in the queue (items' prompt + response, samples' prompts times n); beyond it, RESOURCE_EXHAUSTED as for items. Default 1048576.</summary>
+    public long MaxQueueTokens { get; set; } = 1 << 20;
+
     /// <summary>
     /// Padding allowed inside one forward pass, as a fraction of its real tokens: items sorted by length are
     /// split into separate passes when the padding to the longest would exceed this. Default 0.25.

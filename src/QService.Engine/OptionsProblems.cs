@@ -33,6 +33,8 @@ public static class OptionsProblems
     {
         if (l.MaxItemsPerRequest < 1) yield return $"Limits:MaxItemsPerRequest is {l.MaxItemsPerRequest}; it must be >= 1";
         if (l.MaxTokensPerRequest < 1) yield return $"Limits:MaxTokensPerRequest is {l.MaxTokensPerRequest}; it must be >= 1";
+        if (b.MaxQueueTokens < l.MaxTokensPerRequest)
+            yield return $"Batching:MaxQueueTokens ({b.MaxQueueTokens}) is less than Limits:MaxTokensPerRequest ({l.MaxTokensPerRequest}): a request at the limit could never be queued";
         if (l.MaxSamplesPerRequest < 1) yield return $"Limits:MaxSamplesPerRequest is {l.MaxSamplesPerRequest}; it must be >= 1";
         if (l.MaxStopStrings < 0) yield return $"Limits:MaxStopStrings is {l.MaxStopStrings}; it must be >= 0";
         if (l.MaxStopLength < 1) yield return $"Limits:MaxStopLength is {l.MaxStopLength}; it must be >= 1";

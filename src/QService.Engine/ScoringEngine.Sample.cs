@@ -12,7 +12,7 @@ public sealed partial class ScoringEngine
     /// Samples n continuations of an item's prompt and partial response from the policy, the reference or the
     /// guided mix, each scored by both models as it is generated. Validation errors name the field.
     /// </summary>
-    public async Task<SampleResult> SampleAsync(ScoreItemInput item, SampleOptions options, CancellationToken cancellation)
+    public async Task<SampleResult> SampleAsync(ScoreItemInput item, SampleOptions options, CancellationToken cancellation, string caller = "")
     {
         var models = Models;
         double beta = CheckBeta(options.Beta, models);
@@ -28,7 +28,7 @@ public sealed partial class ScoringEngine
         ulong seed = options.Seed ?? BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8));
 
         var work = new SampleWork(prepared.Tokens, options.N, distribution, seed, budget, budgetReason, models.EosTokenId, stop,
-            new RequestContext(Activity.Current?.Context ?? default), cancellation);
+            new RequestContext(Activity.Current?.Context ?? default, caller), cancellation);
         using var registration = cancellation.Register(() => work.Completion.TrySetCanceled(cancellation));
         _batcher.Enqueue(work);
         var generated = await work.Completion.Task.ConfigureAwait(false);

@@ -111,7 +111,8 @@ public sealed partial class ScoringEngine : IDisposable
     /// Scores every item of one request; results in request order. Throws <see cref="ScoringException"/> for
     /// bad input, limits and a full queue, and <see cref="OperationCanceledException"/> when the caller leaves.
     /// </summary>
-    public async Task<IReadOnlyList<ItemScores>> ScoreAsync(IReadOnlyList<ScoreItemInput> items, ScoreOptions options, CancellationToken cancellation)
+    /// <param name="caller">who sent it (a connection, an API key): queued work is shared fairly among callers</param>
+    public async Task<IReadOnlyList<ItemScores>> ScoreAsync(IReadOnlyList<ScoreItemInput> items, ScoreOptions options, CancellationToken cancellation, string caller = "")
     {
         var models = Models;
         double usedBeta = CheckBeta(options.Beta, models);
@@ -119,7 +120,7 @@ public sealed partial class ScoringEngine : IDisposable
 
         CheckStepDelimiter(options.StepDelimiter, models);
         var prepared = await PrepareAllAsync(items, models, options, forNextToken: false, cancellation).ConfigureAwait(false);
-        var scores = await RunAsync(prepared, wantsLastLogits: false, cancellation).ConfigureAwait(false);
+        var scores = await RunAsync(prepared, wantsLastLogits: false, caller, cancellation).ConfigureAwait(false);
         return [.. prepared.Select((p, i) => Finish(p, scores[i].Policy, scores[i].Reference, usedBeta))];
     }
 
@@ -127,7 +128,7 @@ public sealed partial class ScoringEngine : IDisposable
     /// For each prompt + partial response, the Q so far and the candidates for the next token, with the same
     /// numbers Score gives for prefix + candidate. Validation errors name the field.
     /// </summary>
-    public async Task<IReadOnlyList<NextTokenChoices>> NextTokensAsync(IReadOnlyList<ScoreItemInput> items, NextTokenOptions options, CancellationToken cancellation)
+    public async Task<IReadOnlyList<NextTokenChoices>> NextTokensAsync(IReadOnlyList<ScoreItemInput> items, NextTokenOptions options, CancellationToken cancellation, string caller = "")
     {
         var models = Models;
         double beta = CheckBeta(options.Beta, models);
@@ -147,7 +148,7 @@ public sealed partial class ScoringEngine : IDisposable
         CheckItemCount(items);
 
         var prepared = await PrepareAllAsync(items, models, new ScoreOptions(), forNextToken: true, cancellation).ConfigureAwait(false);
-        var scores = await RunAsync(prepared, wantsLastLogits: true, cancellation).ConfigureAwait(false);
+        var scores = await RunAsync(prepared, wantsLastLogits: true, caller, cancellation).ConfigureAwait(false);
         return [.. prepared.Select((p, i) => Choose(p, scores[i], beta, options, models))];
     }
 
@@ -209,12 +210,12 @@ public sealed partial class ScoringEngine : IDisposable
     }
 
     /// <summary>Queues a request's items and awaits them all. When the caller leaves, or one item fails, the rest are dropped uncomputed.</summary>
-    async Task<PairScores[]> RunAsync(PreparedItem[] prepared, bool wantsLastLogits, CancellationToken cancellation)
+    async Task<PairScores[]> RunAsync(PreparedItem[] prepared, bool wantsLastLogits, string caller, CancellationToken cancellation)
     {
         long totalTokens = prepared.Sum(p => (long)p.Tokens.Length);
         if (totalTokens > _limits.MaxTokensPerRequest)
             throw ScoringException.Exhausted($"the request has {totalTokens} tokens in all, more than the limit of {_limits.MaxTokensPerRequest}; split it");
-        var request = new RequestContext(Activity.Current?.Context ?? default);
+        var request = new RequestContext(Activity.Current?.Context ?? default, caller);
         using var requestScope = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         var work = prepared.Select(p => new WorkItem(p.Tokens, p.PromptTokens, request, requestScope.Token, wantsLastLogits)).ToArray();
         using var registration = requestScope.Token.Register(() =>

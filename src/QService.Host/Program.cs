@@ -8,25 +8,25 @@ builder.Configuration.AddEnvironmentVariables(prefix: "QSERVICE__").AddCommandLi
 var server = builder.Configuration.GetSection("Server").Get<ServerOptions>() ?? new ServerOptions();
 
 builder.AddQServiceLogging(server.LogFormat);
-builder.Services.AddQServiceEngine(builder.Configuration);
-builder.Services.AddQServiceGrpc();
-builder.Services.AddQServiceTelemetry(builder.Configuration);
-builder.WebHost.ConfigureQServiceEndpoints(server);
-builder.Services.Configure<ServerOptions>(builder.Configuration.GetSection("Server"));
-// The drain (EngineHostedService.StoppingAsync) runs inside the host's shutdown time: leave room for the server to stop after it.
-builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(server.DrainSeconds + 10));
-
-var app = builder.Build();
-app.MapQServiceEndpoints(server);
 try
 {
+    builder.Services.AddQServiceEngine(builder.Configuration);
+    builder.Services.AddQServiceGrpc(builder.Configuration);
+    builder.Services.AddQServiceTelemetry(builder.Configuration);
+    builder.WebHost.ConfigureQServiceEndpoints(server);
+    builder.Services.Configure<ServerOptions>(builder.Configuration.GetSection("Server"));
+    // The drain (EngineHostedService.StoppingAsync) runs inside the host's shutdown time: leave room for the server to stop after it.
+    builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(server.DrainSeconds + 10));
+
+    var app = builder.Build();
+    app.MapQServiceEndpoints(server);
     app.Run();
 }
-catch (Microsoft.Extensions.Options.OptionsValidationException e)
+catch (Exception e) when (e is Microsoft.Extensions.Options.OptionsValidationException or ConfigurationException)
 {
     // A bad setting: say which and why, and exit 1 like a failed model load does.
-    app.Logger.LogCritical("Stopping: invalid configuration: {Problems}", string.Join("; ", e.Failures));
-    Console.Error.WriteLine($"qservice: invalid configuration: {string.Join("; ", e.Failures)}");
+    string problems = e is Microsoft.Extensions.Options.OptionsValidationException v ? string.Join("; ", v.Failures) : e.Message;
+    Console.Error.WriteLine($"qservice: invalid configuration: {problems}");
     return 1;
 }
 return Environment.ExitCode;

@@ -12,20 +12,40 @@ internal static class BatchPlanner
     public static int Cost(int tokens) => tokens * ModelsPerToken;
 
     /// <summary>
-    /// Takes items in arrival order (no caller is starved) while the batch stays within the token budget
-    /// and sequence limit. The first item always fits: admission refused anything larger than the budget.
+    /// Takes items while the batch stays within the token budget and sequence limit, fairly across callers:
+    /// one item from each caller in turn (callers in the order of their oldest item, each caller's items in
+    /// arrival order), so that one caller's backlog delays another's item by about one batch at most. The
+    /// first item always fits: admission refused anything larger than the budget.
     /// </summary>
     public static List<WorkItem> TakeBatch(LinkedList<WorkItem> queue, BatchingOptions options)
     {
+        var byCaller = new Dictionary<string, Queue<LinkedListNode<WorkItem>>>();
+        var callers = new List<Queue<LinkedListNode<WorkItem>>>();
+        for (var node = queue.First; node != null; node = node.Next)
+        {
+            if (!byCaller.TryGetValue(node.Value.Request.Caller, out var own))
+            {
+                byCaller[node.Value.Request.Caller] = own = new Queue<LinkedListNode<WorkItem>>();
+                callers.Add(own);
+            }
+            own.Enqueue(node);
+        }
         var batch = new List<WorkItem>();
         int cost = 0;
-        while (queue.First is { } node && batch.Count < options.MaxBatchSequences)
+        for (bool took = true; took && batch.Count < options.MaxBatchSequences;)
         {
-            int next = Cost(node.Value.Length);
-            if (batch.Count > 0 && cost + next > options.MaxBatchTokens) break;
-            queue.RemoveFirst();
-            batch.Add(node.Value);
-            cost += next;
+            took = false;
+            foreach (var own in callers)
+            {
+                if (batch.Count >= options.MaxBatchSequences || own.Count == 0) continue;
+                int next = Cost(own.Peek().Value.Length);
+                if (batch.Count > 0 && cost + next > options.MaxBatchTokens) continue; // this caller's next item waits; others may still fit
+                var node = own.Dequeue();
+                queue.Remove(node);
+                batch.Add(node.Value);
+                cost += next;
+                took = true;
+            }
         }
         return batch;
     }

@@ -26,6 +26,8 @@ internal sealed class DynamicBatcher : IDisposable
     /// <summary>Sample requests waiting to join the decoder, in arrival order. Guarded by _lock.</summary>
     readonly LinkedList<SampleWork> _samples = new();
     int _queuedSamples;
+    /// <summary>Tokens of the queued items and samples. Guarded by _lock.</summary>
+    long _queuedTokens;
     /// <summary>The running samples. Owner thread only.</summary>
     readonly ContinuousDecoder _decoder;
     readonly PassFailures _failures;
@@ -96,11 +98,12 @@ internal sealed class DynamicBatcher : IDisposable
         lock (_lock)
         {
             RefuseWhenClosed();
-            RefuseWhenFull(items.Count);
+            RefuseWhenFull(items.Count, items.Sum(i => (long)i.Length));
             foreach (var item in items)
             {
                 item.EnqueuedAt = now;
                 _queue.AddLast(item);
+                _queuedTokens += item.Length;
             }
             Monitor.PulseAll(_lock);
         }
@@ -112,9 +115,10 @@ internal sealed class DynamicBatcher : IDisposable
         lock (_lock)
         {
             RefuseWhenClosed();
-            RefuseWhenFull(work.N);
+            RefuseWhenFull(work.N, (long)work.N * work.Tokens.Length);
             _samples.AddLast(work);
             _queuedSamples += work.N;
+            _queuedTokens += (long)work.N * work.Tokens.Length;
             Monitor.PulseAll(_lock);
         }
     }
@@ -125,12 +129,15 @@ internal sealed class DynamicBatcher : IDisposable
             throw new ScoringException(ScoringErrorKind.Unavailable, "the service is shutting down and takes no new work; retry on another instance");
     }
 
-    void RefuseWhenFull(int adding)
+    void RefuseWhenFull(int adding, long tokens)
     {
         int waiting = _queue.Count + _queuedSamples;
         if (waiting + adding > _options.MaxQueueItems)
             throw ScoringException.Exhausted(
                 $"the queue is full ({waiting} of {_options.MaxQueueItems} items and samples waiting; this request adds {adding}); retry later");
+        if (_queuedTokens + tokens > _options.MaxQueueTokens)
+            throw ScoringException.Exhausted(
+                $"the queue is full ({_queuedTokens} of {_options.MaxQueueTokens} tokens waiting; this request adds {tokens}); retry later");
     }
 
     void OwnerLoop()
@@ -204,7 +211,11 @@ internal sealed class DynamicBatcher : IDisposable
                 }
                 long waited = Stopwatch.GetTimestamp() - _queue.First!.Value.EnqueuedAt;
                 if (decoding || waited >= maxDelay || QueuedCostFillsBatch())
-                    return (BatchPlanner.TakeBatch(_queue, _options), admitted);
+                {
+                    var batch = BatchPlanner.TakeBatch(_queue, _options);
+                    _queuedTokens -= batch.Sum(i => (long)i.Length);
+                    return (batch, admitted);
+                }
                 int remainingMs = (int)Math.Ceiling((maxDelay - waited) * 1000.0 / Stopwatch.Frequency);
                 Monitor.Wait(_lock, Math.Max(1, remainingMs));
             }
@@ -224,6 +235,7 @@ internal sealed class DynamicBatcher : IDisposable
                 || admitted.Count > 0 && prefillCost + BatchPlanner.Cost(work.Tokens.Length) > _options.MaxBatchTokens)) break;
             _samples.RemoveFirst();
             _queuedSamples -= work.N;
+            _queuedTokens -= (long)work.N * work.Tokens.Length;
             if (work.IsAbandoned)
             {
                 work.Completion.TrySetCanceled(work.Cancellation);
@@ -255,6 +267,7 @@ internal sealed class DynamicBatcher : IDisposable
             if (node.Value.IsAbandoned)
             {
                 _queue.Remove(node);
+                _queuedTokens -= node.Value.Length;
                 node.Value.Completion.TrySetCanceled(node.Value.Cancellation);
                 _telemetry.DroppedItems.Add(1, new KeyValuePair<string, object?>("reason", "cancelled"));
             }
@@ -437,6 +450,7 @@ internal sealed class DynamicBatcher : IDisposable
             foreach (var work in _samples) work.Completion.TrySetException(error);
             _samples.Clear();
             _queuedSamples = 0;
+            _queuedTokens = 0;
         }
     }
 

@@ -2,10 +2,14 @@ using System.Diagnostics;
 
 namespace QService.Engine.Batching;
 
-/// <summary>What one request shares among its items: its trace context, under which the batcher records its spans.</summary>
-internal sealed class RequestContext(ActivityContext parent)
+/// <summary>
+/// What one request shares among its items: its trace context, under which the batcher records its spans,
+/// and who sent it (a connection or an API key), among whom batches are shared fairly.
+/// </summary>
+internal sealed class RequestContext(ActivityContext parent, string caller = "")
 {
     public ActivityContext Parent { get; } = parent;
+    public string Caller { get; } = caller;
 }
 
 /// <summary>

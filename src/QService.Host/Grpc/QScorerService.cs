@@ -12,7 +12,7 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
     IOptions<RequestLimits> limits, IHostApplicationLifetime lifetime, ILogger<QScorerService> logger) : QScorer.QScorerBase
 {
     public override Task<ScoreResponse> Score(ScoreRequest request, ServerCallContext context) =>
-        ScoreOne("Score", request, context.CancellationToken);
+        ScoreOne("Score", request, context);
 
     public override async Task ScoreStream(IAsyncStreamReader<ScoreRequest> requests, IServerStreamWriter<ScoreResponse> responses, ServerCallContext context)
     {
@@ -22,7 +22,7 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
         try
         {
             await foreach (var request in requests.ReadAllAsync(reading.Token))
-                await responses.WriteAsync(await ScoreOne("ScoreStream", request, context.CancellationToken));
+                await responses.WriteAsync(await ScoreOne("ScoreStream", request, context));
         }
         catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
         {
@@ -35,7 +35,7 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
         {
             double? beta = request.HasBeta ? request.Beta : null;
             var options = new NextTokenOptions(request.TopK, request.CandidateIds, (Engine.RankBy)(int)request.RankBy, beta);
-            var choices = await engine.NextTokensAsync(request.Items.Select(ToInput).ToList(), options, context.CancellationToken);
+            var choices = await engine.NextTokensAsync(request.Items.Select(ToInput).ToList(), options, context.CancellationToken, Caller(context));
             var response = new NextTokensResponse { Beta = (float)(beta ?? engine.Info.DefaultBeta) };
             foreach (var c in choices)
             {
@@ -66,7 +66,7 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
                 Beta = request.HasBeta ? request.Beta : null,
                 StepDelimiter = request.HasStepDelimiter ? request.StepDelimiter : null,
             };
-            var result = await engine.SampleAsync(ToInput(request.Item ?? new ScoreItem()), options, context.CancellationToken);
+            var result = await engine.SampleAsync(ToInput(request.Item ?? new ScoreItem()), options, context.CancellationToken, Caller(context));
             var response = new SampleResponse { Seed = result.Seed, Beta = (float)result.Beta, PrefixTokens = result.PrefixTokens };
             response.Samples.Add(result.Samples.Select(s => new Protos.V1.Sample
             {
@@ -92,13 +92,17 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
             return Task.FromResult((info, 0));
         });
 
-    Task<ScoreResponse> ScoreOne(string rpc, ScoreRequest request, CancellationToken cancellation) =>
+    /// <summary>Who is calling, for fair queueing: the API key's name when keys are on, else the connection.</summary>
+    static string Caller(ServerCallContext context) =>
+        context.GetHttpContext().Items.TryGetValue(Security.ApiKeys.CallerItem, out var key) && key is string name ? $"key:{name}" : $"connection:{context.GetHttpContext().Connection.Id}";
+
+    Task<ScoreResponse> ScoreOne(string rpc, ScoreRequest request, ServerCallContext context) =>
         Observe(rpc, request.Items.Count, async () =>
         {
             double? beta = request.HasBeta ? request.Beta : null;
             var inputs = request.Items.Select(ToInput).ToList();
             var options = new ScoreOptions(beta, request.IncludeTokenText, request.HasStepDelimiter ? request.StepDelimiter : null);
-            var scored = await engine.ScoreAsync(inputs, options, cancellation);
+            var scored = await engine.ScoreAsync(inputs, options, context.CancellationToken, Caller(context));
             var info = engine.Info;
             var response = new ScoreResponse { PolicyModel = info.PolicyName, ReferenceModel = info.ReferenceName, Beta = (float)(beta ?? info.DefaultBeta) };
             response.Results.AddRange(scored.Select(ToMessage));

@@ -41,11 +41,18 @@ public static class HostingExtensions
     public static int MaxReceiveBytes(RequestLimits limits) => (int)Math.Min(int.MaxValue, 64L * limits.MaxTokensPerRequest + (1 << 20));
 
     /// <summary>gRPC with health (SERVING only when the models are ready) and reflection.</summary>
-    public static IServiceCollection AddQServiceGrpc(this IServiceCollection services)
+    public static IServiceCollection AddQServiceGrpc(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddGrpc(o => o.EnableDetailedErrors = false);
-        services.AddOptions<global::Grpc.AspNetCore.Server.GrpcServiceOptions>()
-            .Configure<IOptions<RequestLimits>>((o, limits) => o.MaxReceiveMessageSize = MaxReceiveBytes(limits.Value));
+        // From the raw settings: the validated ones are checked at start-up, where a bad one stops the process with its reason.
+        var limits = configuration.GetSection("Limits").Get<RequestLimits>() ?? new RequestLimits();
+        var server = configuration.GetSection("Server").Get<ServerOptions>() ?? new ServerOptions();
+        services.AddSingleton(Security.ApiKeys.Load(server.ApiKeysFile, Environment.GetEnvironmentVariable("QSERVICE_API_KEYS")));
+        services.AddGrpc(o =>
+        {
+            o.EnableDetailedErrors = false;
+            o.MaxReceiveMessageSize = MaxReceiveBytes(limits);
+            o.Interceptors.Add<Security.ApiKeyInterceptor>();
+        });
         services.AddGrpcReflection();
         services.AddGrpcHealthChecks(o =>
             {
@@ -66,7 +73,11 @@ public static class HostingExtensions
             // gRPC bounds each message itself (MaxReceiveBytes) and answers RESOURCE_EXHAUSTED; Kestrel's body
             // limit would fail a long stream with UNKNOWN instead.
             k.Limits.MaxRequestBodySize = null;
-            k.Listen(address, server.GrpcPort, o => o.Protocols = HttpProtocols.Http2);
+            k.Listen(address, server.GrpcPort, o =>
+            {
+                o.Protocols = HttpProtocols.Http2;
+                if (Security.Tls.Enabled(server)) o.UseHttps(Security.Tls.Options(server));
+            });
             k.Listen(management, server.HttpPort, o => o.Protocols = HttpProtocols.Http1);
         });
     }

@@ -24,6 +24,16 @@ public sealed class ServerOptions
     /// <summary>Serve gRPC server reflection (lets grpcurl list the API). Default true.</summary>
     public bool EnableReflection { get; set; } = true;
 
+    /// <summary>File of API keys (a <c>name:key</c> or bare key per line); with it, or QSERVICE_API_KEYS, every call needs one. Default: none (off).</summary>
+    public string? ApiKeysFile { get; set; }
+
+    /// <summary>PEM certificate and private key: the gRPC port speaks TLS. Default: none (plain HTTP/2).</summary>
+    public string? TlsCertificatePath { get; set; }
+    public string? TlsKeyPath { get; set; }
+
+    /// <summary>PEM CA certificate: with TLS on, clients must present a certificate it issued (mutual TLS).</summary>
+    public string? TlsClientCaPath { get; set; }
+
     /// <summary>Console log format: "json" (one JSON object per line), "text", or "auto" (text on a terminal, else JSON). Default auto.</summary>
     public string LogFormat { get; set; } = "auto";
 }

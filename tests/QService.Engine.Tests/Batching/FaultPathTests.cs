@@ -1,3 +1,4 @@
+using QService.Engine.Backends;
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging.Abstractions;
 using QService.Engine.Batching;
@@ -110,5 +111,41 @@ public class FaultPathTests
         var acceptedScores = await accepted.Completion.Task;
         Assert.Equal([2f, 3f], acceptedScores.Policy);
         while (!batcher.IsIdle) await Task.Delay(5);
+    }
+}
+
+/// <summary>Sharing the queue: fair turns across callers, and a bound in tokens as well as items.</summary>
+public class FairQueueTests
+{
+    static WorkItem Item(string caller, params int[] tokens) => new(tokens, 1, new RequestContext(default, caller), default);
+
+    [Fact]
+    public async Task OneCallersBacklog_DelaysAnotherCallersItem_ByAboutOneBatchAtMost()
+    {
+        var backend = new FakeBackend();
+        using var batcher = new DynamicBatcher(() => backend, new BatchingOptions { MaxBatchSequences = 8 }, new EngineTelemetry(() => 0),
+            NullLogger.Instance, new PrefixCacheOptions { Enabled = false });
+        var backlog = Enumerable.Range(0, 400).Select(i => Item("connection:a", 1, i % 50 + 2)).ToArray();
+        batcher.Enqueue(backlog);
+        var single = Item("connection:b", 7, 7, 7);
+        batcher.Enqueue([single]);
+        batcher.Start();
+        await single.Completion.Task;
+        await Task.WhenAll(backlog.Select(i => i.Completion.Task));
+        int pass = backend.Calls.FindIndex(c => c.Sequences.Any(s => s.SequenceEqual([7, 7, 7])));
+        // Items scored (by the policy) before b's: within the first batch of 8, not after the 400 of a's queued first.
+        int before = backend.Calls.Take(pass).Where(c => c.Role == ModelRole.Policy).Sum(c => c.Sequences.Length);
+        Assert.InRange(before, 0, 7);
+    }
+
+    [Fact]
+    public void TheQueue_IsBoundedInTokens_AsWellAsItems()
+    {
+        using var batcher = new DynamicBatcher(() => new FakeBackend(), new BatchingOptions { MaxQueueTokens = 100 }, new EngineTelemetry(() => 0),
+            NullLogger.Instance, new PrefixCacheOptions { Enabled = false });
+        batcher.Enqueue([Item("a", [.. Enumerable.Range(0, 60)])]);
+        var error = Assert.Throws<ScoringException>(() => batcher.Enqueue([Item("b", [.. Enumerable.Range(0, 60)])]));
+        Assert.Equal(ScoringErrorKind.ResourceExhausted, error.Kind);
+        Assert.Contains("60 of 100 tokens waiting; this request adds 60", error.Message);
     }
 }
