@@ -134,6 +134,12 @@ public sealed class RequestLimits
     /// <summary>Prompt + response tokens summed over one request's items. Default 131072.</summary>
     public int MaxTokensPerRequest { get; set; } = 131072;
 
+    /// <summary>A ScoreStream that receives no message for this many seconds ends (DEADLINE_EXCEEDED). Default 300.</summary>
+    public double StreamIdleSeconds { get; set; } = 300;
+
+    /// <summary>Messages one ScoreStream may carry; then it ends (RESOURCE_EXHAUSTED) and the client opens another. Default 100000.</summary>
+    public int MaxStreamMessages { get; set; } = 100_000;
+
     /// <summary>Samples (n) in one Sample request. Default 256.</summary>
     public int MaxSamplesPerRequest { get; set; } = 256;
 

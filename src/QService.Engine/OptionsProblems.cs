@@ -35,6 +35,8 @@ public static class OptionsProblems
         if (l.MaxTokensPerRequest < 1) yield return $"Limits:MaxTokensPerRequest is {l.MaxTokensPerRequest}; it must be >= 1";
         if (b.MaxQueueTokens < l.MaxTokensPerRequest)
             yield return $"Batching:MaxQueueTokens ({b.MaxQueueTokens}) is less than Limits:MaxTokensPerRequest ({l.MaxTokensPerRequest}): a request at the limit could never be queued";
+        if (!double.IsFinite(l.StreamIdleSeconds) || l.StreamIdleSeconds <= 0) yield return $"Limits:StreamIdleSeconds is {l.StreamIdleSeconds}; it must be > 0";
+        if (l.MaxStreamMessages < 1) yield return $"Limits:MaxStreamMessages is {l.MaxStreamMessages}; it must be >= 1";
         if (l.MaxSamplesPerRequest < 1) yield return $"Limits:MaxSamplesPerRequest is {l.MaxSamplesPerRequest}; it must be >= 1";
         if (l.MaxStopStrings < 0) yield return $"Limits:MaxStopStrings is {l.MaxStopStrings}; it must be >= 0";
         if (l.MaxStopLength < 1) yield return $"Limits:MaxStopLength is {l.MaxStopLength}; it must be >= 1";

@@ -86,6 +86,33 @@ public class DrainAndAccessTests
     }
 
     [Fact]
+    public async Task AScoreStream_EndsWhenIdle_AndPastItsMessageCap()
+    {
+        await using var server = await ServerProcess.StartServingAsync("--Limits:StreamIdleSeconds=1", "--Limits:MaxStreamMessages=3");
+        var request = new ScoreRequest { Items = { new ScoreItem { Prompt = "Review of the phone:", Response = " The battery is long." } } };
+
+        using (var idle = server.Channel.Scorer.ScoreStream())
+        {
+            await idle.RequestStream.WriteAsync(request);
+            Assert.True(await idle.ResponseStream.MoveNext());
+            await Task.Delay(2500); // then nothing
+            var error = await Assert.ThrowsAsync<RpcException>(() => idle.ResponseStream.MoveNext());
+            Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
+            Assert.Contains("Limits:StreamIdleSeconds", error.Status.Detail);
+        }
+        using var busy = server.Channel.Scorer.ScoreStream();
+        for (int i = 0; i < 3; i++)
+        {
+            await busy.RequestStream.WriteAsync(request);
+            Assert.True(await busy.ResponseStream.MoveNext());
+        }
+        await busy.RequestStream.WriteAsync(request);
+        var capped = await Assert.ThrowsAsync<RpcException>(() => busy.ResponseStream.MoveNext());
+        Assert.Equal(StatusCode.ResourceExhausted, capped.StatusCode);
+        Assert.Contains("Limits:MaxStreamMessages", capped.Status.Detail);
+    }
+
+    [Fact]
     public async Task ReflectionCanBeTurnedOff()
     {
         await using var server = await ServerProcess.StartServingAsync("--Server:EnableReflection=false");

@@ -18,15 +18,28 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
     {
         // One response per request message, in order; an error ends the stream with that message's status.
         // On shutdown an idle stream is not waited for: it ends with UNAVAILABLE, so the client reconnects elsewhere.
-        using var reading = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        // A stream idle for StreamIdleSeconds, or past MaxStreamMessages, ends too: it cannot hold a connection forever.
+        var idle = TimeSpan.FromSeconds(limits.Value.StreamIdleSeconds);
+        using var idleTimer = new CancellationTokenSource(idle);
+        using var reading = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping, idleTimer.Token);
+        int messages = 0;
         try
         {
             await foreach (var request in requests.ReadAllAsync(reading.Token))
+            {
+                if (++messages > limits.Value.MaxStreamMessages)
+                    throw new RpcException(new Status(StatusCode.ResourceExhausted,
+                        $"this stream has carried {limits.Value.MaxStreamMessages} messages, the limit (Limits:MaxStreamMessages); open a new stream"));
+                idleTimer.CancelAfter(Timeout.InfiniteTimeSpan);
                 await responses.WriteAsync(await ScoreOne("ScoreStream", request, context));
+                idleTimer.CancelAfter(idle);
+            }
         }
-        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (!context.CancellationToken.IsCancellationRequested)
         {
-            throw new RpcException(new Status(StatusCode.Unavailable, "the service is shutting down; open a new stream on another instance"));
+            throw lifetime.ApplicationStopping.IsCancellationRequested
+                ? new RpcException(new Status(StatusCode.Unavailable, "the service is shutting down; open a new stream on another instance"))
+                : new RpcException(new Status(StatusCode.DeadlineExceeded, $"the stream sent no message for {idle.TotalSeconds:0.#} s (Limits:StreamIdleSeconds); open a new one when needed"));
         }
     }
 

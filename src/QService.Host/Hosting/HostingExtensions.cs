@@ -73,6 +73,10 @@ public static class HostingExtensions
             // gRPC bounds each message itself (MaxReceiveBytes) and answers RESOURCE_EXHAUSTED; Kestrel's body
             // limit would fail a long stream with UNKNOWN instead.
             k.Limits.MaxRequestBodySize = null;
+            k.Limits.MaxConcurrentConnections = server.MaxConnections;
+            k.Limits.Http2.MaxStreamsPerConnection = server.MaxStreamsPerConnection;
+            k.Limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(server.KeepAlivePingSeconds);
+            k.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(server.KeepAlivePingSeconds);
             k.Listen(address, server.GrpcPort, o =>
             {
                 o.Protocols = HttpProtocols.Http2;

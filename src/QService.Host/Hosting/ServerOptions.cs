@@ -34,6 +34,15 @@ public sealed class ServerOptions
     /// <summary>PEM CA certificate: with TLS on, clients must present a certificate it issued (mutual TLS).</summary>
     public string? TlsClientCaPath { get; set; }
 
+    /// <summary>Open connections per port; more wait in the accept queue. Default 1024.</summary>
+    public int MaxConnections { get; set; } = 1024;
+
+    /// <summary>Concurrent HTTP/2 streams (calls) per connection. Default 100.</summary>
+    public int MaxStreamsPerConnection { get; set; } = 100;
+
+    /// <summary>Ping an idle HTTP/2 connection after this many seconds and drop it if the ping is not answered in as many again. Default 30.</summary>
+    public double KeepAlivePingSeconds { get; set; } = 30;
+
     /// <summary>Console log format: "json" (one JSON object per line), "text", or "auto" (text on a terminal, else JSON). Default auto.</summary>
     public string LogFormat { get; set; } = "auto";
 }
