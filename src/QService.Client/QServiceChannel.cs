@@ -12,6 +12,9 @@ public sealed class QServiceChannel : IDisposable
     public QScorer.QScorerClient Scorer { get; }
     public Health.HealthClient Health { get; }
 
+    /// <summary>The channel's call invoker, for calls the generated clients do not make (raw bytes, other services).</summary>
+    public Grpc.Core.CallInvoker Invoker => _channel.CreateCallInvoker();
+
     /// <param name="address">e.g. http://127.0.0.1:50051 (plain-text HTTP/2)</param>
     public QServiceChannel(string address)
     {

@@ -86,6 +86,24 @@ public static class HostingExtensions
         });
     }
 
+    const string HandlerThrew = "Exception was thrown by handler.";
+
+    /// <summary>
+    /// Grpc.AspNetCore answers a request body it cannot parse as protobuf with UNKNOWN, "Exception was thrown by
+    /// handler." (our handlers never let an exception through: they map every one to a status). It is the
+    /// caller's error, so it becomes INVALID_ARGUMENT saying what is wrong.
+    /// </summary>
+    static void RestateUnparsableRequest(HttpContext ctx)
+    {
+        var trailers = ctx.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpResponseTrailersFeature>()?.Trailers;
+        foreach (var headers in new[] { ctx.Response.HasStarted ? null : ctx.Response.Headers, trailers })
+        {
+            if (headers is null || headers.IsReadOnly || headers["grpc-status"] != "2" || headers["grpc-message"] != HandlerThrew) continue;
+            headers["grpc-status"] = "3";
+            headers["grpc-message"] = "the request is not a valid protobuf message of this method's request type";
+        }
+    }
+
     public static void MapQServiceEndpoints(this WebApplication app, ServerOptions server)
     {
         // The management port serves /healthz, /readyz and /metrics and nothing else; the gRPC port none of them.
@@ -99,6 +117,11 @@ public static class HostingExtensions
                 return;
             }
             await next();
+        });
+        app.Use(async (ctx, next) =>
+        {
+            await next();
+            if (ctx.Connection.LocalPort == server.GrpcPort) RestateUnparsableRequest(ctx);
         });
         app.UseOpenTelemetryPrometheusScrapingEndpoint(ctx => ctx.Request.Path == "/metrics" && ctx.Connection.LocalPort == server.HttpPort);
         // Alive unless a pass has hung past Batching:MaxPassSeconds (the watchdog): then 503 with the reason.

@@ -45,6 +45,9 @@ public static class TelemetrySetup
               .MinimumLevel.Information()
               .MinimumLevel.Override("Microsoft.AspNetCore", Serilog.Events.LogEventLevel.Warning)
               .MinimumLevel.Override("Grpc", Serilog.Events.LogEventLevel.Warning)
+              // Its errors are requests that are not valid protobuf (answered INVALID_ARGUMENT, see MapQServiceEndpoints):
+              // a caller's mistake, not worth a stack trace each. The service's own handlers log their errors themselves.
+              .MinimumLevel.Override("Grpc.AspNetCore.Server.ServerCallHandler", Serilog.Events.LogEventLevel.Fatal)
               .Enrich.FromLogContext();
             if (text)
                 lc.WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj} {TraceId}{NewLine}{Exception}");
