@@ -17,5 +17,6 @@ var root = new RootCommand("QService command-line tool: token log-probabilities,
     DecodeCommand.Create(),
     DecodingReportCommand.Create(),
     BenchSampleCommand.Create(),
+    SoakCommand.Create(),
 };
 return root.Parse(args).Invoke();

@@ -77,6 +77,9 @@ public sealed partial class ScoringEngine : IDisposable
     /// <summary>Alive unless a pass has hung (the watchdog).</summary>
     public (bool Alive, string Reason) Liveness => EngineHealth.Liveness(_batcher.BusyFor, _batching.MaxPassSeconds);
 
+    /// <summary>Tensors alive on the model thread after its last pass: flat under steady load unless something leaks.</summary>
+    public long LiveTensors => _batcher.LiveTensors;
+
     /// <summary>Shutting down: new requests get UNAVAILABLE, accepted ones finish.</summary>
     public void BeginDrain()
     {

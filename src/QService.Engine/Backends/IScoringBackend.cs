@@ -21,6 +21,9 @@ public interface IScoringBackend : IDisposable
     /// </summary>
     ForwardResult[] Forward(ModelRole role, IReadOnlyList<ForwardInput> inputs, bool lastLogits);
 
+    /// <summary>Tensors alive on the calling (owner) thread: what a leak would grow.</summary>
+    long LiveTensors { get; }
+
     /// <summary>An empty decode batch of one model, for sampling.</summary>
     IDecodeBatch StartDecoding(ModelRole role);
 }

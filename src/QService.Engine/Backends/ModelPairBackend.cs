@@ -23,6 +23,8 @@ public sealed class ModelPairBackend(ModelPair pair) : IScoringBackend
         return [.. extended.Select(r => new ForwardResult(r.Logprobs, r.LastLogits, [.. r.NewBlocks.Select(b => new CachedKv(b))]))];
     }
 
+    public long LiveTensors => TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+
     public IDecodeBatch StartDecoding(ModelRole role) => new Decoding(new DecodeBatch(role == ModelRole.Policy ? Pair.Policy : Pair.Reference));
 
     public void Dispose() => Pair.Dispose();

@@ -35,6 +35,7 @@ internal sealed class DynamicBatcher : IDisposable
     long _busySince;
     /// <summary>Samples running in the decoder, as the owner thread last saw them.</summary>
     volatile int _activeSamples;
+    long _liveTensors;
     bool _draining;
     readonly TaskCompletionSource<IScoringBackend> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     readonly Thread _owner;
@@ -78,6 +79,9 @@ internal sealed class DynamicBatcher : IDisposable
 
     /// <summary>How long the running pass or decoding step has been running; null when none is.</summary>
     public TimeSpan? BusyFor => Interlocked.Read(ref _busySince) is var since and > 0 ? Stopwatch.GetElapsedTime(since) : null;
+
+    /// <summary>Tensors alive on the model thread after its last pass or step.</summary>
+    public long LiveTensors => Interlocked.Read(ref _liveTensors);
 
     /// <summary>Refuses new work from now on (UNAVAILABLE); what is queued or running goes on.</summary>
     public void BeginDrain()
@@ -183,6 +187,7 @@ internal sealed class DynamicBatcher : IDisposable
                 }
             }
             _activeSamples = _decoder.Running;
+            Interlocked.Exchange(ref _liveTensors, models.LiveTensors);
             Interlocked.Exchange(ref _busySince, 0);
         }
     }

@@ -36,6 +36,8 @@ internal sealed class FakeBackend : IScoringBackend
     public List<(ModelRole Role, ForwardInput[] Inputs)> Inputs { get; } = [];
     public int LiveStates;
 
+    public long LiveTensors => LiveStates;
+
     public IDecodeBatch StartDecoding(ModelRole role) => new FakeDecodeBatch(role, this);
 
     /// <summary>Called before each decode step with the number of running sequences (e.g. to slow steps down, or fail one).</summary>
