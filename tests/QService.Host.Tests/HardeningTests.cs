@@ -19,6 +19,7 @@ public class HardeningTests(DefaultServer fixture)
         {
             var error = await Assert.ThrowsAsync<RpcException>(async () =>
                 await _scorer.ScoreAsync(new ScoreRequest { Items = { new ScoreItem { Id = $"{i}", Prompt = "p", Response = huge } } }));
+            Assert.Contains("larger than the limit of 9,437,184 bytes", error.Status.Detail);
             return error.StatusCode;
         })).ToList();
         var small = await _scorer.ScoreAsync(new ScoreRequest { Items = { new ScoreItem { Prompt = "Review of the phone:", Response = " The battery is long." } } });
@@ -110,6 +111,15 @@ public class DrainAndAccessTests
         var capped = await Assert.ThrowsAsync<RpcException>(() => busy.ResponseStream.MoveNext());
         Assert.Equal(StatusCode.ResourceExhausted, capped.StatusCode);
         Assert.Contains("Limits:MaxStreamMessages", capped.Status.Detail);
+    }
+
+    [Fact]
+    public async Task TheManagementPort_CanListenOnAnotherAddressThanTheApi()
+    {
+        await using var server = await ServerProcess.StartServingAsync("--Server:ManagementBindAddress=127.0.0.2");
+        using var http = new HttpClient();
+        Assert.True((await http.GetAsync($"http://127.0.0.2:{server.HttpPort}/healthz")).IsSuccessStatusCode);
+        await Assert.ThrowsAsync<HttpRequestException>(() => http.GetAsync($"http://127.0.0.1:{server.HttpPort}/healthz"));
     }
 
     [Fact]

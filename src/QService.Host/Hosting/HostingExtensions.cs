@@ -87,25 +87,33 @@ public static class HostingExtensions
     }
 
     const string HandlerThrew = "Exception was thrown by handler.";
+    const string TooLarge = "Received message exceeds the maximum configured message size.";
 
     /// <summary>
-    /// Grpc.AspNetCore answers a request body it cannot parse as protobuf with UNKNOWN, "Exception was thrown by
-    /// handler." (our handlers never let an exception through: they map every one to a status). It is the
-    /// caller's error, so it becomes INVALID_ARGUMENT saying what is wrong.
+    /// Two answers of Grpc.AspNetCore itself, said so that the caller knows what to fix: a request body it
+    /// cannot parse as protobuf comes back UNKNOWN, "Exception was thrown by handler." (our handlers never let
+    /// an exception through), and becomes INVALID_ARGUMENT; a message over the receive limit keeps
+    /// RESOURCE_EXHAUSTED and gets the limit in its message.
     /// </summary>
-    static void RestateUnparsableRequest(HttpContext ctx)
+    static void RestateFrameworkErrors(HttpContext ctx, int maxReceiveBytes)
     {
         var trailers = ctx.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpResponseTrailersFeature>()?.Trailers;
         foreach (var headers in new[] { ctx.Response.HasStarted ? null : ctx.Response.Headers, trailers })
         {
-            if (headers is null || headers.IsReadOnly || headers["grpc-status"] != "2" || headers["grpc-message"] != HandlerThrew) continue;
-            headers["grpc-status"] = "3";
-            headers["grpc-message"] = "the request is not a valid protobuf message of this method's request type";
+            if (headers is null || headers.IsReadOnly) continue;
+            if (headers["grpc-status"] == "2" && headers["grpc-message"] == HandlerThrew)
+            {
+                headers["grpc-status"] = "3";
+                headers["grpc-message"] = "the request is not a valid protobuf message of this method's request type";
+            }
+            else if (headers["grpc-status"] == "8" && headers["grpc-message"] == TooLarge)
+                headers["grpc-message"] = $"the request message is larger than the limit of {maxReceiveBytes:N0} bytes (64 bytes per token of Limits:MaxTokensPerRequest, plus 1 MiB); split it";
         }
     }
 
     public static void MapQServiceEndpoints(this WebApplication app, ServerOptions server)
     {
+        int maxReceiveBytes = MaxReceiveBytes(app.Configuration.GetSection("Limits").Get<RequestLimits>() ?? new RequestLimits());
         // The management port serves /healthz, /readyz and /metrics and nothing else; the gRPC port none of them.
         app.Use(async (ctx, next) =>
         {
@@ -121,7 +129,7 @@ public static class HostingExtensions
         app.Use(async (ctx, next) =>
         {
             await next();
-            if (ctx.Connection.LocalPort == server.GrpcPort) RestateUnparsableRequest(ctx);
+            if (ctx.Connection.LocalPort == server.GrpcPort) RestateFrameworkErrors(ctx, maxReceiveBytes);
         });
         app.UseOpenTelemetryPrometheusScrapingEndpoint(ctx => ctx.Request.Path == "/metrics" && ctx.Connection.LocalPort == server.HttpPort);
         // Alive unless a pass has hung past Batching:MaxPassSeconds (the watchdog): then 503 with the reason.
