@@ -4,12 +4,16 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-# The metrics tests run Prometheus's own tools: promtool and a real Prometheus server (Debian's package).
-if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
-  echo "installing Debian's prometheus package (promtool + server) for the metrics tests"
-  if [ "$(id -u)" -eq 0 ]; then apt_get="apt-get"; else apt_get="sudo apt-get"; fi
-  $apt_get update -qq && DEBIAN_FRONTEND=noninteractive $apt_get install -y -qq --no-install-recommends prometheus >/dev/null \
-    || echo "could not install prometheus; the metrics tests will fail" >&2
+# The metrics tests run Prometheus's own tools (promtool and a real Prometheus server), and the Kubernetes
+# manifests are rendered with kubectl kustomize: Debian's packages, installed when missing.
+if [ "$(id -u)" -eq 0 ]; then apt_get="apt-get"; else apt_get="sudo apt-get"; fi
+missing=()
+{ command -v promtool >/dev/null && command -v prometheus >/dev/null; } || missing+=(prometheus)
+command -v kubectl >/dev/null || missing+=(kubernetes-client)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian's ${missing[*]} for the metrics and deployment tests"
+  $apt_get update -qq && DEBIAN_FRONTEND=noninteractive $apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || echo "could not install ${missing[*]}; the tests that need them will fail" >&2
 fi
 
 results="$(pwd)/TestResults/run-$(date +%s)"

@@ -1,3 +1,4 @@
+using QService.Runtime.Loading;
 using System.Text.Json;
 using QService.Runtime.Scoring;
 using QService.Runtime.Tokenization;
@@ -43,11 +44,12 @@ public sealed class ModelPair : IDisposable
         if (string.IsNullOrWhiteSpace(options.PolicyPath) != string.IsNullOrWhiteSpace(options.ReferencePath))
             throw new InvalidOperationException("Set both Models:PolicyPath and Models:ReferencePath, or neither (for the bundled demo pair).");
         bool useDefault = string.IsNullOrWhiteSpace(options.PolicyPath);
-        string policyPath = useDefault ? Path.Combine(defaultPairFolder, "policy") : options.PolicyPath!;
-        string referencePath = useDefault ? Path.Combine(defaultPairFolder, "reference") : options.ReferencePath!;
+        // A folder, or a hub id (org/name[@revision]) found in the local HuggingFace cache.
+        string policyPath = useDefault ? Path.Combine(defaultPairFolder, "policy") : HubCache.Resolve(options.PolicyPath!);
+        string referencePath = useDefault ? Path.Combine(defaultPairFolder, "reference") : HubCache.Resolve(options.ReferencePath!);
 
         var load = new ModelLoadOptions(options.Device, options.Dtype);
-        string tokenizerPath = options.TokenizerPath ?? policyPath;
+        string tokenizerPath = options.TokenizerPath is { } given ? HubCache.Resolve(given) : policyPath;
         var tokenizer = options.TokenizerPath != null || File.Exists(Path.Combine(tokenizerPath, "tokenizer.json"))
             ? HfTokenizer.Load(tokenizerPath)
             : null;

@@ -324,12 +324,12 @@ internal sealed class DynamicBatcher : IDisposable
             bool lastLogits = live.Any(i => i.WantsLastLogits);
             var policy = Forward(models, ModelRole.Policy, lastLogits, live);
             var reference = Forward(models, ModelRole.Reference, lastLogits, live);
+            _failures.Succeeded(); // before the callers see their results: readiness is already up to date for them
             for (int i = 0; i < live.Count; i++)
             {
                 _telemetry.ScoredTokens.Add(policy[i].Logprobs.Length);
                 live[i].Completion.TrySetResult(new PairScores(policy[i].Logprobs, reference[i].Logprobs, policy[i].LastLogits, reference[i].LastLogits));
             }
-            _failures.Succeeded();
         }
         catch (Exception e) when (PassFailures.IsOutOfMemory(e) && live.Count > 1)
         {

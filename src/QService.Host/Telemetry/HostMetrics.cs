@@ -20,6 +20,7 @@ public sealed class HostMetrics : IDisposable
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] });
         // Value 1 with the models as labels, the Prometheus "info" idiom; absent until the models are loaded.
         _meter.CreateObservableGauge("qservice_model_info", () => ModelInfo(engine), unit: "1", description: "The models being served (value 1; see the labels).");
+        _meter.CreateObservableGauge("qservice_ready", () => engine.Readiness.Ready ? 1 : 0, unit: "1", description: "1 when /readyz reports ready (models loaded, not draining, passes not failing in a row), else 0.");
         // What a soak watches for leaks: native memory, the managed heap, and tensors the model thread holds.
         _meter.CreateObservableGauge("qservice_resident_memory", Runtime.Diagnostics.ProcessStats.ResidentBytes, unit: "By", description: "Resident memory of the process.");
         _meter.CreateObservableGauge("qservice_managed_heap", () => GC.GetGCMemoryInfo().HeapSizeBytes, unit: "By", description: "Managed heap after the last garbage collection.");

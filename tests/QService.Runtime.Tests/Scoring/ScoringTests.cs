@@ -20,7 +20,9 @@ public class ScoringTests
         using var chunked = CausalLanguageModel.Load(folder, new ModelLoadOptions("cpu", LogitChunkBytes: 3 * 320 * 4));
         var a = whole.ScoreNextTokens(Inputs("llama-gqa"));
         var b = chunked.ScoreNextTokens(Inputs("llama-gqa"));
-        for (int i = 0; i < a.Count; i++) AssertClose(a[i].Logprobs, b[i].Logprobs, 1e-5, $"seq {i}");
+        // Two separate passes: on a loaded machine MKL may split a matmul over fewer threads in one of them, which
+        // moves the last float digits (2.4e-4 seen once on a log-probability of -8.35). A chunking error would be whole units.
+        for (int i = 0; i < a.Count; i++) AssertClose(a[i].Logprobs, b[i].Logprobs, 1e-3, $"seq {i}");
     }
 
     [Fact]
