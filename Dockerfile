@@ -22,9 +22,10 @@ COPY models /app/models
 ENV QSERVICE__SERVER__BINDADDRESS=0.0.0.0 \
     QSERVICE__SERVER__GRPCPORT=50051 \
     QSERVICE__SERVER__HTTPPORT=8080 \
+    QSERVICE__SERVER__HTTPAPIPORT=50052 \
     QSERVICE__SERVER__LOGFORMAT=json \
     ASPNETCORE_HTTP_PORTS=
-EXPOSE 50051 8080
+EXPOSE 50051 50052 8080
 # The image's built-in non-root user.
 USER $APP_UID
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1

@@ -17,15 +17,18 @@ public sealed class ServerProcess : IAsyncDisposable
 
     public int GrpcPort { get; }
     public int HttpPort { get; }
+    /// <summary>JSON over HTTP/1.1 (the transcoded RPCs).</summary>
+    public int ApiPort { get; }
     public QServiceChannel Channel { get; }
     public HttpClient Http { get; }
     public string Output { get { lock (_output) return _output.ToString(); } }
 
-    ServerProcess(Process process, int grpcPort, int httpPort)
+    ServerProcess(Process process, int grpcPort, int httpPort, int apiPort)
     {
         _process = process;
         GrpcPort = grpcPort;
         HttpPort = httpPort;
+        ApiPort = apiPort;
         Channel = new QServiceChannel($"http://127.0.0.1:{grpcPort}");
         Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{httpPort}"), Timeout = TimeSpan.FromSeconds(30) };
     }
@@ -56,7 +59,7 @@ public sealed class ServerProcess : IAsyncDisposable
     /// <summary>Starts the host with the given extra arguments; does not wait for the models.</summary>
     public static ServerProcess Start(params string[] args)
     {
-        int grpcPort = FreePort(), httpPort = FreePort();
+        int grpcPort = FreePort(), httpPort = FreePort(), apiPort = FreePort();
         var psi = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true,
@@ -64,13 +67,13 @@ public sealed class ServerProcess : IAsyncDisposable
             UseShellExecute = false,
         };
         psi.ArgumentList.Add(HostAssembly());
-        foreach (var a in new[] { "--grpc-port", grpcPort.ToString(), "--http-port", httpPort.ToString(), "--log-format", "json", "--device", "cpu", "--threads", "1" }.Concat(args))
+ foreach (var a in new[] { "--grpc-port", grpcPort.ToString(), "--http-port", httpPort.ToString(), "--http-api-port", apiPort.ToString(), "--log-format", "json", "--device", "cpu", "--threads", "1" }.Concat(args))
             psi.ArgumentList.Add(a);
         psi.Environment.Remove("OTEL_EXPORTER_OTLP_ENDPOINT");
         // Several servers and the test process share two cores: idle OpenMP workers should sleep, not spin.
         psi.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
         var process = Process.Start(psi)!;
-        var server = new ServerProcess(process, grpcPort, httpPort);
+        var server = new ServerProcess(process, grpcPort, httpPort, apiPort);
         process.OutputDataReceived += (_, e) => server.Append(e.Data);
         process.ErrorDataReceived += (_, e) => server.Append(e.Data);
         process.BeginOutputReadLine();

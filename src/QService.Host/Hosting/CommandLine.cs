@@ -14,6 +14,7 @@ public static class CommandLine
         ["--beta"] = "Models:Beta",
         ["--grpc-port"] = "Server:GrpcPort",
         ["--http-port"] = "Server:HttpPort",
+        ["--http-api-port"] = "Server:HttpApiPort",
         ["--bind"] = "Server:BindAddress",
         ["--log-format"] = "Server:LogFormat",
         ["--max-batch-tokens"] = "Batching:MaxBatchTokens",

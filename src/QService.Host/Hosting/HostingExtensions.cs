@@ -52,7 +52,7 @@ public static class HostingExtensions
             o.EnableDetailedErrors = false;
             o.MaxReceiveMessageSize = MaxReceiveBytes(limits);
             o.Interceptors.Add<Security.ApiKeyInterceptor>();
-        });
+        }).AddJsonTranscoding();
         services.AddGrpcReflection();
         services.AddGrpcHealthChecks(o =>
             {
@@ -83,6 +83,12 @@ public static class HostingExtensions
                 if (Security.Tls.Enabled(server)) o.UseHttps(Security.Tls.Options(server));
             });
             k.Listen(management, server.HttpPort, o => o.Protocols = HttpProtocols.Http1);
+            if (server.HttpApiPort > 0)
+                k.Listen(address, server.HttpApiPort, o =>
+                {
+                    o.Protocols = HttpProtocols.Http1;
+                    if (Security.Tls.Enabled(server)) o.UseHttps(Security.Tls.Options(server));
+                });
         });
     }
 
@@ -114,12 +120,15 @@ public static class HostingExtensions
     public static void MapQServiceEndpoints(this WebApplication app, ServerOptions server)
     {
         int maxReceiveBytes = MaxReceiveBytes(app.Configuration.GetSection("Limits").Get<RequestLimits>() ?? new RequestLimits());
-        // The management port serves /healthz, /readyz and /metrics and nothing else; the gRPC port none of them.
+        // The management port serves /healthz, /readyz and /metrics and nothing else; the HTTP API port only the
+        // JSON routes (/v1/...); the gRPC port neither.
         app.Use(async (ctx, next) =>
         {
-            bool management = ctx.Connection.LocalPort == server.HttpPort;
+            int port = ctx.Connection.LocalPort;
             bool managementPath = ctx.Request.Path == "/healthz" || ctx.Request.Path == "/readyz" || ctx.Request.Path == "/metrics";
-            if (management != managementPath)
+            bool apiPath = ctx.Request.Path.StartsWithSegments("/v1");
+            bool allowed = port == server.HttpPort ? managementPath : port == server.HttpApiPort ? apiPath : !managementPath && !apiPath;
+            if (!allowed)
             {
                 ctx.Response.StatusCode = StatusCodes.Status404NotFound;
                 return;

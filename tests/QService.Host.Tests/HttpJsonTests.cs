@@ -1,0 +1,76 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+
+namespace QService.Host.Tests;
+
+/// <summary>The JSON API: README's curl examples run as written against the real server, and gRPC statuses as HTTP codes.</summary>
+[Collection(nameof(DefaultServerCollection))]
+public class HttpJsonTests(DefaultServer fixture)
+{
+    /// <summary>The curl lines of README's http-examples block.</summary>
+    static List<string> ReadmeExamples()
+    {
+        var lines = File.ReadAllLines(Path.Combine(Fixtures.RepoRoot, "README.md"));
+        int start = Array.FindIndex(lines, l => l.StartsWith("<!-- http-examples"));
+        Assert.True(start >= 0, "README has no http-examples block");
+        return [.. lines.Skip(start + 2).TakeWhile(l => l != "```").Where(l => l.StartsWith("curl "))];
+    }
+
+    [Fact]
+    public async Task ReadmesCurlExamples_Work_AsWritten()
+    {
+        var examples = ReadmeExamples();
+        Assert.Equal(4, examples.Count);
+        var expectedKeys = new Dictionary<string, string[]>
+        {
+            ["/v1/model-info"] = ["policyModel", "vocabSize", "maxContext", "eosTokenId"],
+            ["/v1/score"] = ["results", "beta"],
+            ["/v1/next-tokens"] = ["results"],
+            ["/v1/sample"] = ["samples", "seed", "prefixTokens"],
+        };
+        foreach (var example in examples)
+        {
+            string command = example.Replace("127.0.0.1:50052", $"127.0.0.1:{fixture.Server.ApiPort}");
+            var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
+            psi.ArgumentList.Add("-c");
+            psi.ArgumentList.Add(command);
+            using var process = Process.Start(psi)!;
+            string output = await process.StandardOutput.ReadToEndAsync();
+            await process.WaitForExitAsync();
+            Assert.True(process.ExitCode == 0, $"{command}: exit {process.ExitCode}");
+            var json = JsonDocument.Parse(output).RootElement;
+            var route = expectedKeys.Keys.Single(r => example.Contains(r + " ") || example.Contains(r + "'") || example.EndsWith(r));
+            foreach (var key in expectedKeys[route]) Assert.True(json.TryGetProperty(key, out _), $"{route}: no '{key}' in {output}");
+        }
+    }
+
+    [Fact]
+    public async Task TheJsonApi_GivesTheNumbersOfGrpc_AndItsStatusesAsHttpCodes()
+    {
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{fixture.Server.ApiPort}") };
+        async Task<(HttpStatusCode Code, JsonElement Body)> Post(string route, string body)
+        {
+            var response = await http.PostAsync(route, new StringContent(body, Encoding.UTF8, "application/json"));
+            return (response.StatusCode, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement);
+        }
+        var (ok, scored) = await Post("/v1/score", """{"items":[{"prompt":"Review of the phone:","response":" The battery is long."}]}""");
+        Assert.Equal(HttpStatusCode.OK, ok);
+        var grpc = await fixture.Server.Channel.Scorer.ScoreAsync(new Protos.V1.ScoreRequest
+        {
+            Items = { new Protos.V1.ScoreItem { Prompt = "Review of the phone:", Response = " The battery is long." } },
+        });
+        Assert.Equal(grpc.Results[0].Reward, scored.GetProperty("results")[0].GetProperty("reward").GetDouble(), 1e-5);
+
+        var (invalid, error) = await Post("/v1/score", """{"items":[]}""");
+        Assert.Equal(HttpStatusCode.BadRequest, invalid);
+        Assert.Equal(3, error.GetProperty("code").GetInt32());
+        Assert.Contains("no items", error.GetProperty("message").GetString());
+        var (badJson, _) = await Post("/v1/sample", """{"item": 5}""");
+        Assert.Equal(HttpStatusCode.BadRequest, badJson);
+        // The management routes are not on the API port, nor the API on the management port.
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/metrics")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await fixture.Server.Http.GetAsync("/v1/model-info")).StatusCode);
+    }
+}
