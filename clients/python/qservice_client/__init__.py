@@ -1,0 +1,8 @@
+"""qservice_client: a Python client of QService (per-token credits and implicit Q of a DPO pair), over gRPC."""
+from .client import QServiceClient
+from .decoding import DecodeResult, ExternalGenerator, ServiceSampler, best_of_n, chunk_beam_search, guided, sample
+from .errors import QServiceError
+from .types import Item, ModelInfo, NextTokenChoices, SampleResult, ScoredItem
+
+__all__ = ["QServiceClient", "QServiceError", "Item", "ModelInfo", "ScoredItem", "NextTokenChoices", "SampleResult",
+           "ServiceSampler", "ExternalGenerator", "DecodeResult", "sample", "guided", "best_of_n", "chunk_beam_search"]

@@ -1,0 +1,109 @@
+"""QServiceClient: typed calls to the QScorer service over gRPC."""
+from typing import Iterable, List, Optional, Sequence
+
+import grpc
+
+from . import _messages as m
+from .errors import QServiceError
+from .types import Candidate, Item, ModelInfo, NextTokenChoices, Sample, SampleResult, ScoredItem, array
+
+_SERVICE = "/qservice.v1.QScorer/"
+
+
+def _item(item: Item):
+    message = m.ScoreItem(id=item.id, append_eos=item.append_eos)
+    if item.prompt is not None:
+        message.prompt = item.prompt
+    if item.response is not None:
+        message.response = item.response
+    message.prompt_token_ids.extend(item.prompt_ids or [])
+    message.response_token_ids.extend(item.response_ids or [])
+    return message
+
+
+def _scored(s) -> ScoredItem:
+    return ScoredItem(
+        id=s.id, token_ids=list(s.token_ids), policy_logprobs=array(s.policy_logprobs), reference_logprobs=array(s.reference_logprobs),
+        credits=array(s.credits), q_values=array(s.q_values), reward=s.reward, prompt_tokens=s.prompt_tokens,
+        token_texts=list(s.token_texts), step_ends=list(s.step_ends), step_rewards=list(s.step_rewards))
+
+
+class QServiceClient:
+    """A connection to a QService server, e.g. QServiceClient("127.0.0.1:50051").
+
+    api_key: sent as "authorization: Bearer <key>" when the server requires keys.
+    timeout: seconds per call (None: no deadline).
+    """
+
+    def __init__(self, address: str = "127.0.0.1:50051", api_key: Optional[str] = None, timeout: Optional[float] = 60.0,
+                 channel: Optional[grpc.Channel] = None):
+        self._channel = channel or grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
+        self._metadata = [("authorization", f"Bearer {api_key}")] if api_key else None
+        self._timeout = timeout
+        self._calls = {
+            name: self._channel.unary_unary(_SERVICE + name, request_serializer=request.SerializeToString, response_deserializer=response.FromString)
+            for name, request, response in [
+                ("Score", m.ScoreRequest, m.ScoreResponse),
+                ("NextTokens", m.NextTokensRequest, m.NextTokensResponse),
+                ("Sample", m.SampleRequest, m.SampleResponse),
+                ("GetModelInfo", m.GetModelInfoRequest, m.ModelInfo),
+            ]
+        }
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.close()
+
+    def _call(self, name: str, request):
+        try:
+            return self._calls[name](request, timeout=self._timeout, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise QServiceError(e.code(), e.details()) from None
+
+    def model_info(self) -> ModelInfo:
+        i = self._call("GetModelInfo", m.GetModelInfoRequest())
+        return ModelInfo(policy_model=i.policy_model, reference_model=i.reference_model, architecture=i.policy_architecture,
+                         vocab_size=i.vocab_size, max_context=i.max_context, beta=i.beta, dtype=i.dtype, device=i.device,
+                         bos_token_id=i.bos_token_id if i.HasField("bos_token_id") else None,
+                         eos_token_id=i.eos_token_id if i.HasField("eos_token_id") else None)
+
+    def score(self, items: Sequence[Item], beta: Optional[float] = None, include_token_text: bool = False,
+              step_delimiter: Optional[str] = None) -> List[ScoredItem]:
+        """Per-token log-probabilities, credits and Q of each response, in request order."""
+        request = m.ScoreRequest(items=[_item(i) for i in items], include_token_text=include_token_text)
+        if beta is not None:
+            request.beta = beta
+        if step_delimiter is not None:
+            request.step_delimiter = step_delimiter
+        return [_scored(r) for r in self._call("Score", request).results]
+
+    def next_tokens(self, items: Sequence[Item], top_k: int = 0, candidate_ids: Iterable[int] = (), rank_by: str = "policy",
+                    beta: Optional[float] = None) -> List[NextTokenChoices]:
+        """Q of each partial response and its next-token candidates (the top_k by rank_by: policy, reference or credit)."""
+        request = m.NextTokensRequest(items=[_item(i) for i in items], top_k=top_k, candidate_ids=list(candidate_ids),
+                                      rank_by=m.enum_value("RankBy", f"RANK_BY_{rank_by.upper()}"))
+        if beta is not None:
+            request.beta = beta
+        return [NextTokenChoices(id=c.id, prompt_tokens=c.prompt_tokens, response_tokens=c.response_tokens, q=c.q,
+                                 candidates=[Candidate(x.id, x.text, x.policy_logprob, x.reference_logprob, x.credit) for x in c.candidates])
+                for c in self._call("NextTokens", request).results]
+
+    def sample(self, item: Item, n: int = 1, sample_from: str = "policy", alpha: Optional[float] = None, temperature: float = 1.0,
+               top_k: int = 0, top_p: float = 1.0, max_new_tokens: int = 0, stop: Iterable[str] = (), seed: Optional[int] = None,
+               beta: Optional[float] = None, step_delimiter: Optional[str] = None) -> SampleResult:
+        """n continuations from the policy, the reference or the guided mix (sample_from="guided", alpha), each scored."""
+        request = m.SampleRequest(item=_item(item), n=n, sample_from=m.enum_value("SampleFrom", f"SAMPLE_FROM_{sample_from.upper()}"),
+                                  temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens, stop=list(stop))
+        for name, value in [("alpha", alpha), ("seed", seed), ("beta", beta), ("step_delimiter", step_delimiter)]:
+            if value is not None:
+                setattr(request, name, value)
+        reply = self._call("Sample", request)
+        return SampleResult(
+            samples=[Sample(_scored(s.scores), s.text, m.enum_name("FinishReason", s.finish_reason).removeprefix("FINISH_REASON_").lower())
+                     for s in reply.samples],
+            seed=reply.seed, beta=reply.beta, prefix_tokens=reply.prefix_tokens)

@@ -1,0 +1,55 @@
+"""Starts the real server (the built QService.Host on the bundled demo pair) once for the session, on free ports.
+Set QSERVICE_ADDRESS=host:port to test against a server that is already running instead."""
+import os
+import pathlib
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from qservice_client import QServiceClient
+
+REPO = pathlib.Path(__file__).resolve().parents[3]
+HOST = REPO / "src" / "QService.Host" / "bin" / "Release" / "net10.0" / "QService.Host.dll"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def address():
+    if os.environ.get("QSERVICE_ADDRESS"):
+        yield os.environ["QSERVICE_ADDRESS"]
+        return
+    if not HOST.exists():
+        pytest.fail(f"{HOST} is missing: build first (dotnet build QService.sln -c Release)")
+    grpc_port, http_port, api_port = _free_port(), _free_port(), _free_port()
+    server = subprocess.Popen(["dotnet", str(HOST), "--grpc-port", str(grpc_port), "--http-port", str(http_port),
+                               "--http-api-port", str(api_port), "--log-format", "json", "--device", "cpu", "--threads", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline or server.poll() is not None:
+                pytest.fail("the server did not become ready")
+            time.sleep(0.2)
+        yield f"127.0.0.1:{grpc_port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def client(address):
+    with QServiceClient(address) as c:
+        yield c
