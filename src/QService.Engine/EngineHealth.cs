@@ -7,11 +7,13 @@ public static class EngineHealth
     /// Ready to take traffic: models loaded and warmed up, not shutting down, and fewer than
     /// <paramref name="threshold"/> forward passes failed in a row (ready again after a good one).
     /// </summary>
-    public static (bool Ready, string Reason) Readiness(TaskStatus load, string? loadError, bool draining, int consecutiveFailures, string? lastFailure, int threshold) =>
+    /// <param name="loading">what is loading and how far (e.g. "the policy: 1.20 of 13.48 GB"), while it is</param>
+    public static (bool Ready, string Reason) Readiness(TaskStatus load, string? loadError, bool draining, int consecutiveFailures, string? lastFailure, int threshold,
+        string? loading = null) =>
         load switch
         {
             TaskStatus.Faulted => (false, $"models failed to load: {loadError}"),
-            not TaskStatus.RanToCompletion => (false, "models are loading"),
+            not TaskStatus.RanToCompletion => (false, loading is null ? "models are loading" : $"models are loading: {loading}"),
             _ when draining => (false, "shutting down: finishing accepted work, taking no new work"),
             _ when consecutiveFailures >= threshold =>
                 (false, $"{consecutiveFailures} forward passes failed in a row (last: {lastFailure}); ready again after a pass succeeds"),

@@ -36,7 +36,8 @@ public sealed class ModelPair : IDisposable
     /// Loads the configured pair, or the bundled demo pair (<paramref name="defaultPairFolder"/>/policy and
     /// /reference) when no model folders are configured.
     /// </summary>
-    public static ModelPair Load(ModelOptions options, string defaultPairFolder)
+    /// <param name="progress">told, as the weights are read, which model and how far: (role, bytes read, bytes in all)</param>
+    public static ModelPair Load(ModelOptions options, string defaultPairFolder, Action<string, long, long>? progress = null)
     {
         // Process-wide CPU fixes first: they must precede the first matmul.
         TorchEnvironment.Initialize(new CpuSpeedOptions(options.MklAvx512, options.KeepFreedMemory));
@@ -56,8 +57,8 @@ public sealed class ModelPair : IDisposable
         CausalLanguageModel? policy = null, reference = null;
         try
         {
-            policy = CausalLanguageModel.Load(policyPath, load);
-            reference = CausalLanguageModel.Load(referencePath, load);
+            policy = CausalLanguageModel.Load(policyPath, load, (done, total) => progress?.Invoke("policy", done, total));
+            reference = CausalLanguageModel.Load(referencePath, load, (done, total) => progress?.Invoke("reference", done, total));
             CheckCompatible(policy, reference, tokenizer, policyPath, referencePath, ownTokenizerPath: options.TokenizerPath is null);
             return new ModelPair(policy, reference, tokenizer, options.Beta ?? ReadPairBeta(policyPath) ?? FallbackBeta);
         }

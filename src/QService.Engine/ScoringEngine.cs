@@ -42,10 +42,15 @@ public sealed partial class ScoringEngine : IDisposable
         _batcher = batcher = new DynamicBatcher(() => new ModelPairBackend(_pair = LoadPair(models, defaultPairFolder)), batching, Telemetry, logger, prefixCache);
     }
 
+    /// <summary>What is loading and how far, for readiness and the log; null once loaded.</summary>
+    volatile string? _loading;
+
     ModelPair LoadPair(ModelOptions options, string defaultPairFolder)
     {
         var sw = Stopwatch.StartNew();
-        var pair = ModelPair.Load(options, defaultPairFolder);
+        var progress = new LoadProgress(_logger);
+        var pair = ModelPair.Load(options, defaultPairFolder, (role, done, total) => _loading = progress.Report(role, done, total));
+        _loading = null;
         _logger.LogInformation(
             "Loaded policy {Policy} and reference {Reference} ({Architecture}, {Parameters:N0} parameters each, {Dtype}) in {Seconds:F1} s; {DeviceReason}; default beta {Beta}",
             pair.Policy.Name, pair.Reference.Name, pair.Policy.Config.Architecture, pair.Policy.ParameterCount,
@@ -70,7 +75,7 @@ public sealed partial class ScoringEngine : IDisposable
         {
             var ready = _batcher.Ready;
             var (failures, reason) = _batcher.Failures;
-            return EngineHealth.Readiness(ready.Status, ready.Exception?.InnerException?.Message, _draining, failures, reason, _batching.FailuresBeforeUnready);
+            return EngineHealth.Readiness(ready.Status, ready.Exception?.InnerException?.Message, _draining, failures, reason, _batching.FailuresBeforeUnready, _loading);
         }
     }
 

@@ -30,6 +30,13 @@ public class HardeningTests(DefaultServer fixture)
     }
 
     [Fact]
+    public void LoadingTheModels_IsLoggedWithItsSizeAndRate()
+    {
+        Assert.Contains("Loading the policy's weights", fixture.Server.Output);
+        Assert.Contains("Loaded the reference's weights", fixture.Server.Output);
+    }
+
+    [Fact]
     public async Task TextThatCannotFitTheLimits_IsRefusedBeforeTokenisation()
     {
         long before = fixture.Server.RssBytes;

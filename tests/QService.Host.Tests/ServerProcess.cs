@@ -57,7 +57,10 @@ public sealed class ServerProcess : IAsyncDisposable
     }
 
     /// <summary>Starts the host with the given extra arguments; does not wait for the models.</summary>
-    public static ServerProcess Start(params string[] args)
+    public static ServerProcess Start(params string[] args) => Start(new Dictionary<string, string>(), args);
+
+    /// <summary>The same with extra environment variables.</summary>
+    public static ServerProcess Start(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         int grpcPort = FreePort(), httpPort = FreePort(), apiPort = FreePort();
         var psi = new ProcessStartInfo("dotnet")
@@ -70,6 +73,7 @@ public sealed class ServerProcess : IAsyncDisposable
  foreach (var a in new[] { "--grpc-port", grpcPort.ToString(), "--http-port", httpPort.ToString(), "--http-api-port", apiPort.ToString(), "--log-format", "json", "--device", "cpu", "--threads", "1" }.Concat(args))
             psi.ArgumentList.Add(a);
         psi.Environment.Remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+        foreach (var (key, value) in environment) psi.Environment[key] = value;
         // Several servers and the test process share two cores: idle OpenMP workers should sleep, not spin.
         psi.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
         var process = Process.Start(psi)!;

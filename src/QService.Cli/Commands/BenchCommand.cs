@@ -43,7 +43,11 @@ static class BenchCommand
         double? first = null, last = null;
         foreach (int callers in levels)
         {
-            var (requests, errors, tokensPerSecond, latencies) = await RunLevel(channel, info.VocabSize, callers, seconds, promptTokens, responseTokens);
+            var level = RunLevel(channel, info.VocabSize, callers, seconds, promptTokens, responseTokens);
+            using (var progress = new TerminalProgress($"{callers} callers, seconds", (int)Math.Ceiling(seconds)))
+                for (var clock = System.Diagnostics.Stopwatch.StartNew(); !level.IsCompleted; await Task.WhenAny(level, Task.Delay(250)))
+                    progress.Show((int)clock.Elapsed.TotalSeconds);
+            var (requests, errors, tokensPerSecond, latencies) = await level;
             first ??= tokensPerSecond;
             last = tokensPerSecond;
             Console.WriteLine($"{callers,8} {requests,9} {tokensPerSecond,10:F0} {Percentile(latencies, 0.5),9:F1} {Percentile(latencies, 0.9),9:F1} {Percentile(latencies, 0.99),9:F1} {errors,7}" +

@@ -83,6 +83,7 @@ static class DecodingReportCommand
     {
         var outcomes = new Outcome[decodes];
         using var gate = new SemaphoreSlim(InFlight);
+        using var progress = new TerminalProgress(strategy.Name, decodes);
         var wall = Stopwatch.StartNew();
         await Task.WhenAll(Enumerable.Range(0, decodes).Select(async i =>
         {
@@ -93,6 +94,7 @@ static class DecodingReportCommand
                 var sw = Stopwatch.StartNew();
                 var result = await strategy.DecodeAsync(prompt, seed: (ulong)(i + 1));
                 outcomes[i] = new Outcome(result, ReviewLanguage.Reward(result.Text), sw.Elapsed);
+                progress.Advance();
             }
             finally { gate.Release(); }
         }));

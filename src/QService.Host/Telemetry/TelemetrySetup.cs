@@ -12,7 +12,8 @@ public static class TelemetrySetup
     /// <summary>
     /// Metrics for Prometheus (engine + host meters) and traces: a span per RPC from ASP.NET Core with the
     /// engine's queue-wait and forward-pass spans under it, exported over OTLP only when the standard
-    /// OTEL_EXPORTER_OTLP_ENDPOINT variable is set.
+    /// OTEL_EXPORTER_OTLP_ENDPOINT variable is set; OTEL_EXPORTER_OTLP_PROTOCOL picks grpc (the default) or
+    /// http/protobuf, as every OpenTelemetry SDK reads it.
     /// </summary>
     public static IServiceCollection AddQServiceTelemetry(this IServiceCollection services, IConfiguration configuration)
     {

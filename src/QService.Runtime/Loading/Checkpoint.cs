@@ -69,11 +69,23 @@ public sealed class Checkpoint
         return new Checkpoint(folder, fileOf);
     }
 
+    /// <summary>Bytes of all tensors in the checkpoint.</summary>
+    public long TotalBytes => _totalBytes ??= _fileOf.Select(f => f.Value.Tensors[f.Key]).Sum(t => t.End - t.Begin);
+    long? _totalBytes;
+
+    /// <summary>Bytes of the tensors read so far.</summary>
+    public long BytesRead { get; private set; }
+
+    /// <summary>Called after each tensor read with (BytesRead, TotalBytes): loading a large checkpoint shows its progress.</summary>
+    public Action<long, long>? Progress { get; set; }
+
     /// <summary>Reads a tensor, checks its shape, and converts it to <paramref name="dtype"/>.</summary>
     public Tensor Read(string name, long[] expectedShape, ScalarType dtype)
     {
         var file = File(name);
         var info = file.Tensors[name];
+        BytesRead += info.End - info.Begin;
+        Progress?.Invoke(BytesRead, TotalBytes);
         if (!info.Shape.SequenceEqual(expectedShape))
             throw new CheckpointException($"{file.Path}: tensor '{name}' has shape [{string.Join(", ", info.Shape)}], the model config expects [{string.Join(", ", expectedShape)}]");
         var stored = file.Read(name);

@@ -41,7 +41,8 @@ public sealed class CausalLanguageModel : IDisposable
     }
 
     /// <summary>Loads config.json and safetensors weights from a HuggingFace model folder.</summary>
-    public static CausalLanguageModel Load(string folder, ModelLoadOptions? options = null)
+    /// <param name="progress">called as the weights are read, with (bytes read, bytes in all)</param>
+    public static CausalLanguageModel Load(string folder, ModelLoadOptions? options = null, Action<long, long>? progress = null)
     {
         options ??= new ModelLoadOptions();
         if (!Directory.Exists(folder)) throw new CheckpointException($"{folder}: model folder not found");
@@ -49,6 +50,7 @@ public sealed class CausalLanguageModel : IDisposable
         var (device, reason) = TorchEnvironment.SelectDevice(options.Device);
         var dtype = TorchEnvironment.ParseDtype(options.Dtype);
         var checkpoint = Checkpoint.Open(folder);
+        checkpoint.Progress = progress;
         var module = ModelFactory.Create(config, dtype, device);
         try { module.LoadWeights(checkpoint); }
         catch { module.Dispose(); throw; }

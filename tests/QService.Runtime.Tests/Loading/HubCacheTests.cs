@@ -59,3 +59,20 @@ public class HubCacheTests : IDisposable
             HubCache.Roots(n => n switch { "HF_HUB_CACHE" => "/a/hub-cache", "HF_HOME" => "/b/hf-home", "XDG_CACHE_HOME" => "/c/xdg", _ => null }));
     }
 }
+
+/// <summary>Loading reports its progress as the weights are read.</summary>
+public class LoadProgressTests
+{
+    [Fact]
+    public void Loading_ReportsBytesReadUpToTheCheckpointsSize()
+    {
+        var reports = new List<(long Done, long Total)>();
+        using var model = QService.Runtime.Scoring.CausalLanguageModel.Load(Fixtures.Path("hf-reference", "llama-gqa"), new QService.Runtime.Scoring.ModelLoadOptions("cpu"),
+            (done, total) => reports.Add((done, total)));
+        Assert.True(reports.Count > 3);
+        long total = new FileInfo(Fixtures.Path("hf-reference", "llama-gqa", "model.safetensors")).Length;
+        Assert.All(reports, r => Assert.InRange(r.Total, total * 9 / 10, total)); // the tensors: the file less its header
+        Assert.Equal(reports[^1].Total, reports[^1].Done);
+        Assert.True(reports.Zip(reports.Skip(1)).All(p => p.Second.Done > p.First.Done));
+    }
+}
