@@ -1,5 +1,5 @@
 """QServiceClient: typed calls to the QScorer service over gRPC."""
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, Iterator, List, Optional, Sequence
 
 import grpc
 
@@ -49,6 +49,8 @@ class QServiceClient:
                 ("GetModelInfo", m.GetModelInfoRequest, m.ModelInfo),
             ]
         }
+        self._stream = self._channel.stream_stream(_SERVICE + "ScoreStream", request_serializer=m.ScoreRequest.SerializeToString,
+                                                   response_deserializer=m.ScoreResponse.FromString)
 
     def close(self) -> None:
         self._channel.close()
@@ -81,6 +83,20 @@ class QServiceClient:
         if step_delimiter is not None:
             request.step_delimiter = step_delimiter
         return [_scored(r) for r in self._call("Score", request).results]
+
+    def score_stream(self, batches: Iterable[Sequence[Item]], beta: Optional[float] = None) -> Iterator[List[ScoredItem]]:
+        """Scores batches over one long-lived stream: one result list per batch, in order, as each is ready."""
+        def requests():
+            for items in batches:
+                request = m.ScoreRequest(items=[_item(i) for i in items])
+                if beta is not None:
+                    request.beta = beta
+                yield request
+        try:
+            for response in self._stream(requests(), metadata=self._metadata):
+                yield [_scored(r) for r in response.results]
+        except grpc.RpcError as e:
+            raise QServiceError(e.code(), e.details()) from None
 
     def next_tokens(self, items: Sequence[Item], top_k: int = 0, candidate_ids: Iterable[int] = (), rank_by: str = "policy",
                     beta: Optional[float] = None) -> List[NextTokenChoices]:

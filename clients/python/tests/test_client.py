@@ -32,6 +32,13 @@ def test_steps_and_token_texts(client):
     assert sum(s.step_rewards) == pytest.approx(s.reward, abs=1e-6) and len(s.step_ends) == 2
 
 
+def test_score_stream_answers_each_batch_in_order(client):
+    batches = [[Item(prompt=PROMPT, response=" The battery is long.")], [Item(prompt=PROMPT, response=" The fan is loud."), Item(prompt=PROMPT, response=" ok")]]
+    results = list(client.score_stream(batches))
+    assert [len(r) for r in results] == [1, 2]
+    assert results[0][0].reward == pytest.approx(client.score(batches[0])[0].reward, abs=1e-5)
+
+
 def test_bad_input_raises_with_the_status_and_what_to_fix(client):
     with pytest.raises(QServiceError) as error:
         client.score([])
