@@ -1,6 +1,6 @@
 using System.Diagnostics;
-using Microsoft.Extensions.Logging;
 using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Logging;
 using QService.Engine.Backends;
 using QService.Engine.Caching;
 using QService.Engine.Decoding;
@@ -12,9 +12,10 @@ namespace QService.Engine.Batching;
 /// The queue in front of the models and the one thread that owns them. Callers enqueue work items and
 /// await their completions; the owner thread loads the backend, warms it up, then forms batches (token
 /// budget or queue delay, whichever first), runs policy and reference on each forward pass and hands the
-/// log-probabilities back. Callers never touch tensors; the batcher itself only sees the backend seam.
+/// log-probabilities back (the passes: DynamicBatcher.Passes.cs). Between batches it steps the running
+/// samples of the continuous decoder. Callers never touch tensors; the batcher itself only sees the backend seam.
 /// </summary>
-internal sealed class DynamicBatcher : IDisposable
+internal sealed partial class DynamicBatcher : IDisposable
 {
     readonly BatchingOptions _options;
     readonly EngineTelemetry _telemetry;
@@ -280,171 +281,6 @@ internal sealed class DynamicBatcher : IDisposable
         }
     }
 
-    void Run(IScoringBackend models, List<WorkItem> batch)
-    {
-        long start = Stopwatch.GetTimestamp();
-        foreach (var item in batch)
-            _telemetry.QueueWait.Record(Stopwatch.GetElapsedTime(item.EnqueuedAt, start).TotalSeconds);
-        TraceQueueWait(batch, start);
-
-        if (_policyCache != null)
-        {
-            // Only a saving: if it fails (out of memory), each item computes its prefix in its own pass.
-            try { PrefillSharedPrefixes(models, batch); }
-            catch (Exception e) { _logger.LogWarning("Computing the batch's shared prefixes first failed ({Message}); the items compute them themselves", e.Message); }
-        }
-        foreach (var pass in BatchPlanner.SplitByLength(batch, _options))
-        {
-            // Items cancelled since the batch was taken are not computed either.
-            var live = pass.Where(i => !i.IsAbandoned).ToList();
-            foreach (var gone in pass.Where(i => i.IsAbandoned))
-            {
-                gone.Completion.TrySetCanceled(gone.Cancellation);
-                _telemetry.DroppedItems.Add(1, new KeyValuePair<string, object?>("reason", "cancelled"));
-            }
-            if (live.Count == 0) continue;
-
-            int paddedTokens = live.Max(i => i.Length) * live.Count;
-            _telemetry.Batches.Add(1);
-            _telemetry.BatchSequences.Record(live.Count);
-            _telemetry.BatchTokens.Record(paddedTokens);
-
-            RunPass(models, live);
-        }
-    }
-
-    /// <summary>
-    /// One forward pass of both models over the items. A pass that runs out of memory is split in halves and
-    /// retried before any item fails; any other failure fails its items (with a generic message), not the service.
-    /// </summary>
-    void RunPass(IScoringBackend models, List<WorkItem> live)
-    {
-        try
-        {
-            bool lastLogits = live.Any(i => i.WantsLastLogits);
-            var policy = Forward(models, ModelRole.Policy, lastLogits, live);
-            var reference = Forward(models, ModelRole.Reference, lastLogits, live);
-            _failures.Succeeded(); // before the callers see their results: readiness is already up to date for them
-            for (int i = 0; i < live.Count; i++)
-            {
-                _telemetry.ScoredTokens.Add(policy[i].Logprobs.Length);
-                live[i].Completion.TrySetResult(new PairScores(policy[i].Logprobs, reference[i].Logprobs, policy[i].LastLogits, reference[i].LastLogits));
-            }
-        }
-        catch (Exception e) when (PassFailures.IsOutOfMemory(e) && live.Count > 1)
-        {
-            _failures.Splitting(e, live.Count);
-            RunPass(models, live[..(live.Count / 2)]);
-            RunPass(models, live[(live.Count / 2)..]);
-        }
-        catch (Exception e)
-        {
-            var error = _failures.Failed(e, "scoring", live.Select(i => i.Request.Parent));
-            foreach (var item in live) item.Completion.TrySetException(error);
-        }
-    }
-
-    /// <summary>
-    /// Items of one batch that share a prefix (candidates after one prompt, samples of one partial response)
-    /// would each compute it in the same pass, before any of them has cached it. So the shared prefixes not yet
-    /// cached run first, once each, and the items then continue them from the cache.
-    /// </summary>
-    void PrefillSharedPrefixes(IScoringBackend models, List<WorkItem> batch)
-    {
-        int size = _policyCache!.BlockSize;
-        var live = batch.Where(i => !i.IsAbandoned).OrderBy(i => i.Tokens, TokenOrder.Instance).ToList();
-        var prefixes = new Dictionary<string, WorkItem>();
-        for (int k = 0; k + 1 < live.Count; k++)
-        {
-            var (a, b) = (live[k].Tokens, live[k + 1].Tokens);
-            int common = 0;
-            int limit = Math.Min(a.Length, b.Length) - 1; // each item keeps at least one token of its own to compute
-            while (common < limit && a[common] == b[common]) common++;
-            int length = common / size * size;
-            if (length < size || _policyCache.CachedLength(a, length) >= length && _referenceCache!.CachedLength(a, length) >= length) continue;
-            int[] prefix = a[..length];
-            string key = string.Join(',', prefix);
-            int firstTarget = Math.Min(length, Math.Min(live[k].PromptTokens, live[k + 1].PromptTokens));
-            if (!prefixes.TryGetValue(key, out var existing) || existing.PromptTokens > firstTarget)
-                prefixes[key] = new WorkItem(prefix, Math.Max(1, firstTarget), live[k].Request, CancellationToken.None);
-        }
-        if (prefixes.Count == 0) return;
-        var items = prefixes.Values.ToList();
-        Forward(models, ModelRole.Policy, lastLogits: false, items);
-        Forward(models, ModelRole.Reference, lastLogits: false, items);
-    }
-
-    /// <summary>Lexicographic order of token sequences: sequences with a common prefix end up next to each other.</summary>
-    sealed class TokenOrder : IComparer<int[]>
-    {
-        public static readonly TokenOrder Instance = new();
-        public int Compare(int[]? x, int[]? y) => x!.AsSpan().SequenceCompareTo(y);
-    }
-
-    /// <summary>
-    /// One model's forward pass over the items, each continuing the longest prefix its cache holds (the
-    /// log-probabilities of cached positions come from the cache), and the new blocks cached after.
-    /// </summary>
-    ForwardResult[] Forward(IScoringBackend backend, ModelRole modelRole, bool lastLogits, List<WorkItem> items)
-    {
-        string role = modelRole == ModelRole.Policy ? "policy" : "reference";
-        var model = new KeyValuePair<string, object?>("model", role);
-        var cache = modelRole == ModelRole.Policy ? _policyCache : _referenceCache;
-        // A prefix is reused only up to the last whole block before the final token, so every item computes at least one position.
-        var hits = items.Select(i => cache?.Lookup(i.Tokens, i.PromptTokens, maxLength: i.Length - 1)).ToArray();
-        var inputs = items.Select((i, k) => hits[k] is { } hit
-            ? new ForwardInput(i.Tokens, Math.Max(i.PromptTokens, hit.Length), hit.Length, hit.States, cache!.BlockSize)
-            : new ForwardInput(i.Tokens, i.PromptTokens)).ToArray();
-        try
-        {
-            var startTime = DateTimeOffset.UtcNow;
-            long start = Stopwatch.GetTimestamp();
-            var results = backend.Forward(modelRole, inputs, lastLogits);
-            var elapsed = Stopwatch.GetElapsedTime(start);
-            _telemetry.ForwardDuration.Record(elapsed.TotalSeconds, model);
-            foreach (var request in items.Select(i => i.Request).Distinct())
-                EmitSpan($"forward {role}", request.Parent, startTime, elapsed,
-                    ("qservice.model", role), ("qservice.batch.sequences", items.Count), ("qservice.batch.max_length", items.Max(i => i.Length)));
-            if (cache is null) return results;
-
-            long evictionsBefore = cache.Evictions;
-            var merged = new ForwardResult[results.Length];
-            for (int k = 0; k < results.Length; k++)
-            {
-                var (hit, input, result) = (hits[k]!, inputs[k], results[k]);
-                cache.Insert(input.Tokens, hit.Length, result.NewBlocks ?? [], result.Logprobs, input.FirstTarget);
-                merged[k] = new ForwardResult([.. hit.Logprobs, .. result.Logprobs], result.LastLogits);
-                _telemetry.PrefixHitTokens.Add(Math.Max(0, hit.Length - 1), model);
-                _telemetry.PrefixComputedTokens.Add(input.Tokens.Length - Math.Max(0, hit.Length - 1), model);
-            }
-            _telemetry.PrefixEvictions.Add(cache.Evictions - evictionsBefore, model);
-            return merged;
-        }
-        finally
-        {
-            cache?.EndPass();
-        }
-    }
-
-    void TraceQueueWait(List<WorkItem> batch, long batchStart)
-    {
-        var now = DateTimeOffset.UtcNow;
-        foreach (var group in batch.GroupBy(i => i.Request))
-        {
-            var waited = Stopwatch.GetElapsedTime(group.Min(i => i.EnqueuedAt), batchStart);
-            EmitSpan("queue wait", group.Key.Parent, now - waited, waited, ("qservice.items", group.Count()));
-        }
-    }
-
-    /// <summary>A finished child span of a request's RPC span, with the times measured on this thread.</summary>
-    void EmitSpan(string name, ActivityContext parent, DateTimeOffset start, TimeSpan duration, params (string, object?)[] tags)
-    {
-        if (parent == default) return;
-        using var activity = _telemetry.Activities.StartActivity(name, ActivityKind.Internal, parent, startTime: start);
-        if (activity is null) return;
-        foreach (var (key, value) in tags) activity.SetTag(key, value);
-        activity.SetEndTime((start + duration).UtcDateTime);
-    }
 
     void FailPending(Exception error)
     {
