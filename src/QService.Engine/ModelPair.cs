@@ -21,6 +21,8 @@ public sealed class ModelPair : IDisposable
     /// <summary>Null when neither the policy folder nor Models:TokenizerPath has a tokenizer.json: token ids only.</summary>
     public HfTokenizer? Tokenizer { get; }
     public double DefaultBeta { get; }
+    /// <summary>Most characters one token covers (the vocabulary's longest surface, at least 1); 0 without a tokenizer.</summary>
+    public int LongestTokenChars { get; }
     /// <summary>Tokens of prompt + response the models accept (the smaller max_position_embeddings).</summary>
     public int MaxContext => Math.Min(Policy.Config.MaxPositionEmbeddings, Reference.Config.MaxPositionEmbeddings);
 
@@ -30,6 +32,7 @@ public sealed class ModelPair : IDisposable
         Reference = reference;
         Tokenizer = tokenizer;
         DefaultBeta = beta;
+        LongestTokenChars = tokenizer is null ? 0 : Enumerable.Range(0, tokenizer.VocabSize).Max(id => Math.Max(1, tokenizer.TokenSurface(id).Length));
     }
 
     /// <summary>

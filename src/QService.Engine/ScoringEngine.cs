@@ -20,8 +20,6 @@ public sealed partial class ScoringEngine : IDisposable
     readonly int _maxBatchTokens;
     /// <summary>Tokenisation is CPU work on the callers' threads: at most one per core at a time, so that huge texts cannot starve the rest.</summary>
     readonly SemaphoreSlim _tokenizers = new(Environment.ProcessorCount);
-    volatile bool _draining;
-    int _longestToken;
     readonly ILogger _logger;
     /// <summary>Set on the owner thread before the batcher reports ready; read only after.</summary>
     volatile ModelPair? _pair;
@@ -75,7 +73,7 @@ public sealed partial class ScoringEngine : IDisposable
         {
             var ready = _batcher.Ready;
             var (failures, reason) = _batcher.Failures;
-            return EngineHealth.Readiness(ready.Status, ready.Exception?.InnerException?.Message, _draining, failures, reason, _batching.FailuresBeforeUnready, _loading);
+            return EngineHealth.Readiness(ready.Status, ready.Exception?.InnerException?.Message, _batcher.IsDraining, failures, reason, _batching.FailuresBeforeUnready, _loading);
         }
     }
 
@@ -86,11 +84,7 @@ public sealed partial class ScoringEngine : IDisposable
     public long LiveTensors => _batcher.LiveTensors;
 
     /// <summary>Shutting down: new requests get UNAVAILABLE, accepted ones finish.</summary>
-    public void BeginDrain()
-    {
-        _draining = true;
-        _batcher.BeginDrain();
-    }
+    public void BeginDrain() => _batcher.BeginDrain();
 
     /// <summary>Completes when nothing is queued, running or decoding.</summary>
     public async Task WaitIdleAsync(CancellationToken cancellation)
@@ -300,18 +294,17 @@ public sealed partial class ScoringEngine : IDisposable
     /// </summary>
     void CheckTextLengths(IReadOnlyList<ScoreItemInput> items, ModelPair models)
     {
-        if (models.Tokenizer is not { } tokenizer) return; // text is refused anyway
-        if (_longestToken == 0)
-            _longestToken = 2 * Enumerable.Range(0, tokenizer.VocabSize).Max(id => Math.Max(1, tokenizer.TokenSurface(id).Length));
+        if (models.Tokenizer is null) return; // text is refused anyway
+        long longestToken = 2L * models.LongestTokenChars;
         long total = 0;
         for (int i = 0; i < items.Count; i++)
         {
             long chars = (long)(items[i].Prompt?.Length ?? 0) + (items[i].Response?.Length ?? 0);
             total += chars;
-            if (chars > (long)_longestToken * models.MaxContext)
-                throw ScoringException.Invalid($"item {i}: its {chars:N0} characters of text need more tokens than the model context of {models.MaxContext} holds (a token covers at most {_longestToken / 2} characters); shorten it");
+            if (chars > longestToken * models.MaxContext)
+                throw ScoringException.Invalid($"item {i}: its {chars:N0} characters of text need more tokens than the model context of {models.MaxContext} holds (a token covers at most {models.LongestTokenChars} characters); shorten it");
         }
-        if (total > (long)_longestToken * _limits.MaxTokensPerRequest)
+        if (total > longestToken * _limits.MaxTokensPerRequest)
             throw ScoringException.Exhausted($"the request's {total:N0} characters of text need more than the limit of {_limits.MaxTokensPerRequest} tokens per request; split it");
     }
 

@@ -26,9 +26,6 @@ internal sealed partial class DynamicBatcher : IDisposable
     readonly LinkedList<WorkItem> _queue = new();
     /// <summary>Sample requests waiting to join the decoder, in arrival order. Guarded by _lock.</summary>
     readonly LinkedList<SampleWork> _samples = new();
-    int _queuedSamples;
-    /// <summary>Tokens of the queued items and samples. Guarded by _lock.</summary>
-    long _queuedTokens;
     /// <summary>The running samples. Owner thread only.</summary>
     readonly ContinuousDecoder _decoder;
     readonly PassFailures _failures;
@@ -71,7 +68,13 @@ internal sealed partial class DynamicBatcher : IDisposable
     public Task<IScoringBackend> Ready => _ready.Task;
 
     /// <summary>Scoring items and samples waiting.</summary>
-    public int QueueDepth { get { lock (_lock) return _queue.Count + _queuedSamples; } }
+    public int QueueDepth { get { lock (_lock) return _queue.Count + QueuedSamples; } }
+
+    /// <summary>Samples of the waiting Sample requests. Under _lock.</summary>
+    int QueuedSamples => _samples.Sum(w => w.N);
+
+    /// <summary>Tokens waiting: items' prompt + response, samples' prompts times n. Under _lock.</summary>
+    long QueuedTokens => _queue.Sum(i => (long)i.Length) + _samples.Sum(w => (long)w.N * w.Tokens.Length);
 
     public void Start() => _owner.Start();
 
@@ -89,6 +92,8 @@ internal sealed partial class DynamicBatcher : IDisposable
     {
         lock (_lock) _draining = true;
     }
+
+    public bool IsDraining { get { lock (_lock) return _draining; } }
 
     /// <summary>Nothing queued, running or decoding.</summary>
     public bool IsIdle
@@ -108,7 +113,6 @@ internal sealed partial class DynamicBatcher : IDisposable
             {
                 item.EnqueuedAt = now;
                 _queue.AddLast(item);
-                _queuedTokens += item.Length;
             }
             Monitor.PulseAll(_lock);
         }
@@ -122,8 +126,6 @@ internal sealed partial class DynamicBatcher : IDisposable
             RefuseWhenClosed();
             RefuseWhenFull(work.N, (long)work.N * work.Tokens.Length);
             _samples.AddLast(work);
-            _queuedSamples += work.N;
-            _queuedTokens += (long)work.N * work.Tokens.Length;
             Monitor.PulseAll(_lock);
         }
     }
@@ -136,13 +138,14 @@ internal sealed partial class DynamicBatcher : IDisposable
 
     void RefuseWhenFull(int adding, long tokens)
     {
-        int waiting = _queue.Count + _queuedSamples;
+        int waiting = _queue.Count + QueuedSamples;
         if (waiting + adding > _options.MaxQueueItems)
             throw ScoringException.Exhausted(
                 $"the queue is full ({waiting} of {_options.MaxQueueItems} items and samples waiting; this request adds {adding}); retry later");
-        if (_queuedTokens + tokens > _options.MaxQueueTokens)
+        long waitingTokens = QueuedTokens;
+        if (waitingTokens + tokens > _options.MaxQueueTokens)
             throw ScoringException.Exhausted(
-                $"the queue is full ({_queuedTokens} of {_options.MaxQueueTokens} tokens waiting; this request adds {tokens}); retry later");
+                $"the queue is full ({waitingTokens} of {_options.MaxQueueTokens} tokens waiting; this request adds {tokens}); retry later");
     }
 
     void OwnerLoop()
@@ -217,11 +220,7 @@ internal sealed partial class DynamicBatcher : IDisposable
                 }
                 long waited = Stopwatch.GetTimestamp() - _queue.First!.Value.EnqueuedAt;
                 if (decoding || waited >= maxDelay || QueuedCostFillsBatch())
-                {
-                    var batch = BatchPlanner.TakeBatch(_queue, _options);
-                    _queuedTokens -= batch.Sum(i => (long)i.Length);
-                    return (batch, admitted);
-                }
+                    return (BatchPlanner.TakeBatch(_queue, _options), admitted);
                 int remainingMs = (int)Math.Ceiling((maxDelay - waited) * 1000.0 / Stopwatch.Frequency);
                 Monitor.Wait(_lock, Math.Max(1, remainingMs));
             }
@@ -240,8 +239,6 @@ internal sealed partial class DynamicBatcher : IDisposable
             if (!work.IsAbandoned && (running > 0 && running + work.N > _options.MaxRunningSamples
                 || admitted.Count > 0 && prefillCost + BatchPlanner.Cost(work.Tokens.Length) > _options.MaxBatchTokens)) break;
             _samples.RemoveFirst();
-            _queuedSamples -= work.N;
-            _queuedTokens -= (long)work.N * work.Tokens.Length;
             if (work.IsAbandoned)
             {
                 work.Completion.TrySetCanceled(work.Cancellation);
@@ -273,7 +270,6 @@ internal sealed partial class DynamicBatcher : IDisposable
             if (node.Value.IsAbandoned)
             {
                 _queue.Remove(node);
-                _queuedTokens -= node.Value.Length;
                 node.Value.Completion.TrySetCanceled(node.Value.Cancellation);
                 _telemetry.DroppedItems.Add(1, new KeyValuePair<string, object?>("reason", "cancelled"));
             }
@@ -290,8 +286,6 @@ internal sealed partial class DynamicBatcher : IDisposable
             _queue.Clear();
             foreach (var work in _samples) work.Completion.TrySetException(error);
             _samples.Clear();
-            _queuedSamples = 0;
-            _queuedTokens = 0;
         }
     }
 

@@ -91,10 +91,11 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDisposable
     {
         if (tokens.Length != Count) throw new ArgumentException($"a step takes one token per sequence: {Count}, not {tokens.Length}");
         if (Count == 0) return [];
-        model.ValidateTokens([.. tokens.Select(t => new[] { t })], _lengths.Max());
+        int longest = _lengths.Max();
+        model.ValidateTokens([.. tokens.Select(t => new[] { t })], longest);
         using var inference = inference_mode();
         using var scope = NewDisposeScope();
-        EnsureCapacity(Count, _lengths.Max() + 1);
+        EnsureCapacity(Count, longest + 1);
         var next = NextLogprobs(new SlotPass(this, 0, [.. _lengths.Select(l => (long)l)], [.. tokens.Select(_ => 1L)]), [.. tokens.Select(t => new[] { t })]);
         for (int s = 0; s < Count; s++) _lengths[s]++;
         return next;
