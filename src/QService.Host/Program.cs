@@ -11,7 +11,7 @@ builder.AddQServiceLogging(server.LogFormat);
 try
 {
     builder.Services.AddQServiceEngine(builder.Configuration);
-    builder.Services.AddQServiceGrpc(builder.Configuration);
+    builder.Services.AddQServiceGrpc(builder.Configuration, server);
     builder.Services.AddQServiceTelemetry(builder.Configuration);
     builder.WebHost.ConfigureQServiceEndpoints(server);
     builder.Services.Configure<ServerOptions>(builder.Configuration.GetSection("Server"));

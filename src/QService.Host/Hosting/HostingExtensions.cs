@@ -41,11 +41,10 @@ public static class HostingExtensions
     public static int MaxReceiveBytes(RequestLimits limits) => (int)Math.Min(int.MaxValue, 64L * limits.MaxTokensPerRequest + (1 << 20));
 
     /// <summary>gRPC with health (SERVING only when the models are ready) and reflection.</summary>
-    public static IServiceCollection AddQServiceGrpc(this IServiceCollection services, IConfiguration configuration)
+    public static IServiceCollection AddQServiceGrpc(this IServiceCollection services, IConfiguration configuration, ServerOptions server)
     {
         // From the raw settings: the validated ones are checked at start-up, where a bad one stops the process with its reason.
         var limits = configuration.GetSection("Limits").Get<RequestLimits>() ?? new RequestLimits();
-        var server = configuration.GetSection("Server").Get<ServerOptions>() ?? new ServerOptions();
         services.AddSingleton(Security.ApiKeys.Load(server.ApiKeysFile, Environment.GetEnvironmentVariable("QSERVICE_API_KEYS")));
         services.AddGrpc(o =>
         {
@@ -77,18 +76,16 @@ public static class HostingExtensions
             k.Limits.Http2.MaxStreamsPerConnection = server.MaxStreamsPerConnection;
             k.Limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(server.KeepAlivePingSeconds);
             k.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(server.KeepAlivePingSeconds);
-            k.Listen(address, server.GrpcPort, o =>
+            // The certificate is read once; the API ports (gRPC and JSON) share it.
+            var tls = Security.Tls.Enabled(server) ? Security.Tls.Options(server) : null;
+            void Api(int port, HttpProtocols protocols) => k.Listen(address, port, o =>
             {
-                o.Protocols = HttpProtocols.Http2;
-                if (Security.Tls.Enabled(server)) o.UseHttps(Security.Tls.Options(server));
+                o.Protocols = protocols;
+                if (tls != null) o.UseHttps(tls);
             });
+            Api(server.GrpcPort, HttpProtocols.Http2);
             k.Listen(management, server.HttpPort, o => o.Protocols = HttpProtocols.Http1);
-            if (server.HttpApiPort > 0)
-                k.Listen(address, server.HttpApiPort, o =>
-                {
-                    o.Protocols = HttpProtocols.Http1;
-                    if (Security.Tls.Enabled(server)) o.UseHttps(Security.Tls.Options(server));
-                });
+            if (server.HttpApiPort > 0) Api(server.HttpApiPort, HttpProtocols.Http1);
         });
     }
 
@@ -119,7 +116,7 @@ public static class HostingExtensions
 
     public static void MapQServiceEndpoints(this WebApplication app, ServerOptions server)
     {
-        int maxReceiveBytes = MaxReceiveBytes(app.Configuration.GetSection("Limits").Get<RequestLimits>() ?? new RequestLimits());
+        int maxReceiveBytes = app.Services.GetRequiredService<IOptions<global::Grpc.AspNetCore.Server.GrpcServiceOptions>>().Value.MaxReceiveMessageSize!.Value;
         // The management port serves /healthz, /readyz and /metrics and nothing else; the HTTP API port only the
         // JSON routes (/v1/...); the gRPC port neither.
         app.Use(async (ctx, next) =>
@@ -142,9 +139,11 @@ public static class HostingExtensions
         });
         app.UseOpenTelemetryPrometheusScrapingEndpoint(ctx => ctx.Request.Path == "/metrics" && ctx.Connection.LocalPort == server.HttpPort);
         // Alive unless a pass has hung past Batching:MaxPassSeconds (the watchdog): then 503 with the reason.
-        app.MapGet("/healthz", (ScoringEngine engine) => engine.Liveness is (true, _)
-            ? Results.Text("ok\n")
-            : Results.Text($"not alive: {engine.Liveness.Reason}\n", statusCode: StatusCodes.Status503ServiceUnavailable));
+        app.MapGet("/healthz", (ScoringEngine engine) =>
+        {
+            var (alive, reason) = engine.Liveness;
+            return alive ? Results.Text("ok\n") : Results.Text($"not alive: {reason}\n", statusCode: StatusCodes.Status503ServiceUnavailable);
+        });
         app.MapHealthChecks("/readyz", new HealthCheckOptions
         {
             Predicate = r => r.Tags.Contains(ModelsReadyCheck.Tag),
