@@ -28,4 +28,25 @@ static class Display
 
     /// <summary>A token or text span in quotes with escapes, so spaces and newlines are visible; non-ASCII stays readable.</summary>
     public static string Quote(string s) => System.Text.Json.JsonSerializer.Serialize(s, Relaxed);
+
+    /// <summary>
+    /// Scored responses as `score` and `decode` print them: a title line, the tokens coloured by credit (one
+    /// scale for all of them, so colours compare), Q as a sparkline, then whatever <paramref name="after"/> adds.
+    /// Only the first <paramref name="shown"/> are printed (all by default); the colour scale covers them all.
+    /// </summary>
+    public static void Heatmaps(IReadOnlyList<Protos.V1.ScoredItem> items, Func<Protos.V1.ScoredItem, string> title,
+        Action<Protos.V1.ScoredItem>? after = null, int? shown = null)
+    {
+        bool color = !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("NO_COLOR") is null;
+        double scale = items.SelectMany(i => i.Credits).Select(c => Math.Abs((double)c)).DefaultIfEmpty(0).Max();
+        foreach (var item in items.Take(shown ?? items.Count))
+        {
+            Console.WriteLine();
+            Console.WriteLine(title(item));
+            Console.WriteLine($"  {Client.Rendering.ConsoleHeatmap.Tokens(item, scale, color)}");
+            Console.WriteLine($"  Q {Client.Rendering.ConsoleHeatmap.Sparkline(item.QValues)}  ({Client.Rendering.Signed.Format(item.QValues.FirstOrDefault(), 3)} -> {Client.Rendering.Signed.Format(item.QValues.LastOrDefault(), 3)})");
+            after?.Invoke(item);
+        }
+        if (!color) Console.WriteLine("\n(no terminal colours: each token is shown as [text|credit])");
+    }
 }

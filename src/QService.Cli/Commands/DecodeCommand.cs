@@ -67,18 +67,9 @@ static class DecodeCommand
             }));
             return 0;
         }
-        bool color = !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("NO_COLOR") is null;
-        double scale = shown.Results.SelectMany(i => i.Credits).Select(c => Math.Abs((double)c)).DefaultIfEmpty(0).Max();
         Console.WriteLine($"{result.Strategy} (seed {seed}): reward {Signed.Format(result.Reward)} over {result.TokenIds.Length} tokens, {result.ForwardTokens} forward tokens per model");
         Console.WriteLine($"prompt: {Display.Quote(prompt)}");
-        foreach (var item in shown.Results.Take(showRejected ? shown.Results.Count : 1))
-        {
-            Console.WriteLine();
-            Console.WriteLine($"{item.Id}: Q {Signed.Format(item.Reward)}");
-            Console.WriteLine($"  {ConsoleHeatmap.Tokens(item, scale, color)}");
-            Console.WriteLine($"  Q {ConsoleHeatmap.Sparkline(item.QValues)}  ({Signed.Format(item.QValues.FirstOrDefault(), 3)} -> {Signed.Format(item.QValues.LastOrDefault(), 3)})");
-        }
-        if (!color) Console.WriteLine("\n(no terminal colours: each token is shown as [text|credit])");
+        Display.Heatmaps(shown.Results, item => $"{item.Id}: Q {Signed.Format(item.Reward)}", shown: showRejected ? null : 1);
         if (htmlFile != null)
         {
             File.WriteAllText(htmlFile, CreditHtmlPage.Render(prompt, shown));

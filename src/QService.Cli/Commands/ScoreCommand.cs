@@ -47,17 +47,8 @@ static class ScoreCommand
         }
         Console.WriteLine($"policy {reply.PolicyModel} vs reference {reply.ReferenceModel}, beta {reply.Beta}");
         Console.WriteLine($"prompt: {Display.Quote(prompt)}");
-        bool color = !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("NO_COLOR") is null;
-        double scale = reply.Results.SelectMany(i => i.Credits).Select(c => Math.Abs((double)c)).DefaultIfEmpty(0).Max();
-        foreach (var item in reply.Results)
-        {
-            Console.WriteLine();
-            Console.WriteLine($"{item.Id}: reward {Signed.Format(item.Reward)} over {item.TokenIds.Count} tokens");
-            Console.WriteLine($"  {ConsoleHeatmap.Tokens(item, scale, color)}");
-            Console.WriteLine($"  Q {ConsoleHeatmap.Sparkline(item.QValues)}  ({Signed.Format(item.QValues.FirstOrDefault(), 3)} -> {Signed.Format(item.QValues.LastOrDefault(), 3)})");
-            if (table) ScoreTable.Print(item);
-        }
-        if (!color) Console.WriteLine("\n(no terminal colours: each token is shown as [text|credit])");
+        Display.Heatmaps(reply.Results, item => $"{item.Id}: reward {Signed.Format(item.Reward)} over {item.TokenIds.Count} tokens",
+            table ? ScoreTable.Print : null);
         if (htmlFile != null)
         {
             File.WriteAllText(htmlFile, CreditHtmlPage.Render(prompt, reply));
