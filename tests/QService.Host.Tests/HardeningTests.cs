@@ -78,7 +78,13 @@ public class DrainAndAccessTests
         await Task.Delay(300);
         server.Terminate();
 
+        // The signal reaches the host asynchronously: wait (boundedly) for the drain to begin, then check it.
         var ready = await server.Http.GetAsync("/readyz");
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); ready.StatusCode == System.Net.HttpStatusCode.OK && DateTime.UtcNow < deadline;)
+        {
+            await Task.Delay(20);
+            ready = await server.Http.GetAsync("/readyz");
+        }
         Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, ready.StatusCode);
         Assert.Contains("shutting down", await ready.Content.ReadAsStringAsync());
         var health = await server.Channel.Health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest { Service = "qservice.v1.QScorer" });
