@@ -25,7 +25,8 @@ def _scored(s) -> ScoredItem:
     return ScoredItem(
         id=s.id, token_ids=list(s.token_ids), policy_logprobs=array(s.policy_logprobs), reference_logprobs=array(s.reference_logprobs),
         credits=array(s.credits), q_values=array(s.q_values), reward=s.reward, prompt_tokens=s.prompt_tokens,
-        token_texts=list(s.token_texts), step_ends=list(s.step_ends), step_rewards=list(s.step_rewards))
+        token_texts=list(s.token_texts), step_ends=list(s.step_ends), step_rewards=list(s.step_rewards),
+        char_starts=list(s.char_starts), char_ends=list(s.char_ends))
 
 
 class QServiceClient:

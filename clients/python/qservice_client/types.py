@@ -39,7 +39,14 @@ class ModelInfo:
 
 @dataclass
 class ScoredItem:
-    """credits[t] = beta * (policy_logprobs[t] - reference_logprobs[t]); q_values their running sum; reward the total."""
+    """credits[t] = beta * (policy_logprobs[t] - reference_logprobs[t]); q_values their running sum; reward the total.
+
+    With include_token_text: token_texts[t] is token t's text and [char_starts[t], char_ends[t]) its offsets into the
+    response text in Unicode code points, i.e. Python str indices: response[char_starts[t]:char_ends[t]] is the
+    token's span (the whole character for each byte of a character split into byte tokens; -1 for tokens given as
+    ids and for an appended EOS). With step_delimiter: step_ends (the index of the token that ends each step) and
+    step_rewards (each step's credits summed in double; they add up to reward). Empty lists otherwise.
+    """
     id: str
     token_ids: List[int]
     policy_logprobs: Any
@@ -51,6 +58,8 @@ class ScoredItem:
     token_texts: List[str] = field(default_factory=list)
     step_ends: List[int] = field(default_factory=list)
     step_rewards: List[float] = field(default_factory=list)
+    char_starts: List[int] = field(default_factory=list)
+    char_ends: List[int] = field(default_factory=list)
 
 
 @dataclass

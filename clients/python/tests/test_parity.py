@@ -1,0 +1,42 @@
+"""What the Python client exposes of the proto, as the C# client (the generated classes) does."""
+import pytest
+
+from qservice_client import Item
+
+PROMPT = "Review of the phone:"
+# ASCII words, then a two-byte and a four-byte character that the byte-level tokenizer splits into byte tokens.
+RESPONSE = " The battery is long. The fan is loud. Naïve UI 👍"
+
+
+def test_char_offsets_are_the_documented_code_point_offsets(client):
+    (s,) = client.score([Item(prompt=PROMPT, response=" The battery is long.")], include_token_text=True)
+    assert s.token_texts == [" The", " battery", " is", " long", "."]
+    assert list(zip(s.char_starts, s.char_ends)) == [(0, 4), (4, 12), (12, 15), (15, 20), (20, 21)]
+
+
+def test_slicing_the_response_by_the_offsets_gives_each_token(client):
+    (s,) = client.score([Item(prompt=PROMPT, response=RESPONSE, append_eos=True)], include_token_text=True)
+    n = len(s.token_ids)
+    assert len(s.token_texts) == len(s.char_starts) == len(s.char_ends) == n
+    # The appended EOS has no place in the response text.
+    assert (s.token_texts[-1], s.char_starts[-1], s.char_ends[-1]) == ("<|endoftext|>", -1, -1)
+    whole = [t for t in range(n - 1) if RESPONSE[s.char_starts[t]:s.char_ends[t]] == s.token_texts[t]]
+    pieces = [t for t in range(n - 1) if t not in whole]
+    # Every token of whole characters slices out as its text; that is all of them up to "Na".
+    assert whole[:12] == list(range(12)) and "".join(s.token_texts[t] for t in whole) == RESPONSE.replace("ï", "").replace("👍", "")
+    # The byte tokens of "ï" (2) and "👍" (4) each span exactly their character, in code points (Python's str indices).
+    assert [RESPONSE[s.char_starts[t]:s.char_ends[t]] for t in pieces] == ["ï"] * 2 + ["👍"] * 4
+    assert s.char_starts[pieces[-1]] == len(RESPONSE) - 1 and s.char_ends[pieces[-1]] == len(RESPONSE)
+    # Offsets never go backwards and cover the whole response.
+    assert s.char_starts[0] == 0 and all(s.char_starts[t] <= s.char_starts[t + 1] for t in range(n - 2))
+
+
+def test_tokens_given_as_ids_have_no_offsets(client):
+    ids = client.score([Item(prompt=PROMPT, response=" The fan")])[0].token_ids
+    (s,) = client.score([Item(prompt=PROMPT, response_ids=ids)], include_token_text=True)
+    assert s.token_texts == [" The", " fan"] and s.char_starts == [-1, -1] and s.char_ends == [-1, -1]
+
+
+def test_without_include_token_text_there_are_no_texts_or_offsets(client):
+    (s,) = client.score([Item(prompt=PROMPT, response=" The fan")])
+    assert s.token_texts == [] and s.char_starts == [] and s.char_ends == []
