@@ -29,6 +29,15 @@ def _scored(s) -> ScoredItem:
         char_starts=list(s.char_starts), char_ends=list(s.char_ends))
 
 
+def _score_request(items: Sequence[Item], beta: Optional[float], include_token_text: bool, step_delimiter: Optional[str]):
+    request = m.ScoreRequest(items=[_item(i) for i in items], include_token_text=include_token_text)
+    if beta is not None:
+        request.beta = beta
+    if step_delimiter is not None:
+        request.step_delimiter = step_delimiter
+    return request
+
+
 class QServiceClient:
     """A connection to a QService server, e.g. QServiceClient("127.0.0.1:50051").
 
@@ -77,22 +86,18 @@ class QServiceClient:
 
     def score(self, items: Sequence[Item], beta: Optional[float] = None, include_token_text: bool = False,
               step_delimiter: Optional[str] = None) -> List[ScoredItem]:
-        """Per-token log-probabilities, credits and Q of each response, in request order."""
-        request = m.ScoreRequest(items=[_item(i) for i in items], include_token_text=include_token_text)
-        if beta is not None:
-            request.beta = beta
-        if step_delimiter is not None:
-            request.step_delimiter = step_delimiter
-        return [_scored(r) for r in self._call("Score", request).results]
+        """Per-token log-probabilities, credits and Q of each response, in request order. beta overrides the configured
+        one; include_token_text adds each token's text and code-point offsets into the response (token_texts,
+        char_starts, char_ends); step_delimiter splits each response into steps (step_ends, step_rewards)."""
+        return [_scored(r) for r in self._call("Score", _score_request(items, beta, include_token_text, step_delimiter)).results]
 
-    def score_stream(self, batches: Iterable[Sequence[Item]], beta: Optional[float] = None) -> Iterator[List[ScoredItem]]:
-        """Scores batches over one long-lived stream: one result list per batch, in order, as each is ready."""
+    def score_stream(self, batches: Iterable[Sequence[Item]], beta: Optional[float] = None, include_token_text: bool = False,
+                     step_delimiter: Optional[str] = None) -> Iterator[List[ScoredItem]]:
+        """Scores batches over one long-lived stream: one result list per batch, in order, as each is ready; the
+        options are score's, applied to every batch."""
         def requests():
             for items in batches:
-                request = m.ScoreRequest(items=[_item(i) for i in items])
-                if beta is not None:
-                    request.beta = beta
-                yield request
+                yield _score_request(items, beta, include_token_text, step_delimiter)
         try:
             for response in self._stream(requests(), metadata=self._metadata):
                 yield [_scored(r) for r in response.results]

@@ -40,3 +40,32 @@ def test_tokens_given_as_ids_have_no_offsets(client):
 def test_without_include_token_text_there_are_no_texts_or_offsets(client):
     (s,) = client.score([Item(prompt=PROMPT, response=" The fan")])
     assert s.token_texts == [] and s.char_starts == [] and s.char_ends == []
+
+
+def test_score_stream_takes_scores_options_and_returns_what_score_does(client):
+    batches = [[Item(prompt=PROMPT, response=RESPONSE, append_eos=True)],
+               [Item(prompt=PROMPT, response=" The battery is long. The screen is fine."), Item(prompt=PROMPT, response=" ok. fine")]]
+    streamed = list(client.score_stream(batches, beta=0.2, include_token_text=True, step_delimiter=". "))
+    assert [len(r) for r in streamed] == [1, 2]
+    for batch, results in zip(batches, streamed):
+        expected = client.score(batch, beta=0.2, include_token_text=True, step_delimiter=". ")
+        for got, want in zip(results, expected):
+            assert got.token_ids == want.token_ids
+            assert got.token_texts == want.token_texts and len(got.token_texts) == len(got.token_ids)
+            assert (got.char_starts, got.char_ends) == (want.char_starts, want.char_ends) and len(got.char_starts) == len(got.token_ids)
+            assert got.step_ends == want.step_ends and len(got.step_ends) >= 2
+            assert got.step_rewards == pytest.approx(want.step_rewards, abs=1e-5)
+            assert got.reward == pytest.approx(want.reward, abs=1e-5)
+    # Three clauses: each ". " ends a step at the token holding its space (" The", then the lone " " before "Naïve"),
+    # and the appended EOS joins the last step.
+    first = streamed[0][0]
+    assert len(first.step_ends) == 3 and first.step_ends[-1] == len(first.token_ids) - 1
+    assert [RESPONSE[first.char_starts[e]:first.char_ends[e]] for e in first.step_ends[:2]] == [" The", " "]
+    assert [first.char_starts[e] for e in first.step_ends[:2]] == [RESPONSE.index(". ") + 1, RESPONSE.rindex(". ") + 1]
+
+
+def test_score_stream_beta_scales_the_credits(client):
+    batch = [Item(prompt=PROMPT, response=" The battery is long.")]
+    (default,) = next(client.score_stream([batch]))
+    (doubled,) = next(client.score_stream([batch], beta=2 * client.model_info().beta))
+    assert [float(c) for c in doubled.credits] == pytest.approx([2 * float(c) for c in default.credits], abs=1e-5)
