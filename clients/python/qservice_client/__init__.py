@@ -2,7 +2,7 @@
 from .client import QServiceClient
 from .decoding import DecodeResult, ExternalGenerator, ServiceSampler, best_of_n, chunk_beam_search, guided, sample
 from .errors import QServiceError
-from .types import Item, ModelInfo, NextTokenChoices, SampleResult, ScoredItem
+from .types import Item, ModelInfo, NextTokenChoices, NextTokensResults, SampleResult, ScoredItem, ScoreResults
 
-__all__ = ["QServiceClient", "QServiceError", "Item", "ModelInfo", "ScoredItem", "NextTokenChoices", "SampleResult",
-           "ServiceSampler", "ExternalGenerator", "DecodeResult", "sample", "guided", "best_of_n", "chunk_beam_search"]
+__all__ = ["QServiceClient", "QServiceError", "Item", "ModelInfo", "ScoredItem", "ScoreResults", "NextTokenChoices", "NextTokensResults",
+           "SampleResult", "ServiceSampler", "ExternalGenerator", "DecodeResult", "sample", "guided", "best_of_n", "chunk_beam_search"]

@@ -1,11 +1,12 @@
 """QServiceClient: typed calls to the QScorer service over gRPC."""
-from typing import Iterable, Iterator, List, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import grpc
 
 from . import _messages as m
 from .errors import QServiceError
-from .types import Candidate, Item, ModelInfo, NextTokenChoices, Sample, SampleResult, ScoredItem, array
+from .types import (Candidate, Item, ModelInfo, NextTokenChoices, NextTokensResults, Sample, SampleResult, ScoredItem, ScoreResults,
+                    array)
 
 _SERVICE = "/qservice.v1.QScorer/"
 
@@ -36,6 +37,11 @@ def _score_request(items: Sequence[Item], beta: Optional[float], include_token_t
     if step_delimiter is not None:
         request.step_delimiter = step_delimiter
     return request
+
+
+def _score_results(response) -> ScoreResults:
+    return ScoreResults([_scored(r) for r in response.results], beta=response.beta, policy_model=response.policy_model,
+                        reference_model=response.reference_model)
 
 
 class QServiceClient:
@@ -82,17 +88,20 @@ class QServiceClient:
         return ModelInfo(policy_model=i.policy_model, reference_model=i.reference_model, architecture=i.policy_architecture,
                          vocab_size=i.vocab_size, max_context=i.max_context, beta=i.beta, dtype=i.dtype, device=i.device,
                          bos_token_id=i.bos_token_id if i.HasField("bos_token_id") else None,
-                         eos_token_id=i.eos_token_id if i.HasField("eos_token_id") else None)
+                         eos_token_id=i.eos_token_id if i.HasField("eos_token_id") else None,
+                         reference_architecture=i.reference_architecture, max_batch_tokens=i.max_batch_tokens,
+                         max_items_per_request=i.max_items_per_request, max_tokens_per_request=i.max_tokens_per_request)
 
     def score(self, items: Sequence[Item], beta: Optional[float] = None, include_token_text: bool = False,
-              step_delimiter: Optional[str] = None) -> List[ScoredItem]:
-        """Per-token log-probabilities, credits and Q of each response, in request order. beta overrides the configured
-        one; include_token_text adds each token's text and code-point offsets into the response (token_texts,
-        char_starts, char_ends); step_delimiter splits each response into steps (step_ends, step_rewards)."""
-        return [_scored(r) for r in self._call("Score", _score_request(items, beta, include_token_text, step_delimiter)).results]
+              step_delimiter: Optional[str] = None) -> ScoreResults:
+        """Per-token log-probabilities, credits and Q of each response, in request order (a list, with the beta used
+        and the model names). beta overrides the configured one; include_token_text adds each token's text and
+        code-point offsets into the response (token_texts, char_starts, char_ends); step_delimiter splits each
+        response into steps (step_ends, step_rewards)."""
+        return _score_results(self._call("Score", _score_request(items, beta, include_token_text, step_delimiter)))
 
     def score_stream(self, batches: Iterable[Sequence[Item]], beta: Optional[float] = None, include_token_text: bool = False,
-                     step_delimiter: Optional[str] = None) -> Iterator[List[ScoredItem]]:
+                     step_delimiter: Optional[str] = None) -> Iterator[ScoreResults]:
         """Scores batches over one long-lived stream: one result list per batch, in order, as each is ready; the
         options are score's, applied to every batch."""
         def requests():
@@ -100,20 +109,23 @@ class QServiceClient:
                 yield _score_request(items, beta, include_token_text, step_delimiter)
         try:
             for response in self._stream(requests(), metadata=self._metadata):
-                yield [_scored(r) for r in response.results]
+                yield _score_results(response)
         except grpc.RpcError as e:
             raise QServiceError(e.code(), e.details()) from None
 
     def next_tokens(self, items: Sequence[Item], top_k: int = 0, candidate_ids: Iterable[int] = (), rank_by: str = "policy",
-                    beta: Optional[float] = None) -> List[NextTokenChoices]:
-        """Q of each partial response and its next-token candidates (the top_k by rank_by: policy, reference or credit)."""
+                    beta: Optional[float] = None) -> NextTokensResults:
+        """Q of each partial response and its next-token candidates (the top_k by rank_by: policy, reference or credit),
+        in request order (a list, with the beta used)."""
         request = m.NextTokensRequest(items=[_item(i) for i in items], top_k=top_k, candidate_ids=list(candidate_ids),
                                       rank_by=m.enum_value("RankBy", f"RANK_BY_{rank_by.upper()}"))
         if beta is not None:
             request.beta = beta
-        return [NextTokenChoices(id=c.id, prompt_tokens=c.prompt_tokens, response_tokens=c.response_tokens, q=c.q,
-                                 candidates=[Candidate(x.id, x.text, x.policy_logprob, x.reference_logprob, x.credit) for x in c.candidates])
-                for c in self._call("NextTokens", request).results]
+        reply = self._call("NextTokens", request)
+        return NextTokensResults(
+            [NextTokenChoices(id=c.id, prompt_tokens=c.prompt_tokens, response_tokens=c.response_tokens, q=c.q,
+                              candidates=[Candidate(x.id, x.text, x.policy_logprob, x.reference_logprob, x.credit) for x in c.candidates])
+             for c in reply.results], beta=reply.beta)
 
     def sample(self, item: Item, n: int = 1, sample_from: str = "policy", alpha: Optional[float] = None, temperature: float = 1.0,
                top_k: int = 0, top_p: float = 1.0, max_new_tokens: int = 0, stop: Iterable[str] = (), seed: Optional[int] = None,

@@ -25,6 +25,8 @@ class Item:
 
 @dataclass
 class ModelInfo:
+    """The pair being served; architecture is the policy's. The limits in force (0: not reported) size requests:
+    at most max_items_per_request items and max_tokens_per_request tokens per request, max_batch_tokens per batch."""
     policy_model: str
     reference_model: str
     architecture: str
@@ -35,6 +37,14 @@ class ModelInfo:
     device: str
     bos_token_id: Optional[int]
     eos_token_id: Optional[int]
+    reference_architecture: str = ""
+    max_batch_tokens: int = 0
+    max_items_per_request: int = 0
+    max_tokens_per_request: int = 0
+
+    @property
+    def policy_architecture(self) -> str:
+        return self.architecture
 
 
 @dataclass
@@ -62,6 +72,18 @@ class ScoredItem:
     char_ends: List[int] = field(default_factory=list)
 
 
+class ScoreResults(list):
+    """Score's results (ScoredItem, in request order) as a list, with the response's beta (the one actually used)
+    and the names of the policy and reference models that scored them."""
+
+    def __init__(self, results: Sequence["ScoredItem"] = (), beta: float = 0.0, policy_model: str = "", reference_model: str = ""):
+        super().__init__(results)
+        self.beta, self.policy_model, self.reference_model = beta, policy_model, reference_model
+
+    def __repr__(self) -> str:
+        return f"ScoreResults({list.__repr__(self)}, beta={self.beta!r}, policy_model={self.policy_model!r}, reference_model={self.reference_model!r})"
+
+
 @dataclass
 class Candidate:
     id: int
@@ -78,6 +100,17 @@ class NextTokenChoices:
     response_tokens: int
     q: float
     candidates: List[Candidate]
+
+
+class NextTokensResults(list):
+    """NextTokens' results (NextTokenChoices, in request order) as a list, with the beta actually used."""
+
+    def __init__(self, results: Sequence["NextTokenChoices"] = (), beta: float = 0.0):
+        super().__init__(results)
+        self.beta = beta
+
+    def __repr__(self) -> str:
+        return f"NextTokensResults({list.__repr__(self)}, beta={self.beta!r})"
 
 
 @dataclass

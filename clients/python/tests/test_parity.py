@@ -1,7 +1,9 @@
-"""What the Python client exposes of the proto, as the C# client (the generated classes) does."""
+"""What the Python client exposes of the proto, as the C# client (the generated classes) does: token offsets,
+score_stream's options, the responses' beta and model names, and ModelInfo's limits."""
+import grpc
 import pytest
 
-from qservice_client import Item
+from qservice_client import Item, QServiceError, ScoreResults
 
 PROMPT = "Review of the phone:"
 # ASCII words, then a two-byte and a four-byte character that the byte-level tokenizer splits into byte tokens.
@@ -49,6 +51,7 @@ def test_score_stream_takes_scores_options_and_returns_what_score_does(client):
     assert [len(r) for r in streamed] == [1, 2]
     for batch, results in zip(batches, streamed):
         expected = client.score(batch, beta=0.2, include_token_text=True, step_delimiter=". ")
+        assert results.beta == pytest.approx(0.2) and results.policy_model == expected.policy_model
         for got, want in zip(results, expected):
             assert got.token_ids == want.token_ids
             assert got.token_texts == want.token_texts and len(got.token_texts) == len(got.token_ids)
@@ -69,3 +72,26 @@ def test_score_stream_beta_scales_the_credits(client):
     (default,) = next(client.score_stream([batch]))
     (doubled,) = next(client.score_stream([batch], beta=2 * client.model_info().beta))
     assert [float(c) for c in doubled.credits] == pytest.approx([2 * float(c) for c in default.credits], abs=1e-5)
+
+
+def test_score_and_next_tokens_return_the_beta_used_and_the_models(client):
+    info = client.model_info()
+    results = client.score([Item(prompt=PROMPT, response=" The battery is long.")])
+    assert isinstance(results, ScoreResults) and isinstance(results, list) and len(results) == 1
+    assert results.beta == pytest.approx(info.beta)
+    assert (results.policy_model, results.reference_model) == (info.policy_model, info.reference_model) == ("policy", "reference")
+    assert client.score([Item(prompt=PROMPT, response=" ok")], beta=0.25).beta == pytest.approx(0.25)
+    choices = client.next_tokens([Item(prompt=PROMPT, response=" The")], top_k=2, beta=0.3)
+    assert len(choices) == 1 and choices.beta == pytest.approx(0.3)
+    assert client.next_tokens([Item(prompt=PROMPT, response=" The")], top_k=2).beta == pytest.approx(info.beta)
+
+
+def test_model_info_has_the_reference_architecture_and_the_limits(client):
+    info = client.model_info()
+    assert info.reference_architecture == info.policy_architecture == info.architecture == "LlamaForCausalLM"
+    assert info.max_batch_tokens > 0 and info.max_items_per_request > 0 and info.max_tokens_per_request > 0
+    # They are the limits in force: a request at max_items_per_request is served, one over it refused.
+    assert len(client.score([Item(prompt=PROMPT, response=" ok")] * info.max_items_per_request)) == info.max_items_per_request
+    with pytest.raises(QServiceError) as error:
+        client.score([Item(prompt=PROMPT, response=" ok")] * (info.max_items_per_request + 1))
+    assert error.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
