@@ -1,9 +1,9 @@
 """What the Python client exposes of the proto, as the C# client (the generated classes) does: token offsets,
-score_stream's options, the responses' beta and model names, and ModelInfo's limits."""
+score_stream's options, the responses' beta and model names, ModelInfo's limits, and beta in the decoding sources."""
 import grpc
 import pytest
 
-from qservice_client import Item, QServiceError, ScoreResults
+from qservice_client import ExternalGenerator, Item, QServiceError, ScoreResults, ServiceSampler, best_of_n
 
 PROMPT = "Review of the phone:"
 # ASCII words, then a two-byte and a four-byte character that the byte-level tokenizer splits into byte tokens.
@@ -95,3 +95,23 @@ def test_model_info_has_the_reference_architecture_and_the_limits(client):
     with pytest.raises(QServiceError) as error:
         client.score([Item(prompt=PROMPT, response=" ok")] * (info.max_items_per_request + 1))
     assert error.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_service_sampler_passes_beta(client):
+    beta = client.model_info().beta
+    plain, _ = ServiceSampler(client, "reference").continue_(PROMPT, [], 2, 10, 11)
+    scaled, _ = ServiceSampler(client, "reference", beta=3 * beta).continue_(PROMPT, [], 2, 10, 11)
+    assert [c.token_ids for c in plain] == [c.token_ids for c in scaled]  # the reference does not depend on beta
+    for p, s in zip(plain, scaled):
+        assert s.credits == pytest.approx([3 * c for c in p.credits], abs=1e-5) and s.reward == pytest.approx(3 * p.reward, abs=1e-4)
+
+
+def test_external_generator_passes_beta(client):
+    beta = client.model_info().beta
+    phrases = [" The battery is great.", " The battery is terrible."]
+    ids = [client.score([Item(prompt=PROMPT, response=p)])[0].token_ids for p in phrases]
+    generate = lambda prompt, response, n, max_new, seed: [(ids[i], phrases[i], True) for i in range(n)]
+    plain = best_of_n(ExternalGenerator(client, generate), PROMPT, n=2, max_tokens=20, seed=1)
+    scaled = best_of_n(ExternalGenerator(client, generate, beta=2 * beta), PROMPT, n=2, max_tokens=20, seed=1)
+    assert scaled.text == plain.text and scaled.reward == pytest.approx(2 * plain.reward, abs=1e-4)
+    assert scaled.credits == pytest.approx([2 * c for c in plain.credits], abs=1e-5)
