@@ -43,8 +43,9 @@ public sealed class ModelPair : IDisposable
     public static ModelPair Load(ModelOptions options, string defaultPairFolder, Action<string, long, long>? progress = null)
     {
         // Process-wide CPU fixes first: they must precede the first matmul.
-        TorchEnvironment.Initialize(new CpuSpeedOptions(options.MklAvx512, options.KeepFreedMemory));
+        TorchEnvironment.Initialize(new CpuSpeedOptions(options.MklVendorOverride, options.KeepFreedMemory));
         TorchEnvironment.ApplyThreads(options.Threads);
+        RefuseEmulatedBFloat16(options);
         if (string.IsNullOrWhiteSpace(options.PolicyPath) != string.IsNullOrWhiteSpace(options.ReferencePath))
             throw new InvalidOperationException("Set both Models:PolicyPath and Models:ReferencePath, or neither (for the bundled demo pair).");
         bool useDefault = string.IsNullOrWhiteSpace(options.PolicyPath);
@@ -73,6 +74,25 @@ public sealed class ModelPair : IDisposable
             throw;
         }
     }
+
+    static void RefuseEmulatedBFloat16(ModelOptions options)
+    {
+        var dtype = TorchEnvironment.ParseDtype(options.Dtype);
+        if (dtype != TorchSharp.torch.ScalarType.BFloat16) return; // no device selection (and no CUDA probe) otherwise
+        var (device, _) = TorchEnvironment.SelectDevice(options.Device);
+        if (EmulatedBFloat16(dtype, device.type, CpuFeatures.Here) is string problem) throw new InvalidOperationException(problem);
+    }
+
+    /// <summary>
+    /// bfloat16 on a CPU without avx512_bf16 or AMX runs through LibTorch's fallback kernels: its matmuls measured
+    /// 40x slower than float32's on an AVX2-only AMD EPYC (bench-forward --dtype bfloat16), so the service would
+    /// look hung. The reason and what to use instead; null when the dtype runs natively.
+    /// </summary>
+    public static string? EmulatedBFloat16(TorchSharp.torch.ScalarType dtype, TorchSharp.DeviceType device, CpuFeatures cpu) =>
+        dtype == TorchSharp.torch.ScalarType.BFloat16 && device == TorchSharp.DeviceType.CPU && !cpu.NativeBFloat16
+            ? $"Models:Dtype is bfloat16, but this CPU ({cpu.Describe()}) has no native bfloat16 (avx512_bf16 or amx_bf16): LibTorch would " +
+              "emulate it, about 40x slower than float32 in matmuls (bench-forward --dtype bfloat16 measures it); use --dtype float32 on this machine"
+            : null;
 
     /// <param name="ownTokenizerPath">true when the tokenizer came from the policy folder, so the reference's own one is compared</param>
     static void CheckCompatible(CausalLanguageModel policy, CausalLanguageModel reference, HfTokenizer? tokenizer,

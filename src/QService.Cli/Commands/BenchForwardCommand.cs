@@ -28,28 +28,40 @@ static class BenchForwardCommand
         var dtype = new Option<string>("--dtype") { Description = "compute dtype: float32, bfloat16 or float16", DefaultValueFactory = _ => "float32" };
         var threads = new Option<int>("--threads") { Description = "LibTorch intra-op threads (0 = one per physical core)", DefaultValueFactory = _ => 0 };
         var model = new Option<string?>("--model") { Description = "HuggingFace model folder to time instead of the random 134M Llama" };
-        var fixes = new Option<string>("--speed-fixes") { Description = "on (default) or off: MKL's AVX-512 kernels on AMD and malloc keeping freed memory", DefaultValueFactory = _ => "on" };
-        var compare = new Option<bool>("--compare") { Description = "also run with the speed fixes off (in a child process) and print both" };
+        var fixes = new Option<string>("--speed-fixes") { Description = "which CPU speed fixes are on: on (default, both), off, mkl-off (malloc only) or malloc-off (MKL vendor override only)", DefaultValueFactory = _ => "on" };
+        var compare = new Option<bool>("--compare") { Description = "also run with other speed fixes (--compare-with, in a child process) and print both" };
+        var compareWith = new Option<string>("--compare-with") { Description = "the speed fixes of the --compare run: off (default), mkl-off or malloc-off", DefaultValueFactory = _ => "off" };
         var json = new Option<bool>("--json") { Description = "print one JSON object instead of the table" };
         var cmd = new Command("bench-forward", "Benchmark the scoring forward pass against the machine's matmul peak.")
-            { shapes, batch, length, repeats, dtype, threads, model, fixes, compare, json };
+            { shapes, batch, length, repeats, dtype, threads, model, fixes, compare, compareWith, json };
         cmd.SetAction(r => CliErrors.Run(() =>
         {
             var shapeList = r.GetValue(batch) is int b || r.GetValue(length) is int
                 ? [(r.GetValue(batch) ?? 8, r.GetValue(length) ?? 256)]
                 : ParseShapes(r.GetValue(shapes)!);
-            bool fixesOn = r.GetValue(fixes) switch
-            {
-                "on" => true, "off" => false,
-                var v => throw new ArgumentException($"--speed-fixes: '{v}' is not on or off"),
-            };
-            return Execute(new BenchSettings(shapeList, r.GetValue(repeats), r.GetValue(dtype)!, r.GetValue(threads), r.GetValue(model), fixesOn),
-                r.GetValue(compare), r.GetValue(json));
+            string fixesName = r.GetValue(fixes)!;
+            ParseFixes("--speed-fixes", fixesName);
+            string other = r.GetValue(compareWith)!;
+            ParseFixes("--compare-with", other);
+            return Execute(new BenchSettings(shapeList, r.GetValue(repeats), r.GetValue(dtype)!, r.GetValue(threads), r.GetValue(model), fixesName),
+                r.GetValue(compare) ? other : null, r.GetValue(json));
         }));
         return cmd;
     }
 
-    sealed record BenchSettings((int Batch, int Length)[] Shapes, int Repeats, string Dtype, int Threads, string? Model, bool FixesOn);
+    sealed record BenchSettings((int Batch, int Length)[] Shapes, int Repeats, string Dtype, int Threads, string? Model, string FixesName)
+    {
+        public CpuSpeedOptions Fixes => ParseFixes("--speed-fixes", FixesName);
+    }
+
+    static CpuSpeedOptions ParseFixes(string option, string value) => value switch
+    {
+        "on" => new CpuSpeedOptions(),
+        "off" => CpuSpeedOptions.Off,
+        "mkl-off" => new CpuSpeedOptions(MklVendorOverride: false),
+        "malloc-off" => new CpuSpeedOptions(KeepFreedMemory: false),
+        _ => throw new ArgumentException($"{option}: '{value}' is not on, off, mkl-off or malloc-off"),
+    };
 
     /// <summary>Llama shape of the ~100M-parameter models in shared/notes/performance-facts.md.</summary>
     public static ModelConfig BenchConfig() => new()
@@ -68,14 +80,15 @@ static class BenchForwardCommand
             return (b, l);
         }).ToArray();
 
-    static int Execute(BenchSettings settings, bool compare, bool json)
+    /// <param name="compareWith">the --speed-fixes value of the comparison run in a child process, or null for none</param>
+    static int Execute(BenchSettings settings, string? compareWith, bool json)
     {
         if (settings.Shapes.Length == 0 || settings.Shapes.Any(s => s.Batch < 1 || s.Length < 2) || settings.Repeats < 1)
             throw new ArgumentException("every shape needs batch >= 1 and length >= 2, and --repeats >= 1");
         // First, before anything touches LibTorch: the fixes must precede the first matmul.
-        var speed = TorchEnvironment.Initialize(settings.FixesOn ? new CpuSpeedOptions() : CpuSpeedOptions.Off);
+        var speed = TorchEnvironment.Initialize(settings.Fixes);
         var result = Measure(settings, speed);
-        ForwardBench? baseline = compare ? RunChildWithFixesOff() : null;
+        ForwardBench? baseline = compareWith is null ? null : RunChild(compareWith);
         if (json) Console.WriteLine(JsonSerializer.Serialize(result, JsonOptions));
         else Print(result, baseline);
         return 0;
@@ -120,8 +133,10 @@ static class BenchForwardCommand
         if (peakAfter > peak) shapes = [.. shapes.Select(r => r with { FractionOfPeak = r.Gflops / peakAfter })];
         peak = Math.Max(peak, peakAfter);
         var precision = s.Dtype == "float32" ? null : MeasurePrecision(s.Model, s.Dtype);
+        // A reduced-precision dtype's matmuls against float32's, on the same machine in the same run: what it buys, or costs where it is emulated.
+        double? float32Peak = dtype == ScalarType.Float32 ? null : MeasureMatmulPeak(ScalarType.Float32) / 1e9;
         return new ForwardBench(s.Model ?? "random Llama 134M", model.ParameterCount, matmulParams, s.Dtype, get_num_threads(),
-            speed.Summary, [.. speed.Lines], peak, [.. shapes], precision);
+            CpuFeatures.Here.Describe(), CpuFeatures.Here.NativeBFloat16, s.FixesName, speed.Summary, [.. speed.Lines], peak, float32Peak, [.. shapes], precision);
     }
 
     /// <summary>The model in float32 (random with the seed, or from the folder), converted when another dtype is asked for.</summary>
@@ -180,35 +195,37 @@ static class BenchForwardCommand
         GC.WaitForPendingFinalizers();
     }
 
-    static ForwardBench RunChildWithFixesOff()
+    static ForwardBench RunChild(string fixes)
     {
         var args = new List<string>();
         var mine = Environment.GetCommandLineArgs().Skip(1).ToList();
         for (int i = 0; i < mine.Count; i++)
         {
             if (mine[i] is "--compare" or "--json") continue;
-            if (mine[i] == "--speed-fixes") { i++; continue; }
+            if (mine[i] is "--speed-fixes" or "--compare-with") { i++; continue; }
             args.Add(mine[i]);
         }
-        args.AddRange(["--speed-fixes", "off", "--json"]);
+        args.AddRange(["--speed-fixes", fixes, "--json"]);
         return JsonSerializer.Deserialize<ForwardBench>(SelfCommand.Run(args), JsonOptions)!;
     }
 
     static void Print(ForwardBench r, ForwardBench? off)
     {
         Console.WriteLine($"model: {r.Model}, {r.Parameters / 1e6:F1}M parameters ({r.MatmulParameters / 1e6:F1}M in matmuls), {r.Dtype}, {r.Threads} threads");
-        Console.WriteLine($"speed fixes: {r.SpeedFixes}");
+        Console.WriteLine($"CPU: {r.Cpu}; native bfloat16: {(r.NativeBfloat16 ? "yes" : "no")}; speed fixes: {r.SpeedFixes}");
         foreach (var line in r.SpeedFixLines) Console.WriteLine($"  {line}");
-        Console.WriteLine($"matmul peak ({r.Dtype}, best square matmul 1024-4096, this run): {r.PeakGflops:F1} GFLOP/s" +
-            (off is null ? "" : $"; with the fixes off: {off.PeakGflops:F1} GFLOP/s"));
+        Console.WriteLine($"matmul peak ({r.Dtype}, best square matmul 256-4096 within {PeakBudgetSeconds:F0} s, this run): {r.PeakGflops:F1} GFLOP/s" +
+            (off is null ? "" : $"; with --speed-fixes {off.FixesSetting}: {off.PeakGflops:F1} GFLOP/s"));
+        if (r.Float32PeakGflops is double f32)
+            Console.WriteLine($"float32 matmul peak, same run: {f32:F1} GFLOP/s: {r.Dtype} runs matmuls at {r.PeakGflops / f32:F2}x float32's rate here");
         Console.WriteLine();
         Console.WriteLine("| fixes | batch x length | ms/pass | tokens/s per model | pair tokens/s | GFLOP/s | % of peak | page faults/pass | RSS MiB |");
         Console.WriteLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-        foreach (var (label, run) in new[] { ("off", off), ("on", r) })
+        foreach (var run in new[] { off, r })
         {
             if (run is null) continue;
             foreach (var s in run.Shapes)
-                Console.WriteLine($"| {label} | {s.Batch} x {s.Length} | {s.MedianMs:F0} | {s.ModelTokensPerSecond:F0} | {s.PairTokensPerSecond:F0} | {s.Gflops:F1} | " +
+                Console.WriteLine($"| {run.FixesSetting} | {s.Batch} x {s.Length} | {s.MedianMs:F0} | {s.ModelTokensPerSecond:F0} | {s.PairTokensPerSecond:F0} | {s.Gflops:F1} | " +
                     $"{s.FractionOfPeak:P1} | {s.PageFaultsPerPass:N0} | {s.ResidentBytesEnd / (1024.0 * 1024):F0} |");
         }
         if (r.Precision is { } p)
@@ -220,33 +237,43 @@ static class BenchForwardCommand
         if (off is null) return;
         Console.WriteLine();
         foreach (var (on, before) in r.Shapes.Zip(off.Shapes))
-            Console.WriteLine($"{on.Batch} x {on.Length}: {on.ModelTokensPerSecond / before.ModelTokensPerSecond:F2}x the tokens/s with the fixes on");
+            Console.WriteLine($"{on.Batch} x {on.Length}: {on.ModelTokensPerSecond / before.ModelTokensPerSecond:F2}x the tokens/s with --speed-fixes {r.FixesSetting} against {off.FixesSetting}");
         Console.WriteLine($"matmul peak: {r.PeakGflops / off.PeakGflops:F2}x");
     }
 
     /// <summary>
     /// The best rate LibTorch reaches on large square matmuls (1024, 2048, 4096; best of 5 each): the
     /// ceiling a forward pass can approach on this machine, measured in the same run as the forward pass.
+    /// Bounded in time whatever the CPU: where a dtype has no native kernel (bfloat16 without avx512_bf16 or
+    /// AMX) one 4096 matmul alone takes minutes, so a size whose single matmul takes over a second is the last.
     /// </summary>
     static double MeasureMatmulPeak(ScalarType dtype)
     {
         using var inference = inference_mode();
+        var budget = Stopwatch.StartNew();
         double best = 0;
-        foreach (int n in new[] { 1024, 2048, 4096 })
+        foreach (int n in new[] { 256, 1024, 2048, 4096 })
         {
             using var scope = NewDisposeScope();
             var a = randn([n, n]).to(dtype);
             var b = randn([n, n]).to(dtype);
+            var first = Stopwatch.StartNew();
             a.matmul(b).Dispose();
-            for (int i = 0; i < 5; i++)
+            bool slow = first.Elapsed.TotalSeconds > 1;
+            best = Math.Max(best, 2.0 * n * n * n / first.Elapsed.TotalSeconds);
+            for (int i = 0; i < 5 && !slow && budget.Elapsed.TotalSeconds < PeakBudgetSeconds; i++)
             {
                 var sw = Stopwatch.StartNew();
                 a.matmul(b).Dispose();
                 best = Math.Max(best, 2.0 * n * n * n / sw.Elapsed.TotalSeconds);
             }
+            if (slow || budget.Elapsed.TotalSeconds >= PeakBudgetSeconds) break;
         }
         return best;
     }
+
+    /// <summary>The matmul peak's time budget: a few seconds where the dtype is native, and the benchmark never waits on a slow one.</summary>
+    const double PeakBudgetSeconds = 10;
 
     static readonly JsonSerializerOptions JsonOptions = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 }
@@ -254,7 +281,8 @@ static class BenchForwardCommand
 sealed record ShapeResult(int Batch, int Length, double MedianMs, double ModelTokensPerSecond, double PairTokensPerSecond,
     double Gflops, double FractionOfPeak, long PageFaultsPerPass, long ResidentBytesAfterWarmup, long ResidentBytesEnd);
 
-sealed record ForwardBench(string Model, long Parameters, long MatmulParameters, string Dtype, int Threads, string SpeedFixes,
-    string[] SpeedFixLines, double PeakGflops, ShapeResult[] Shapes, PrecisionError? Precision);
+sealed record ForwardBench(string Model, long Parameters, long MatmulParameters, string Dtype, int Threads, string Cpu, bool NativeBfloat16,
+    string FixesSetting, string SpeedFixes,
+    string[] SpeedFixLines, double PeakGflops, double? Float32PeakGflops, ShapeResult[] Shapes, PrecisionError? Precision);
 
 sealed record PrecisionError(double MaxLogprobError, double MeanLogprobError, double? MaxCreditError, double? MeanCreditError);
