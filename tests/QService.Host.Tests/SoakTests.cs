@@ -2,11 +2,11 @@ using System.Text.Json;
 
 namespace QService.Host.Tests;
 
-/// <summary>`qservice soak` for a minute against a server of its own: memory flat after warm-up, no errors.</summary>
+/// <summary>`qservice soak` for a minute against a server of its own: memory on a plateau after warm-up, live tensors exact, no errors.</summary>
 public class SoakTests
 {
     [Fact]
-    public async Task AMinuteOfSaturationTraffic_LeavesMemoryAndLiveTensorsFlat_WithNoErrors()
+    public async Task AMinuteOfSaturationTraffic_LeavesMemoryOnAPlateauAndLiveTensorsExact_WithNoErrors()
     {
         // A small prefix cache: it fills (and evicts) within the warm-up, so later growth would be a leak.
         await using var server = await ServerProcess.StartServingAsync("--PrefixCache:MaxBytes=8000000");
@@ -15,9 +15,14 @@ public class SoakTests
         Assert.True(code == 0, stderr);
         var report = JsonDocument.Parse(stdout).RootElement;
         Assert.Equal(0, report.GetProperty("errors").GetInt64());
+        // A leak grows steadily: as much in the second half of the measured 40 s as in the first. The allocator's
+        // settling (arenas, thread stacks, the cache filling) happens early and then stops.
+        double late = report.GetProperty("resident_late_growth").GetDouble();
+        Assert.True(late < 0.02, $"resident memory still grew {late:P1} in the second half of the measured time: {stdout}");
         double growth = report.GetProperty("resident_growth").GetDouble();
-        Assert.True(growth < 0.05, $"resident memory grew {growth:P1} after the warm-up: {stdout}");
-        Assert.True(report.GetProperty("live_tensors_at_end").GetDouble() <= report.GetProperty("live_tensors_after_warmup").GetDouble() * 1.05, stdout);
+        Assert.True(growth < 0.10, $"resident memory grew {growth:P1} after the warm-up: {stdout}");
+        // At rest (no call in flight, the cache full) the model thread holds exactly the same tensors.
+        Assert.Equal(report.GetProperty("live_tensors_after_warmup").GetDouble(), report.GetProperty("live_tensors_at_end").GetDouble());
         Assert.True(report.GetProperty("tokens_per_second").GetDouble() > 0);
     }
 }
