@@ -82,8 +82,11 @@ public sealed record TokenDistribution(double Alpha, double Temperature = 1, int
         int keep = cutK ? Math.Min(TopK, order.Length) : order.Length;
         if (cutP)
         {
+            // The nucleus is top_p of the mass that survives top_k: the top_k tokens when cut, else the whole
+            // distribution (also when only the head was sorted: the tail below it still counts).
             double kept = 0;
-            for (int i = 0; i < keep; i++) kept += weights[order[i]];
+            if (cutK) for (int i = 0; i < keep; i++) kept += weights[order[i]];
+            else kept = total;
             double cumulative = 0;
             for (int i = 0; i < keep; i++)
             {

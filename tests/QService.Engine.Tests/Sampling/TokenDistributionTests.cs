@@ -48,6 +48,25 @@ public class TokenDistributionTests
     }
 
     [Fact]
+    public void TopP_IsMeasuredAgainstTheWholeMass_WhenALargeVocabularysTailIsBelowTheHead()
+    {
+        // 32,000 tokens: one at weight 1, nine at 0.05 (the head), and a tail of 31,990 tokens just under the
+        // head's share of 1e-6, which together hold 2 % of the mass. top_p 0.95 of the whole mass needs all ten
+        // head tokens; 0.95 of the head's mass alone would stop at nine.
+        const int vocab = 32000;
+        var logits = new double[vocab];
+        for (int v = 0; v < vocab; v++) logits[v] = v == 0 ? 0 : v < 10 ? Math.Log(0.05) : Math.Log(0.99e-6);
+        var policy = LogSoftmax(logits);
+        var expected = Expected(policy, policy, 1, 1, 0, 0.95);
+        var (ids, probabilities) = new TokenDistribution(Alpha: 1, TopP: 0.95).Probabilities(policy, policy);
+        Assert.Equal(10, expected.Count);
+        Assert.Equal(expected.Keys.Order(), ids.Order());
+        for (int i = 0; i < ids.Length; i++) Assert.Equal(expected[ids[i]], probabilities[i], 1e-9);
+        // Draws agree with the same nucleus: the last head token is reachable.
+        Assert.Equal(9, new TokenDistribution(Alpha: 1, TopP: 0.95).Draw(policy, policy, 0.9999));
+    }
+
+    [Fact]
     public void Draw_WalksTheCumulativeDistribution()
     {
         var policy = LogSoftmax([0, Math.Log(3), Math.Log(6)]); // probabilities 0.1, 0.3, 0.6
