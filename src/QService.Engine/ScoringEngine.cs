@@ -154,13 +154,16 @@ public sealed partial class ScoringEngine : IDisposable
         return [.. prepared.Select((p, i) => Choose(p, scores[i], beta, options, models))];
     }
 
+    /// <summary>The partial response goes through <see cref="Finish"/> (its Q is its reward), the next token's distributions through the same checks.</summary>
     NextTokenChoices Choose(PreparedItem item, PairScores scores, double beta, NextTokenOptions options, ModelPair models)
     {
-        var (_, _, q) = CreditMath.Compute(scores.Policy, scores.Reference, beta); // Q so far: the partial response's reward
+        double q = Finish(item, scores.Policy, scores.Reference, beta).Reward;
         float[] policy = LogSoftmax(scores.PolicyLastLogits!), reference = LogSoftmax(scores.ReferenceLastLogits!);
+        CheckFinite(item, policy, reference, "next-token ");
         int[] ids = options.CandidateIds is { Count: > 0 } asked ? [.. asked] : TopK(policy, reference, beta, options);
         var candidates = ids.Select(id => new NextTokenCandidate(id, Surface(models.Tokenizer, id), policy[id], reference[id],
             (float)(beta * ((double)policy[id] - reference[id])))).ToArray();
+        if (!candidates.All(c => float.IsFinite(c.Credit))) throw CreditOverflow(item, beta);
         return new NextTokenChoices(item.Id, item.PromptTokens, item.Tokens.Length - item.PromptTokens, q, candidates);
     }
 
@@ -240,21 +243,27 @@ public sealed partial class ScoringEngine : IDisposable
 
     ItemScores Finish(PreparedItem item, float[] policy, float[] reference, double beta)
     {
-        if (!AllFinite(policy) || !AllFinite(reference))
-        {
-            _logger.LogError("Non-finite log-probabilities for item {Id} ({Tokens} tokens): policy finite={PolicyFinite}, reference finite={ReferenceFinite}",
-                item.Id, item.Tokens.Length, AllFinite(policy), AllFinite(reference));
-            throw new ScoringException(ScoringErrorKind.Internal, $"item '{item.Id}': the models produced a non-finite log-probability; this is logged for the operators");
-        }
+        CheckFinite(item, policy, reference, "");
         var (credits, q, reward) = CreditMath.Compute(policy, reference, beta);
         // Finite log-probabilities can still overflow float32 credits when the caller's beta is huge.
-        if (!AllFinite(credits) || !AllFinite(q) || !double.IsFinite(reward))
-            throw ScoringException.Invalid($"item '{item.Id}': beta {beta} makes the credits overflow float32; use a smaller beta");
+        if (!AllFinite(credits) || !AllFinite(q) || !double.IsFinite(reward)) throw CreditOverflow(item, beta);
         var steps = item.StepEnds is { } ends ? new StepScores(ends, CreditMath.StepRewards(policy, reference, beta, ends)) : null;
         return new ItemScores(item.Id, item.Tokens[item.PromptTokens..], policy, reference, credits, q, reward, item.PromptTokens, item.Spans, steps);
     }
 
     static bool AllFinite(float[] values) => values.All(float.IsFinite);
+
+    /// <summary>A non-finite log-probability is the models' failure, not the caller's: INTERNAL, with the details logged.</summary>
+    void CheckFinite(PreparedItem item, float[] policy, float[] reference, string what)
+    {
+        if (AllFinite(policy) && AllFinite(reference)) return;
+        _logger.LogError("Non-finite {What}log-probabilities for item {Id} ({Tokens} tokens): policy finite={PolicyFinite}, reference finite={ReferenceFinite}",
+            what, item.Id, item.Tokens.Length, AllFinite(policy), AllFinite(reference));
+        throw new ScoringException(ScoringErrorKind.Internal, $"item '{item.Id}': the models produced a non-finite {what}log-probability; this is logged for the operators");
+    }
+
+    static ScoringException CreditOverflow(PreparedItem item, double beta) =>
+        ScoringException.Invalid($"item '{item.Id}': beta {beta} makes the credits overflow float32; use a smaller beta");
 
     sealed record PreparedItem(string Id, int[] Tokens, int PromptTokens, TokenSpan[]? Spans, int[]? StepEnds);
 

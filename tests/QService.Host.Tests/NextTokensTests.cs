@@ -91,6 +91,7 @@ public class NextTokensTests(DefaultServer fixture)
     [InlineData("appendEos", "append_eos ends the response")]
     [InlineData("fillsContext", "there is no room for a next token")]
     [InlineData("badRankBy", "rank_by 7 is not POLICY, REFERENCE or CREDIT")]
+    [InlineData("betaOverflowsOnCandidates", "makes the credits overflow float32")]
     public async Task BadInput_IsInvalidArgumentNamingTheField(string kind, string message)
     {
         var info = await _scorer.GetModelInfoAsync(new GetModelInfoRequest());
@@ -107,6 +108,8 @@ public class NextTokensTests(DefaultServer fixture)
                 Items = { new ScoreItem { PromptTokenIds = { 1 }, ResponseTokenIds = { Enumerable.Repeat(5, info.MaxContext - 1) } } }, TopK = 1,
             },
             "badRankBy" => new NextTokensRequest { Items = { Text() }, TopK = 1, RankBy = (RankBy)7 },
+            // Finite, but beta x log-ratio no longer fits a float32 credit of a candidate (the partial response is empty).
+            "betaOverflowsOnCandidates" => new NextTokensRequest { Items = { new ScoreItem { Prompt = Prompt } }, TopK = 50, Beta = 3e38f },
             _ => throw new ArgumentException(kind),
         };
         var error = await Assert.ThrowsAsync<RpcException>(async () => await _scorer.NextTokensAsync(request));
