@@ -31,8 +31,8 @@ internal sealed partial class DynamicBatcher : IDisposable
     readonly PassFailures _failures;
     /// <summary>When the running pass or step started (Stopwatch ticks), 0 when the owner thread is idle.</summary>
     long _busySince;
-    /// <summary>Samples running in the decoder, as the owner thread last saw them.</summary>
-    volatile int _activeSamples;
+    /// <summary>The owner thread holds work it took (a batch, admitted samples or running samples). Guarded by _lock.</summary>
+    bool _busy;
     long _liveTensors;
     bool _draining;
     readonly TaskCompletionSource<IScoringBackend> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -70,11 +70,11 @@ internal sealed partial class DynamicBatcher : IDisposable
     /// <summary>Scoring items and samples waiting.</summary>
     public int QueueDepth { get { lock (_lock) return _queue.Count + QueuedSamples; } }
 
-    /// <summary>Samples of the waiting Sample requests. Under _lock.</summary>
-    int QueuedSamples => _samples.Sum(w => w.N);
+    /// <summary>Samples of the waiting Sample requests not yet in the decoder. Under _lock.</summary>
+    int QueuedSamples => _samples.Sum(w => w.Waiting);
 
-    /// <summary>Tokens waiting: items' prompt + response, samples' prompts times n. Under _lock.</summary>
-    long QueuedTokens => _queue.Sum(i => (long)i.Length) + _samples.Sum(w => (long)w.N * w.Tokens.Length);
+    /// <summary>Tokens waiting: items' prompt + response, samples' prompts times their waiting samples. Under _lock.</summary>
+    long QueuedTokens => _queue.Sum(i => (long)i.Length) + _samples.Sum(w => (long)w.Waiting * w.Tokens.Length);
 
     public void Start() => _owner.Start();
 
@@ -95,10 +95,10 @@ internal sealed partial class DynamicBatcher : IDisposable
 
     public bool IsDraining { get { lock (_lock) return _draining; } }
 
-    /// <summary>Nothing queued, running or decoding.</summary>
+    /// <summary>Nothing queued, running or decoding: derived under the lock, where the owner thread takes work and marks itself busy in one step.</summary>
     public bool IsIdle
     {
-        get { lock (_lock) return _queue.Count == 0 && _samples.Count == 0 && _activeSamples == 0 && Interlocked.Read(ref _busySince) == 0; }
+        get { lock (_lock) return _queue.Count == 0 && _samples.Count == 0 && !_busy; }
     }
 
     /// <summary>Adds a request's items atomically, or refuses them all when the queue cannot hold them.</summary>
@@ -167,7 +167,6 @@ internal sealed partial class DynamicBatcher : IDisposable
 
         while (NextWork() is var (batch, admitted))
         {
-            Interlocked.Exchange(ref _busySince, Stopwatch.GetTimestamp());
             if (batch is { Count: > 0 })
             {
                 try { Run(models, batch); }
@@ -187,12 +186,15 @@ internal sealed partial class DynamicBatcher : IDisposable
                 }
                 catch (Exception e)
                 {
-                    _decoder.Fail(_failures.Failed(e, "sampling", admitted.Select(w => w.Request.Parent)), admitted);
+                    _decoder.Fail(_failures.Failed(e, "sampling", admitted.Select(w => w.Work.Request.Parent)), admitted);
                 }
             }
-            _activeSamples = _decoder.Running;
             Interlocked.Exchange(ref _liveTensors, models.LiveTensors);
-            Interlocked.Exchange(ref _busySince, 0);
+            lock (_lock)
+            {
+                _busy = _decoder.Running > 0;
+                Interlocked.Exchange(ref _busySince, 0);
+            }
         }
     }
 
@@ -201,7 +203,7 @@ internal sealed partial class DynamicBatcher : IDisposable
     /// items are taken at once (between two steps); otherwise a batch waits until it is full or its oldest item
     /// has waited MaxQueueDelayMs. Cancelled items are dropped here, uncomputed. Returns null on shutdown.
     /// </summary>
-    (List<WorkItem>? Batch, List<SampleWork> Admitted)? NextWork()
+    (List<WorkItem>? Batch, List<SampleWave> Admitted)? NextWork()
     {
         long maxDelay = (long)(_options.MaxQueueDelayMs * Stopwatch.Frequency / 1000.0);
         lock (_lock)
@@ -214,39 +216,55 @@ internal sealed partial class DynamicBatcher : IDisposable
                 bool decoding = admitted.Count > 0 || _decoder.Running > 0;
                 if (_queue.Count == 0)
                 {
-                    if (decoding) return (null, admitted);
+                    if (decoding) return Taken(null, admitted);
                     Monitor.Wait(_lock);
                     continue;
                 }
                 long waited = Stopwatch.GetTimestamp() - _queue.First!.Value.EnqueuedAt;
                 if (decoding || waited >= maxDelay || QueuedCostFillsBatch())
-                    return (BatchPlanner.TakeBatch(_queue, _options), admitted);
+                    return Taken(BatchPlanner.TakeBatch(_queue, _options), admitted);
                 int remainingMs = (int)Math.Ceiling((maxDelay - waited) * 1000.0 / Stopwatch.Frequency);
                 Monitor.Wait(_lock, Math.Max(1, remainingMs));
             }
         }
     }
 
-    /// <summary>Waiting Sample requests that fit next to the running samples and into one prefill pass (one always may join an empty decoder), in arrival order.</summary>
-    List<SampleWork> AdmitSamples()
+    /// <summary>Marks the owner thread busy in the same lock that hands it the work, so that IsIdle never reads idle in between.</summary>
+    (List<WorkItem>? Batch, List<SampleWave> Admitted) Taken(List<WorkItem>? batch, List<SampleWave> admitted)
     {
-        var admitted = new List<SampleWork>();
+        _busy = true;
+        Interlocked.Exchange(ref _busySince, Stopwatch.GetTimestamp());
+        return (batch, admitted);
+    }
+
+    /// <summary>
+    /// Waiting samples that fit next to the running ones (at most Batching:MaxRunningSamples in all) and into one
+    /// prefill pass, in arrival order. A request with more samples than there is room for joins in waves: its
+    /// first samples now, the rest as running ones leave (each sample's draws depend only on its seed and index).
+    /// </summary>
+    List<SampleWave> AdmitSamples()
+    {
+        var admitted = new List<SampleWave>();
         int running = _decoder.Running, prefillCost = 0;
         while (_samples.First is { } first)
         {
             var work = first.Value;
-            // Their prompts run in one pass: within the batch token budget, like a scoring batch.
-            if (!work.IsAbandoned && (running > 0 && running + work.N > _options.MaxRunningSamples
-                || admitted.Count > 0 && prefillCost + BatchPlanner.Cost(work.Tokens.Length) > _options.MaxBatchTokens)) break;
-            _samples.RemoveFirst();
             if (work.IsAbandoned)
             {
+                _samples.RemoveFirst();
                 work.Completion.TrySetCanceled(work.Cancellation);
                 continue;
             }
-            admitted.Add(work);
-            running += work.N;
-            prefillCost += BatchPlanner.Cost(work.Tokens.Length);
+            int room = _options.MaxRunningSamples - running;
+            // Their prompts run in one pass: within the batch token budget, like a scoring batch.
+            int cost = BatchPlanner.Cost(work.Tokens.Length);
+            if (room <= 0 || admitted.Count > 0 && prefillCost + cost > _options.MaxBatchTokens) break;
+            int count = Math.Min(room, work.Waiting);
+            admitted.Add(new SampleWave(work, work.Started, count));
+            work.Started += count;
+            if (work.Waiting == 0) _samples.RemoveFirst();
+            running += count;
+            prefillCost += cost;
         }
         return admitted;
     }

@@ -36,11 +36,11 @@ internal sealed class ContinuousDecoder(EngineTelemetry telemetry, PrefixCache? 
     public int Running => _running.Count;
 
     /// <summary>Admits new requests, then draws one token for every running sample, lets finished ones leave and steps the rest.</summary>
-    public void Iterate(IScoringBackend backend, IReadOnlyList<SampleWork> admitted)
+    public void Iterate(IScoringBackend backend, IReadOnlyList<SampleWave> admitted)
     {
         _policy ??= backend.StartDecoding(ModelRole.Policy);
         _reference ??= backend.StartDecoding(ModelRole.Reference);
-        var joining = admitted.Where(w => !w.IsAbandoned).ToList();
+        var joining = admitted.Where(w => !w.Work.IsAbandoned).ToList();
         if (joining.Count > 0) Admit(joining);
 
         for (int s = _running.Count - 1; s >= 0; s--)
@@ -59,26 +59,28 @@ internal sealed class ContinuousDecoder(EngineTelemetry telemetry, PrefixCache? 
     }
 
     /// <summary>
-    /// The new requests' prompts (and partial responses), computed in one pass per model, each once for its n
-    /// samples and continuing what the prefix cache holds. Their samples join in the batches' slot order.
+    /// The new requests' prompts (and partial responses), computed in one pass per model, each once for the
+    /// samples of its wave and continuing what the prefix cache holds. Their samples join in the batches' slot order.
     /// </summary>
-    void Admit(IReadOnlyList<SampleWork> works)
+    void Admit(IReadOnlyList<SampleWave> waves)
     {
-        var policy = AddToBatch(_policy!, policyCache, works);
-        var reference = AddToBatch(_reference!, referenceCache, works);
-        for (int w = 0; w < works.Count; w++) _running.Add(new Sequence(works[w], 0, policy[w], reference[w]));
-        for (int w = 0; w < works.Count; w++)
-            for (int i = 1; i < works[w].N; i++) _running.Add(new Sequence(works[w], i, policy[w], reference[w]));
+        var works = waves.Select(w => w.Work).ToList();
+        var policy = AddToBatch(_policy!, policyCache, waves);
+        var reference = AddToBatch(_reference!, referenceCache, waves);
+        for (int w = 0; w < waves.Count; w++) _running.Add(new Sequence(works[w], waves[w].First, policy[w], reference[w]));
+        for (int w = 0; w < waves.Count; w++)
+            for (int i = 1; i < waves[w].Count; i++) _running.Add(new Sequence(works[w], waves[w].First + i, policy[w], reference[w]));
     }
 
-    static ReadOnlyMemory<float>[] AddToBatch(IDecodeBatch batch, PrefixCache? cache, IReadOnlyList<SampleWork> works)
+    static ReadOnlyMemory<float>[] AddToBatch(IDecodeBatch batch, PrefixCache? cache, IReadOnlyList<SampleWave> waves)
     {
-        if (cache is null) return [.. batch.Add([.. works.Select(w => new DecodeStart(new ForwardInput(w.Tokens, w.Tokens.Length), w.N))]).Select(a => a.NextLogprobs)];
+        var works = waves.Select(w => w.Work).ToList();
+        if (cache is null) return [.. batch.Add([.. waves.Select(w => new DecodeStart(new ForwardInput(w.Work.Tokens, w.Work.Tokens.Length), w.Count))]).Select(a => a.NextLogprobs)];
         try
         {
             var hits = works.Select(w => cache.Lookup(w.Tokens, w.Tokens.Length, maxLength: w.Tokens.Length - 1)).ToList();
             var admissions = batch.Add([.. works.Select((w, i) =>
-                new DecodeStart(new ForwardInput(w.Tokens, w.Tokens.Length, hits[i].Length, hits[i].States, cache.BlockSize), w.N))]);
+                new DecodeStart(new ForwardInput(w.Tokens, w.Tokens.Length, hits[i].Length, hits[i].States, cache.BlockSize), waves[i].Count))]);
             for (int i = 0; i < works.Count; i++) cache.Insert(works[i].Tokens, hits[i].Length, admissions[i].NewBlocks, [], works[i].Tokens.Length);
             return [.. admissions.Select(a => a.NextLogprobs)];
         }
@@ -133,9 +135,9 @@ internal sealed class ContinuousDecoder(EngineTelemetry telemetry, PrefixCache? 
     }
 
     /// <summary>A failed step leaves the batches in an unknown state: every running request fails, and the next one starts afresh.</summary>
-    public void Fail(Exception error, IEnumerable<SampleWork> admitted)
+    public void Fail(Exception error, IEnumerable<SampleWave> admitted)
     {
-        foreach (var work in _running.Select(s => s.Work).Concat(admitted).Distinct()) work.Completion.TrySetException(error);
+        foreach (var work in _running.Select(s => s.Work).Concat(admitted.Select(w => w.Work)).Distinct()) work.Completion.TrySetException(error);
         _running.Clear();
         Dispose();
     }

@@ -22,6 +22,10 @@ internal sealed class SampleWork(int[] tokens, int n, TokenDistribution distribu
     public RequestContext Request { get; } = request;
     public CancellationToken Cancellation { get; } = cancellation;
 
+    /// <summary>Samples admitted into the decoder so far: a request larger than Batching:MaxRunningSamples joins in waves.</summary>
+    public int Started { get; set; }
+    public int Waiting => N - Started;
+
     /// <summary>Finished samples by index; the completion is set when all N are in.</summary>
     public GeneratedSample?[] Results { get; } = new GeneratedSample?[n];
     public int Finished { get; set; }
@@ -30,6 +34,9 @@ internal sealed class SampleWork(int[] tokens, int n, TokenDistribution distribu
 
     public bool IsAbandoned => Completion.Task.IsCompleted || Cancellation.IsCancellationRequested;
 }
+
+/// <summary>Samples First .. First + Count − 1 of a request, joining the decoder together.</summary>
+internal sealed record SampleWave(SampleWork Work, int First, int Count);
 
 /// <summary>One finished sample: the tokens it added and their log-probabilities under each model.</summary>
 internal sealed record GeneratedSample(int[] Tokens, float[] Policy, float[] Reference, FinishReason Finish);

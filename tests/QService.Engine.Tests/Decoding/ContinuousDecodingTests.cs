@@ -64,6 +64,32 @@ public class ContinuousDecodingTests
     }
 
     [Fact]
+    public async Task ARequestLargerThanMaxRunningSamples_RunsInWaves_NeverAboveTheBound_WithTheSameSamples()
+    {
+        var expected = await Samples(maxRunning: 64);
+        int most = 0;
+        var bounded = await Samples(maxRunning: 4, onStep: running => most = Math.Max(most, running));
+        Assert.InRange(most, 1, 4);
+        Assert.Equal(expected.Length, bounded.Length);
+        for (int i = 0; i < expected.Length; i++) Assert.Equal(expected[i].Tokens, bounded[i].Tokens);
+
+        // Budgets of 3 to 12 tokens, so that samples leave at different steps and the next wave fills their room.
+        static async Task<GeneratedSample[]> Samples(int maxRunning, Action<int>? onStep = null)
+        {
+            var backend = new FakeBackend { OnStep = onStep ?? (_ => { }) };
+            using var batcher = new DynamicBatcher(() => backend, new BatchingOptions { MaxRunningSamples = maxRunning }, new EngineTelemetry(() => 0),
+                NullLogger.Instance, new PrefixCacheOptions { Enabled = false });
+            batcher.Start();
+            var big = Work([1, 2, 3], n: 10, seed: 7, budget: 12, eos: 5);
+            var small = Work([4], n: 3, seed: 8, budget: 3);
+            batcher.Enqueue(big);
+            batcher.Enqueue(small);
+            await small.Completion.Task;
+            return await big.Completion.Task;
+        }
+    }
+
+    [Fact]
     public async Task RequestsWaitingTogether_ArePrefilledInOnePass_AndEachSampleContinuesItsOwnPrompt()
     {
         var backend = new FakeBackend();
