@@ -5,7 +5,23 @@ using QService.Host.Telemetry;
 // Configuration: appsettings.json < QSERVICE__Section__Key environment variables < command-line flags.
 var builder = WebApplication.CreateBuilder(args);
 builder.Configuration.AddEnvironmentVariables(prefix: "QSERVICE__").AddCommandLine(args, CommandLine.SwitchMappings);
-var server = builder.Configuration.GetSection("Server").Get<ServerOptions>() ?? new ServerOptions();
+ServerOptions server;
+try
+{
+    // Every section is checked here, before anything starts: a bad setting stops the process with the reason.
+    server = StartupSettings.Check(builder.Configuration);
+}
+catch (ConfigurationException e)
+{
+    Console.Error.WriteLine($"qservice: invalid configuration: {e.Message}");
+    return 1;
+}
+// A busy port or an address that is not this machine's: which setting, which port, what to do; before the models load.
+if (BindFailure.Check(server) is string unbindable)
+{
+    Console.Error.WriteLine($"qservice: {unbindable}");
+    return 1;
+}
 
 builder.AddQServiceLogging(server.LogFormat);
 try
@@ -22,11 +38,16 @@ try
     app.MapQServiceEndpoints(server);
     app.Run();
 }
-catch (Exception e) when (e is Microsoft.Extensions.Options.OptionsValidationException or ConfigurationException)
+catch (ConfigurationException e)
 {
-    // A bad setting: say which and why, and exit 1 like a failed model load does.
-    string problems = e is Microsoft.Extensions.Options.OptionsValidationException v ? string.Join("; ", v.Failures) : e.Message;
-    Console.Error.WriteLine($"qservice: invalid configuration: {problems}");
+    // A setting found wrong while starting (a missing keys file, a certificate without its key): the reason, exit 1.
+    Console.Error.WriteLine($"qservice: invalid configuration: {e.Message}");
+    return 1;
+}
+catch (Exception e) when (BindFailure.Describe(e, server) is string line)
+{
+    // The same, when another process took a port after the check.
+    Console.Error.WriteLine($"qservice: {line}");
     return 1;
 }
 return Environment.ExitCode;

@@ -37,12 +37,72 @@ public class LifecycleTests
     [InlineData("--Models:Beta=NaN", "Models:Beta is NaN; it must be a finite number > 0")]
     [InlineData("--Batching:MaxBatchTokens=1", "Batching:MaxBatchTokens is 1; it must be >= 2")]
     [InlineData("--Models:Dtype=int8", "Models:Dtype is 'int8'; use float32, bfloat16 or float16")]
+    [InlineData("--bind=localhost:1", "Server:BindAddress is 'localhost:1'; use an IP address of this machine")]
+    [InlineData("--Server:ManagementBindAddress=nowhere", "Server:ManagementBindAddress is 'nowhere'")]
+    [InlineData("--grpc-port=70000", "Server:GrpcPort is 70000; use a port from 1 to 65535 (--grpc-port)")]
+    [InlineData("--http-port=0", "Server:HttpPort is 0; use a port from 1 to 65535 (--http-port)")]
+    [InlineData("--grpc-port=abc", "'Server:GrpcPort'")]
+    [InlineData("--Server:DrainSeconds=-1", "Server:DrainSeconds is -1; use 0 to 3600 seconds")]
+    [InlineData("--Server:KeepAlivePingSeconds=0", "Server:KeepAlivePingSeconds is 0; it must be > 0")]
+    [InlineData("--log-format=xml", "Server:LogFormat is 'xml'; use auto, json or text")]
     public async Task InconsistentSettings_StopTheProcessAtStartUp_WithTheReason(string setting, string reason)
     {
         await using var server = ServerProcess.Start(setting);
         Assert.True(await server.WaitForExitAsync(TimeSpan.FromSeconds(60)), server.Output);
         Assert.Equal(1, server.ExitCode);
         Assert.Contains(reason, server.Output);
+        Assert.DoesNotContain("   at ", server.Output); // one line, no stack trace
+    }
+
+    [Fact]
+    public async Task TwoEndpointsOnOnePort_StopTheProcessAtStartUp_NamingBoth()
+    {
+        await using var server = ServerProcess.Start("--http-api-port", "50999", "--grpc-port", "50999");
+        Assert.True(await server.WaitForExitAsync(TimeSpan.FromSeconds(60)), server.Output);
+        Assert.Equal(1, server.ExitCode);
+        Assert.Contains("Server:GrpcPort and Server:HttpApiPort are both 50999; give each endpoint its own port", server.Output);
+    }
+
+    [Fact]
+    public async Task APortInUse_StopsTheProcessWithOneLine_NamingTheSettingAndThePort()
+    {
+        // What two servers started with different --grpc-port and --http-port met on the default JSON port.
+        using var taken = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        int port = ((IPEndPoint)taken.LocalEndpoint).Port;
+        await using var server = ServerProcess.Start("--http-api-port", port.ToString());
+        Assert.True(await server.WaitForExitAsync(TimeSpan.FromSeconds(60)), server.Output);
+        Assert.Equal(1, server.ExitCode);
+        Assert.Contains($"qservice: Server:HttpApiPort {port} is in use by another process on 127.0.0.1; choose another with --http-api-port, or 0 to turn the JSON API off", server.Output);
+        Assert.DoesNotContain("Unhandled exception", server.Output);
+        Assert.DoesNotContain("   at ", server.Output);
+    }
+
+    [Fact]
+    public async Task ABindAddressThatIsNotThisMachines_StopsTheProcessWithOneLine()
+    {
+        // 192.0.2.1 is reserved for documentation (TEST-NET-1): no machine has it, and binding sends nothing.
+        await using var server = ServerProcess.Start("--bind", "192.0.2.1");
+        Assert.True(await server.WaitForExitAsync(TimeSpan.FromSeconds(60)), server.Output);
+        Assert.Equal(1, server.ExitCode);
+        Assert.Contains($"qservice: Server:GrpcPort {server.GrpcPort} cannot be bound: 192.0.2.1 is not an address of this machine; set Server:BindAddress (--bind)", server.Output);
+        Assert.DoesNotContain("   at ", server.Output);
+    }
+
+    [Fact]
+    public async Task BFloat16OnCpu_IsRefusedWithTheReason_WhereTheCpuHasNoNativeBFloat16_AndServedWhereItHas()
+    {
+        await using var server = ServerProcess.Start("--dtype", "bfloat16");
+        if (Runtime.Torch.CpuFeatures.Here.NativeBFloat16)
+        {
+            Assert.True(await server.Channel.WaitUntilServingAsync(TimeSpan.FromSeconds(120)), server.Output);
+            Assert.Equal("bfloat16", (await server.Channel.Scorer.GetModelInfoAsync(new GetModelInfoRequest())).Dtype);
+            return;
+        }
+        Assert.True(await server.WaitForExitAsync(TimeSpan.FromSeconds(60)), server.Output);
+        Assert.Equal(1, server.ExitCode);
+        Assert.Contains("has no native bfloat16 (avx512_bf16 or amx_bf16)", server.Output);
+        Assert.Contains("use --dtype float32", server.Output);
     }
 
     [Fact]

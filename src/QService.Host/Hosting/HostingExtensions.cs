@@ -13,16 +13,11 @@ public static class HostingExtensions
     /// <summary>Options from configuration (appsettings.json, QSERVICE__* variables, flags) and the engine as a singleton.</summary>
     public static IServiceCollection AddQServiceEngine(this IServiceCollection services, IConfiguration configuration)
     {
-        // Checked at start-up (ValidateOnStart): a bad setting stops the process with the reason, exit code 1.
-        services.AddOptions<ModelOptions>().Bind(configuration.GetSection("Models")).ValidateOnStart();
-        services.AddOptions<BatchingOptions>().Bind(configuration.GetSection("Batching")).ValidateOnStart();
-        services.AddOptions<RequestLimits>().Bind(configuration.GetSection("Limits")).ValidateOnStart();
-        services.AddOptions<PrefixCacheOptions>().Bind(configuration.GetSection("PrefixCache")).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<PrefixCacheOptions>>(new ProblemsValidator<PrefixCacheOptions>(OptionsProblems.Of));
-        services.AddSingleton<IValidateOptions<ModelOptions>>(new ProblemsValidator<ModelOptions>(OptionsProblems.Of));
-        services.AddSingleton<IValidateOptions<BatchingOptions>>(new ProblemsValidator<BatchingOptions>(OptionsProblems.Of));
-        services.AddSingleton<IValidateOptions<RequestLimits>>(sp => new ProblemsValidator<RequestLimits>(
-            limits => OptionsProblems.Of(limits, sp.GetRequiredService<IOptions<BatchingOptions>>().Value)));
+        // Checked before the host is built (StartupSettings.Check), with the Server section, in one place.
+        services.AddOptions<ModelOptions>().Bind(configuration.GetSection("Models"));
+        services.AddOptions<BatchingOptions>().Bind(configuration.GetSection("Batching"));
+        services.AddOptions<RequestLimits>().Bind(configuration.GetSection("Limits"));
+        services.AddOptions<PrefixCacheOptions>().Bind(configuration.GetSection("PrefixCache"));
         services.AddSingleton(sp => new ScoringEngine(
             sp.GetRequiredService<IOptions<ModelOptions>>().Value,
             sp.GetRequiredService<IOptions<BatchingOptions>>().Value,
