@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using QService.Engine.Backends;
+using QService.Runtime.Scoring;
 
 namespace QService.Engine.Batching;
 
@@ -113,7 +114,7 @@ internal sealed partial class DynamicBatcher
     /// One model's forward pass over the items, each continuing the longest prefix its cache holds (the
     /// log-probabilities of cached positions come from the cache), and the new blocks cached after.
     /// </summary>
-    ForwardResult[] Forward(IScoringBackend backend, ModelRole modelRole, bool lastLogits, List<WorkItem> items)
+    PassResult[] Forward(IScoringBackend backend, ModelRole modelRole, bool lastLogits, List<WorkItem> items)
     {
         string role = modelRole == ModelRole.Policy ? "policy" : "reference";
         var model = new KeyValuePair<string, object?>("model", role);
@@ -121,8 +122,8 @@ internal sealed partial class DynamicBatcher
         // A prefix is reused only up to the last whole block before the final token, so every item computes at least one position.
         var hits = items.Select(i => cache?.Lookup(i.Tokens, i.PromptTokens, maxLength: i.Length - 1)).ToArray();
         var inputs = items.Select((i, k) => hits[k] is { } hit
-            ? new ForwardInput(i.Tokens, Math.Max(i.PromptTokens, hit.Length), hit.Length, hit.States, cache!.BlockSize)
-            : new ForwardInput(i.Tokens, i.PromptTokens)).ToArray();
+            ? new PassInput(i.Tokens, Math.Max(i.PromptTokens, hit.Length), hit.Length, hit.States, cache!.BlockSize)
+            : new PassInput(i.Tokens, i.PromptTokens)).ToArray();
         try
         {
             var startTime = DateTimeOffset.UtcNow;
@@ -136,12 +137,12 @@ internal sealed partial class DynamicBatcher
             if (cache is null) return results;
 
             long evictionsBefore = cache.Evictions;
-            var merged = new ForwardResult[results.Length];
+            var merged = new PassResult[results.Length];
             for (int k = 0; k < results.Length; k++)
             {
                 var (hit, input, result) = (hits[k]!, inputs[k], results[k]);
-                cache.Insert(input.Tokens, hit.Length, result.NewBlocks ?? [], result.Logprobs, input.FirstTarget);
-                merged[k] = new ForwardResult([.. hit.Logprobs, .. result.Logprobs], result.LastLogits);
+                cache.Insert(input.Tokens, hit.Length, result.NewBlocks, result.Logprobs, input.FirstTarget);
+                merged[k] = new PassResult([.. hit.Logprobs, .. result.Logprobs], result.LastLogits, []);
                 _telemetry.PrefixHitTokens.Add(Math.Max(0, hit.Length - 1), model);
                 _telemetry.PrefixComputedTokens.Add(input.Tokens.Length - Math.Max(0, hit.Length - 1), model);
             }

@@ -1,4 +1,4 @@
-using QService.Engine.Backends;
+using QService.Runtime.Scoring;
 
 namespace QService.Engine.Caching;
 
@@ -12,12 +12,12 @@ namespace QService.Engine.Caching;
 /// </summary>
 internal sealed class PrefixCache(long maxBytes, int blockSize) : IDisposable
 {
-    sealed class Block(long id, Block? parent, int[] tokens, ICachedState state, float[] logprobs)
+    sealed class Block(long id, Block? parent, int[] tokens, ICachedBlock state, float[] logprobs)
     {
         public long Id { get; } = id;
         public Block? Parent { get; } = parent;
         public int[] Tokens { get; } = tokens;
-        public ICachedState State { get; } = state;
+        public ICachedBlock State { get; } = state;
         /// <summary>Log-probability of each token given everything before it; NaN where no pass computed it.</summary>
         public float[] Logprobs { get; } = logprobs;
         public int Children { get; set; }
@@ -49,7 +49,7 @@ internal sealed class PrefixCache(long maxBytes, int blockSize) : IDisposable
     public int Count => _blocks.Count;
 
     /// <summary>A cached prefix: its length, its blocks' states, and the cached log-probabilities of positions [firstTarget, Length).</summary>
-    public sealed record Hit(int Length, IReadOnlyList<ICachedState> States, float[] Logprobs);
+    public sealed record Hit(int Length, IReadOnlyList<ICachedBlock> States, float[] Logprobs);
 
     /// <summary>
     /// The longest cached prefix of whole blocks, at most <paramref name="maxLength"/> tokens, whose log-probabilities
@@ -96,7 +96,7 @@ internal sealed class PrefixCache(long maxBytes, int blockSize) : IDisposable
     /// log-probabilities it computed for positions <paramref name="firstComputed"/>.., then evicts down to the budget.
     /// Takes ownership of <paramref name="newBlocks"/> (a block cached already, by another item of the pass, is disposed).
     /// </summary>
-    public void Insert(int[] tokens, int cachedLength, IReadOnlyList<ICachedState> newBlocks, float[] computed, int firstComputed)
+    public void Insert(int[] tokens, int cachedLength, IReadOnlyList<ICachedBlock> newBlocks, float[] computed, int firstComputed)
     {
         // The cached prefix the pass continued is still there: its blocks were in use, so none was evicted.
         var prefix = CachedChain(tokens, cachedLength);

@@ -3,6 +3,7 @@ using QService.Engine.Backends;
 using QService.Engine.Caching;
 using QService.Engine.Sampling;
 using QService.Engine.Telemetry;
+using QService.Runtime.Scoring;
 
 namespace QService.Engine.Decoding;
 
@@ -73,12 +74,12 @@ internal sealed class ContinuousDecoder(EngineTelemetry telemetry, PrefixCache? 
 
     static ReadOnlyMemory<float>[] AddToBatch(IDecodeBatch batch, PrefixCache? cache, IReadOnlyList<SampleWork> works)
     {
-        if (cache is null) return [.. batch.Add([.. works.Select(w => new DecodeStart(new ForwardInput(w.Tokens, w.Tokens.Length), w.N))]).Select(a => a.NextLogprobs)];
+        if (cache is null) return [.. batch.Add([.. works.Select(w => new DecodeStart(new PassInput(w.Tokens, w.Tokens.Length), w.N))]).Select(a => a.NextLogprobs)];
         try
         {
             var hits = works.Select(w => cache.Lookup(w.Tokens, w.Tokens.Length, maxLength: w.Tokens.Length - 1)).ToList();
             var admissions = batch.Add([.. works.Select((w, i) =>
-                new DecodeStart(new ForwardInput(w.Tokens, w.Tokens.Length, hits[i].Length, hits[i].States, cache.BlockSize), w.N))]);
+                new DecodeStart(new PassInput(w.Tokens, w.Tokens.Length, hits[i].Length, hits[i].States, cache.BlockSize), w.N))]);
             for (int i = 0; i < works.Count; i++) cache.Insert(works[i].Tokens, hits[i].Length, admissions[i].NewBlocks, [], works[i].Tokens.Length);
             return [.. admissions.Select(a => a.NextLogprobs)];
         }

@@ -111,7 +111,7 @@ public sealed class CausalLanguageModel : IDisposable
     public IReadOnlyList<SequenceLogprobs> ScoreTokens(IReadOnlyList<int[]> sequences, IReadOnlyList<int>? firstTargets, bool includeLastLogits = false)
     {
         // A fresh pass is an extension of nothing.
-        var inputs = sequences.Select((s, b) => new ExtendInput(s, firstTargets is null ? 1 : firstTargets[b], CachedLength: 0, Past: [])).ToArray();
+        var inputs = sequences.Select((s, b) => new PassInput(s, firstTargets is null ? 1 : firstTargets[b])).ToArray();
         return [.. Extend(inputs, includeLastLogits).Select(r => new SequenceLogprobs(r.Logprobs, r.LastLogits))];
     }
 
@@ -124,7 +124,7 @@ public sealed class CausalLanguageModel : IDisposable
     /// positions from c on (the caller owns them). Equals a fresh pass (<see cref="ScoreTokens"/>) on the whole
     /// sequence. Batches are right-padded: a real position never attends to a later (padding) key.
     /// </summary>
-    public IReadOnlyList<ExtendResult> Extend(IReadOnlyList<ExtendInput> inputs, bool includeLastLogits = false)
+    public PassResult[] Extend(IReadOnlyList<PassInput> inputs, bool includeLastLogits = false)
     {
         if (inputs.Count == 0) return [];
         ValidateTokens([.. inputs.Select(i => i.Tokens)], 0);
@@ -133,8 +133,9 @@ public sealed class CausalLanguageModel : IDisposable
             var (c, first, length) = (inputs[b].CachedLength, inputs[b].FirstTarget, inputs[b].Tokens.Length);
             if (first < Math.Max(1, c) || first > length)
                 throw new ArgumentException($"sequence {b}: first scored token {first} must be in [{Math.Max(1, c)}, {length}] (token 0 has no context; cached positions are not recomputed)");
-            if (c < 0 || c >= length || inputs[b].Past.Sum(p => p.Length) < c - 1)
-                throw new ArgumentException($"sequence {b}: a cached length of {c} with {inputs[b].Past.Sum(p => p.Length)} cached positions does not fit {length} tokens");
+            int cachedPositions = (inputs[b].Past ?? []).Sum(p => KvBlock.Of(p).Length);
+            if (c < 0 || c >= length || cachedPositions < c - 1)
+                throw new ArgumentException($"sequence {b}: a cached length of {c} with {cachedPositions} cached positions does not fit {length} tokens");
         }
         using var inference = inference_mode();
         using var scope = NewDisposeScope();
@@ -172,12 +173,12 @@ public sealed class CausalLanguageModel : IDisposable
             last = [.. Enumerable.Range(0, batch).Select(b => logits[b].data<float>().ToArray())];
         }
 
-        var results = new ExtendResult[batch];
+        var results = new PassResult[batch];
         int offset = 0;
         for (int b = 0; b < batch; b++)
         {
             int n = inputs[b].Tokens.Length - inputs[b].FirstTarget;
-            results[b] = new ExtendResult(all.AsSpan(offset, n).ToArray(), last?[b], past is null ? [] : CutBlocks(inputs[b], b, pastLengths[b], past));
+            results[b] = new PassResult(all.AsSpan(offset, n).ToArray(), last?[b], past is null ? [] : CutBlocks(inputs[b], b, pastLengths[b], past));
             offset += n;
         }
         return results;
@@ -189,7 +190,7 @@ public sealed class CausalLanguageModel : IDisposable
     /// <see cref="BatchedPast"/> instead of concatenating, which would copy the past again); null when no
     /// sequence has a past.
     /// </summary>
-    (Tensor?[] Keys, Tensor?[] Values) PadPasts(IReadOnlyList<ExtendInput> inputs, long[] pastLengths, long maxNew)
+    (Tensor?[] Keys, Tensor?[] Values) PadPasts(IReadOnlyList<PassInput> inputs, long[] pastLengths, long maxNew)
     {
         int layers = Config.NumHiddenLayers;
         var keys = new Tensor?[layers];
@@ -212,7 +213,7 @@ public sealed class CausalLanguageModel : IDisposable
                 }
                 // Each block copied once, straight into its place.
                 long at = 0;
-                foreach (var block in inputs[b].Past)
+                foreach (var block in (inputs[b].Past ?? []).Select(KvBlock.Of))
                 {
                     long n = Math.Min(block.Length, pastLengths[b] - at);
                     if (n <= 0) break;
@@ -226,7 +227,7 @@ public sealed class CausalLanguageModel : IDisposable
     }
 
     /// <summary>New blocks for the complete runs of NewBlockSize positions from CachedLength on, copied out of the pass.</summary>
-    static KvBlock[] CutBlocks(ExtendInput input, int b, long pastLength, BatchedPast past)
+    static KvBlock[] CutBlocks(PassInput input, int b, long pastLength, BatchedPast past)
     {
         int size = input.NewBlockSize;
         if (size <= 0) return [];

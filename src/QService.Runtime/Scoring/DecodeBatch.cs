@@ -10,7 +10,7 @@ namespace QService.Runtime.Scoring;
 /// lengths; sequences join (<see cref="Add"/>) and leave (<see cref="Remove"/>) between steps. Owns its
 /// tensors (freed when the last sequence leaves, or on Dispose). One owner thread, like the model.
 /// </summary>
-public sealed class DecodeBatch(CausalLanguageModel model) : IDisposable
+public sealed class DecodeBatch(CausalLanguageModel model) : IDecodeBatch
 {
     Tensor[]? _keys, _values;
     readonly List<int> _lengths = [];
@@ -23,48 +23,44 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDisposable
     /// <summary>Bytes of key/value storage held now.</summary>
     public long Bytes => _keys is null ? 0 : _keys.Concat(_values!).Sum(t => t.NumberOfElements * t.ElementSize);
 
-    /// <summary>
-    /// Adds sequences, all prompts computed in one pass. Start s puts <c>Copies</c> sequences that begin as its
-    /// tokens into the batch: its first in slot Count + s, its further copies after all the firsts, in start
-    /// order. Positions [0, CachedLength) come from the start's past blocks; the rest is computed once for all
-    /// its copies. Returns, per start, the next token's log-probabilities (float32, whole vocabulary) and, with
-    /// NewBlockSize > 0, blocks of the complete runs from CachedLength on (the caller owns them).
-    /// </summary>
-    public (ReadOnlyMemory<float> NextLogprobs, KvBlock[] NewBlocks)[] Add(IReadOnlyList<DecodeStart> starts)
+    /// <inheritdoc/>
+    public DecodeAdmission[] Add(IReadOnlyList<DecodeStart> starts)
     {
         if (starts.Count == 0) return [];
-        model.ValidateTokens([.. starts.Select(s => s.Tokens)], 0);
-        foreach (var (tokens, cachedLength, past, copies, _) in starts)
+        var inputs = starts.Select(s => s.Input).ToArray();
+        model.ValidateTokens([.. inputs.Select(i => i.Tokens)], 0);
+        foreach (var (input, copies) in starts)
         {
             if (copies < 1) throw new ArgumentException($"copies is {copies}; add at least one sequence");
-            if (cachedLength < 0 || cachedLength >= tokens.Length || past.Sum(p => p.Length) < cachedLength - 1)
-                throw new ArgumentException($"a cached length of {cachedLength} with {past.Sum(p => p.Length)} cached positions does not fit {tokens.Length} tokens");
+            int cachedPositions = (input.Past ?? []).Sum(p => KvBlock.Of(p).Length);
+            if (input.CachedLength < 0 || input.CachedLength >= input.Tokens.Length || cachedPositions < input.CachedLength - 1)
+                throw new ArgumentException($"a cached length of {input.CachedLength} with {cachedPositions} cached positions does not fit {input.Tokens.Length} tokens");
         }
         using var inference = inference_mode();
         using var scope = NewDisposeScope();
         int first = Count;
-        EnsureCapacity(first + starts.Sum(s => s.Copies), starts.Max(s => s.Tokens.Length));
+        EnsureCapacity(first + starts.Sum(s => s.Copies), inputs.Max(i => i.Tokens.Length));
         // As in Extend, the last cached position is recomputed: its output predicts the first new token.
-        long[] pastLengths = [.. starts.Select(s => (long)Math.Max(0, s.CachedLength - 1))];
-        for (int s = 0; s < starts.Count; s++) CopyPast(starts[s].Past, first + s, pastLengths[s]);
-        int[][] chunks = [.. starts.Select((s, i) => s.Tokens[(int)pastLengths[i]..])];
+        long[] pastLengths = [.. inputs.Select(i => (long)Math.Max(0, i.CachedLength - 1))];
+        for (int s = 0; s < inputs.Length; s++) CopyPast([.. (inputs[s].Past ?? []).Select(KvBlock.Of)], first + s, pastLengths[s]);
+        int[][] chunks = [.. inputs.Select((input, s) => input.Tokens[(int)pastLengths[s]..])];
         var next = NextLogprobs(new SlotPass(this, first, pastLengths, [.. chunks.Select(c => (long)c.Length)]), chunks);
-        _lengths.AddRange(starts.Select(s => s.Tokens.Length));
+        _lengths.AddRange(inputs.Select(i => i.Tokens.Length));
 
-        var results = new (ReadOnlyMemory<float>, KvBlock[])[starts.Count];
-        for (int s = 0; s < starts.Count; s++)
+        var results = new DecodeAdmission[starts.Count];
+        for (int s = 0; s < inputs.Length; s++)
         {
-            var (tokens, cachedLength, _, _, blockSize) = starts[s];
-            var blocks = new List<KvBlock>();
+            var (tokens, cachedLength, blockSize) = (inputs[s].Tokens, inputs[s].CachedLength, inputs[s].NewBlockSize);
+            var blocks = new List<ICachedBlock>();
             for (int at = cachedLength; blockSize > 0 && at + blockSize <= tokens.Length; at += blockSize)
                 blocks.Add(new KvBlock([.. _keys!.Select(k => Cut(k[first + s], at, blockSize))], [.. _values!.Select(v => Cut(v[first + s], at, blockSize))]));
-            results[s] = (next[s], [.. blocks]);
+            results[s] = new DecodeAdmission(next[s], blocks);
         }
-        for (int s = 0; s < starts.Count; s++)
+        for (int s = 0; s < inputs.Length; s++)
             for (int c = 1; c < starts[s].Copies; c++)
             {
-                CopyRow(first + s, Count, starts[s].Tokens.Length);
-                _lengths.Add(starts[s].Tokens.Length);
+                CopyRow(first + s, Count, inputs[s].Tokens.Length);
+                _lengths.Add(inputs[s].Tokens.Length);
             }
         return results;
     }
@@ -86,7 +82,7 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDisposable
         }
     }
 
-    /// <summary>Appends tokens[s] to the sequence in slot s, for every slot; returns each one's next-token log-probabilities.</summary>
+    /// <inheritdoc/>
     public ReadOnlyMemory<float>[] Step(int[] tokens)
     {
         if (tokens.Length != Count) throw new ArgumentException($"a step takes one token per sequence: {Count}, not {tokens.Length}");
@@ -241,9 +237,3 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDisposable
     }
 }
 
-/// <summary>
-/// Sequences to add to a <see cref="DecodeBatch"/>: <paramref name="Copies"/> that begin as <paramref name="Tokens"/>,
-/// whose positions [0, CachedLength) are in <paramref name="Past"/>; with NewBlockSize > 0 the complete blocks
-/// computed from CachedLength on are returned for a prefix cache.
-/// </summary>
-public sealed record DecodeStart(int[] Tokens, int CachedLength, IReadOnlyList<KvBlock> Past, int Copies, int NewBlockSize = 0);

@@ -1,11 +1,11 @@
-using QService.Engine.Backends;
 using QService.Engine.Caching;
+using QService.Runtime.Scoring;
 
 namespace QService.Engine.Tests.Caching;
 
 public class PrefixCacheTests
 {
-    sealed class State : ICachedState
+    sealed class State : ICachedBlock
     {
         public bool Disposed { get; private set; }
         public long Bytes => 10;

@@ -1,9 +1,9 @@
-namespace QService.Engine.Backends;
+namespace QService.Runtime.Scoring;
 
 /// <summary>
-/// One model's running sequences while decoding, as the backend keeps them between steps (continuous
-/// batching): sequence s sits in slot s. Sequences join with <see cref="Add"/> and leave with
-/// <see cref="Remove"/> between steps; a step appends one token to each. Owner thread only.
+/// One model's running sequences while decoding, kept between steps (continuous batching): sequence s sits
+/// in slot s. Sequences join with <see cref="Add"/> and leave with <see cref="Remove"/> between steps; a step
+/// appends one token to each. <see cref="DecodeBatch"/> runs LibTorch; engine tests use fakes. Owner thread only.
 /// </summary>
 public interface IDecodeBatch : IDisposable
 {
@@ -14,7 +14,7 @@ public interface IDecodeBatch : IDisposable
     /// continuing input.Past for positions [0, CachedLength): its first in slot Count + s, its further copies
     /// after all the firsts, in start order; the rest of its tokens is computed once for all its copies.
     /// Returns per start the next token's log-probabilities over the whole vocabulary and, with NewBlockSize
-    /// > 0, the state of the complete blocks from CachedLength on for the prefix cache (the caller owns them).
+    /// > 0, the complete blocks from CachedLength on for the prefix cache (the caller owns them).
     /// </summary>
     DecodeAdmission[] Add(IReadOnlyList<DecodeStart> starts);
 
@@ -24,9 +24,3 @@ public interface IDecodeBatch : IDisposable
     /// <summary>Removes the sequence in <paramref name="slot"/>; the last sequence moves into its slot.</summary>
     void Remove(int slot);
 }
-
-/// <summary>Copies of a sequence to start decoding from.</summary>
-public sealed record DecodeStart(ForwardInput Input, int Copies);
-
-/// <summary>What adding a sequence to a decode batch gives: its next-token log-probabilities and the new cacheable blocks.</summary>
-public sealed record DecodeAdmission(ReadOnlyMemory<float> NextLogprobs, IReadOnlyList<ICachedState> NewBlocks);
