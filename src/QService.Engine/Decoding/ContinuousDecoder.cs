@@ -77,10 +77,10 @@ internal sealed class ContinuousDecoder(EngineTelemetry telemetry, PrefixCache? 
         if (cache is null) return [.. batch.Add([.. works.Select(w => new DecodeStart(new PassInput(w.Tokens, w.Tokens.Length), w.N))]).Select(a => a.NextLogprobs)];
         try
         {
-            var hits = works.Select(w => cache.Lookup(w.Tokens, w.Tokens.Length, maxLength: w.Tokens.Length - 1)).ToList();
-            var admissions = batch.Add([.. works.Select((w, i) =>
-                new DecodeStart(new PassInput(w.Tokens, w.Tokens.Length, hits[i].Length, hits[i].States, cache.BlockSize), w.N))]);
-            for (int i = 0; i < works.Count; i++) cache.Insert(works[i].Tokens, hits[i].Length, admissions[i].NewBlocks, [], works[i].Tokens.Length);
+            // Only the next token is scored: the hit's log-probabilities (none, from the end on) are not needed.
+            var hits = works.Select(w => cache.Lookup(w.Tokens, firstTarget: w.Tokens.Length)).ToList();
+            var admissions = batch.Add([.. works.Select((w, i) => new DecodeStart(hits[i].Input(), w.N))]);
+            for (int i = 0; i < works.Count; i++) cache.Insert(hits[i], admissions[i].NewBlocks, computed: []);
             return [.. admissions.Select(a => a.NextLogprobs)];
         }
         finally

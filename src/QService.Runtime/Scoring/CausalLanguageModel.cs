@@ -116,12 +116,11 @@ public sealed class CausalLanguageModel : IDisposable
     }
 
     /// <summary>
-    /// Scores sequences that continue cached pasts, in one forward pass whatever their past lengths. For a
-    /// sequence with CachedLength c > 0 the pass starts at position c − 1 (recomputing the last cached position,
-    /// whose output predicts the first new token) with the cached keys and values of positions 0..c−2; with
-    /// c = 0 it starts from scratch. Returns the log-probabilities of positions FirstTarget.., the last
-    /// position's logits when asked, and new blocks of keys and values for the complete runs of NewBlockSize
-    /// positions from c on (the caller owns them). Equals a fresh pass (<see cref="ScoreTokens"/>) on the whole
+    /// Scores sequences that continue cached pasts, in one forward pass whatever their past lengths: each
+    /// sequence's pass starts at its PastLength, on the cached keys and values of the positions before it (how
+    /// much of a cached prefix to read is the prefix cache's rule, not this pass's). Returns the log-probabilities
+    /// of positions FirstTarget.., the last position's logits when asked, and new blocks of keys and values for
+    /// the complete runs of NewBlockSize positions from CachedLength on (the caller owns them). Equals a fresh pass (<see cref="ScoreTokens"/>) on the whole
     /// sequence. Batches are right-padded: a real position never attends to a later (padding) key.
     /// </summary>
     public PassResult[] Extend(IReadOnlyList<PassInput> inputs, bool includeLastLogits = false)
@@ -130,18 +129,16 @@ public sealed class CausalLanguageModel : IDisposable
         ValidateTokens([.. inputs.Select(i => i.Tokens)], 0);
         for (int b = 0; b < inputs.Count; b++)
         {
-            var (c, first, length) = (inputs[b].CachedLength, inputs[b].FirstTarget, inputs[b].Tokens.Length);
-            if (first < Math.Max(1, c) || first > length)
-                throw new ArgumentException($"sequence {b}: first scored token {first} must be in [{Math.Max(1, c)}, {length}] (token 0 has no context; cached positions are not recomputed)");
-            int cachedPositions = (inputs[b].Past ?? []).Sum(p => KvBlock.Of(p).Length);
-            if (c < 0 || c >= length || cachedPositions < c - 1)
-                throw new ArgumentException($"sequence {b}: a cached length of {c} with {cachedPositions} cached positions does not fit {length} tokens");
+            inputs[b].ThrowIfPastDoesNotFit(b);
+            var (computedFrom, first, length) = (inputs[b].PastLength, inputs[b].FirstTarget, inputs[b].Tokens.Length);
+            if (first <= computedFrom || first > length)
+                throw new ArgumentException($"sequence {b}: first scored token {first} must be in [{computedFrom + 1}, {length}] (token 0 has no context; positions before the pass are not recomputed)");
         }
         using var inference = inference_mode();
         using var scope = NewDisposeScope();
         int batch = inputs.Count;
-        long[] pastLengths = [.. inputs.Select(i => (long)Math.Max(0, i.CachedLength - 1))];
-        int[][] chunks = [.. inputs.Select((i, b) => i.Tokens[(int)pastLengths[b]..])];
+        long[] pastLengths = [.. inputs.Select(i => (long)i.PastLength)];
+        int[][] chunks = [.. inputs.Select(i => i.Tokens[i.PastLength..])];
         long[] newLengths = [.. chunks.Select(c => (long)c.Length)];
         int maxNew = chunks.Max(c => c.Length);
         var ids = new long[batch * maxNew];
@@ -213,7 +210,7 @@ public sealed class CausalLanguageModel : IDisposable
                 }
                 // Each block copied once, straight into its place.
                 long at = 0;
-                foreach (var block in (inputs[b].Past ?? []).Select(KvBlock.Of))
+                foreach (var block in inputs[b].PastBlocks)
                 {
                     long n = Math.Min(block.Length, pastLengths[b] - at);
                     if (n <= 0) break;

@@ -29,21 +29,18 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDecodeBatch
         if (starts.Count == 0) return [];
         var inputs = starts.Select(s => s.Input).ToArray();
         model.ValidateTokens([.. inputs.Select(i => i.Tokens)], 0);
-        foreach (var (input, copies) in starts)
+        for (int s = 0; s < starts.Count; s++)
         {
-            if (copies < 1) throw new ArgumentException($"copies is {copies}; add at least one sequence");
-            int cachedPositions = (input.Past ?? []).Sum(p => KvBlock.Of(p).Length);
-            if (input.CachedLength < 0 || input.CachedLength >= input.Tokens.Length || cachedPositions < input.CachedLength - 1)
-                throw new ArgumentException($"a cached length of {input.CachedLength} with {cachedPositions} cached positions does not fit {input.Tokens.Length} tokens");
+            if (starts[s].Copies < 1) throw new ArgumentException($"copies is {starts[s].Copies}; add at least one sequence");
+            inputs[s].ThrowIfPastDoesNotFit(s);
         }
         using var inference = inference_mode();
         using var scope = NewDisposeScope();
         int first = Count;
         EnsureCapacity(first + starts.Sum(s => s.Copies), inputs.Max(i => i.Tokens.Length));
-        // As in Extend, the last cached position is recomputed: its output predicts the first new token.
-        long[] pastLengths = [.. inputs.Select(i => (long)Math.Max(0, i.CachedLength - 1))];
-        for (int s = 0; s < inputs.Length; s++) CopyPast([.. (inputs[s].Past ?? []).Select(KvBlock.Of)], first + s, pastLengths[s]);
-        int[][] chunks = [.. inputs.Select((input, s) => input.Tokens[(int)pastLengths[s]..])];
+        long[] pastLengths = [.. inputs.Select(i => (long)i.PastLength)];
+        for (int s = 0; s < inputs.Length; s++) CopyPast([.. inputs[s].PastBlocks], first + s, pastLengths[s]);
+        int[][] chunks = [.. inputs.Select(i => i.Tokens[i.PastLength..])];
         var next = NextLogprobs(new SlotPass(this, first, pastLengths, [.. chunks.Select(c => (long)c.Length)]), chunks);
         _lengths.AddRange(inputs.Select(i => i.Tokens.Length));
 

@@ -11,8 +11,8 @@ public interface IDecodeBatch : IDisposable
 
     /// <summary>
     /// Adds sequences, all prompts in one pass. Start s adds Copies sequences that begin as its input.Tokens,
-    /// continuing input.Past for positions [0, CachedLength): its first in slot Count + s, its further copies
-    /// after all the firsts, in start order; the rest of its tokens is computed once for all its copies.
+    /// reading input.Past for positions [0, PastLength): its first in slot Count + s, its further copies after
+    /// all the firsts, in start order; the rest of its tokens is computed once for all its copies.
     /// Returns per start the next token's log-probabilities over the whole vocabulary and, with NewBlockSize
     /// > 0, the complete blocks from CachedLength on for the prefix cache (the caller owns them).
     /// </summary>

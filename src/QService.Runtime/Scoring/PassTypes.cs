@@ -10,12 +10,28 @@ public interface ICachedBlock : IDisposable
 }
 
 /// <summary>
-/// One sequence of a forward pass: its tokens, the first position to score, and the cached past it continues
-/// (<paramref name="Past"/>: blocks covering positions [0, CachedLength)).
+/// One sequence of a forward pass: its tokens, the first position to score, the cached past it continues and
+/// the new blocks to return. How much of a cached prefix a pass reads is the prefix cache's rule; the pass
+/// takes its lengths as given.
 /// </summary>
-/// <param name="FirstTarget">first position whose token's log-probability is returned; at least max(1, CachedLength)</param>
+/// <param name="FirstTarget">first position whose token's log-probability is returned; in [PastLength + 1, Tokens.Length]</param>
+/// <param name="Past">cached blocks in order from position 0, covering at least [0, PastLength)</param>
+/// <param name="PastLength">positions whose keys and values are read from <paramref name="Past"/>; the pass computes the rest</param>
+/// <param name="CachedLength">positions the cache holds already (at least PastLength): new blocks start there</param>
 /// <param name="NewBlockSize">when > 0, return blocks of this many positions for the complete runs from CachedLength on</param>
-public sealed record PassInput(int[] Tokens, int FirstTarget, int CachedLength = 0, IReadOnlyList<ICachedBlock>? Past = null, int NewBlockSize = 0);
+public sealed record PassInput(int[] Tokens, int FirstTarget, IReadOnlyList<ICachedBlock>? Past = null, int PastLength = 0, int CachedLength = 0, int NewBlockSize = 0)
+{
+    /// <summary>The runtime's blocks behind <see cref="Past"/>.</summary>
+    internal IEnumerable<KvBlock> PastBlocks => (Past ?? []).Select(KvBlock.Of);
+
+    /// <summary>Throws an ArgumentException naming sequence <paramref name="index"/> unless its lengths fit its tokens and its past covers PastLength.</summary>
+    internal void ThrowIfPastDoesNotFit(int index)
+    {
+        int covered = PastBlocks.Sum(b => b.Length);
+        if (PastLength < 0 || PastLength >= Tokens.Length || CachedLength < PastLength || CachedLength > Tokens.Length || covered < PastLength)
+            throw new ArgumentException($"sequence {index}: a past of {PastLength} positions ({covered} cached) and a cached length of {CachedLength} do not fit {Tokens.Length} tokens (a pass computes at least one position)");
+    }
+}
 
 /// <summary>One sequence's share of a forward pass: log-probabilities of positions FirstTarget.., the last position's logits when asked, and the new blocks (the caller owns them).</summary>
 public sealed record PassResult(float[] Logprobs, float[]? LastLogits, IReadOnlyList<ICachedBlock> NewBlocks);
