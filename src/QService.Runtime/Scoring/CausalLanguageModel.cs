@@ -138,19 +138,15 @@ public sealed class CausalLanguageModel : IDisposable
         using var scope = NewDisposeScope();
         int batch = inputs.Count;
         long[] pastLengths = [.. inputs.Select(i => (long)i.PastLength)];
-        int[][] chunks = [.. inputs.Select(i => i.Tokens[i.PastLength..])];
+        int[][] chunks = [.. inputs.Select(i => i.ComputedTokens)];
         long[] newLengths = [.. chunks.Select(c => (long)c.Length)];
         int maxNew = chunks.Max(c => c.Length);
-        var ids = new long[batch * maxNew];
-        for (int b = 0; b < batch; b++)
-            for (int t = 0; t < chunks[b].Length; t++) ids[b * maxNew + t] = chunks[b][t];
 
         var (pastKeys, pastValues) = PadPasts(inputs, pastLengths, maxNew);
         bool keepNew = inputs.Any(i => i.NewBlockSize > 0);
         // Without pasts and without blocks to cut, a plain causal pass from position 0 (LibTorch's fastest path).
         var past = pastLengths.Any(p => p > 0) || keepNew ? new BatchedPast(pastKeys, pastValues, pastLengths, newLengths, keepNew ? scope : null) : null;
-        var hidden = _module.Hidden(tensor(ids, [batch, maxNew], device: Device), past);
-        var flatHidden = hidden.reshape(batch * maxNew, -1);
+        var flatHidden = FlatHidden(chunks, past);
 
         var rows = new List<long>();
         var targets = new List<long>();
@@ -165,8 +161,7 @@ public sealed class CausalLanguageModel : IDisposable
         float[][]? last = null;
         if (includeLastLogits)
         {
-            var lastRows = chunks.Select((c, b) => (long)(b * maxNew + c.Length - 1)).ToArray();
-            var logits = _module.Logits(flatHidden.index_select(0, tensor(lastRows, device: Device))).to(ScalarType.Float32).cpu();
+            var logits = LastLogits(flatHidden, chunks).cpu();
             last = [.. Enumerable.Range(0, batch).Select(b => logits[b].data<float>().ToArray())];
         }
 
@@ -175,10 +170,31 @@ public sealed class CausalLanguageModel : IDisposable
         for (int b = 0; b < batch; b++)
         {
             int n = inputs[b].Tokens.Length - inputs[b].FirstTarget;
-            results[b] = new PassResult(all.AsSpan(offset, n).ToArray(), last?[b], past is null ? [] : CutBlocks(inputs[b], b, pastLengths[b], past));
+            results[b] = new PassResult(all.AsSpan(offset, n).ToArray(), last?[b], past is null ? [] : KvBlock.CutOut(inputs[b], past.NewKeys, past.NewValues, b, firstPosition: pastLengths[b]));
             offset += n;
         }
         return results;
+    }
+
+    /// <summary>
+    /// The final hidden states of a pass over right-padded chunks (row b: chunks[b], then padding that no real
+    /// position attends to) continuing <paramref name="past"/>, flattened: row b's token t is at b × longest + t.
+    /// </summary>
+    internal Tensor FlatHidden(int[][] chunks, IAttentionCache? past)
+    {
+        int rows = chunks.Length, width = chunks.Max(c => c.Length);
+        var ids = new long[rows * width];
+        for (int b = 0; b < rows; b++)
+            for (int t = 0; t < chunks[b].Length; t++) ids[b * width + t] = chunks[b][t];
+        return _module.Hidden(tensor(ids, [rows, width], device: Device), past).reshape(rows * width, -1);
+    }
+
+    /// <summary>The float32 logits [rows, vocab] at each chunk's last real position, from <see cref="FlatHidden"/>'s states.</summary>
+    internal Tensor LastLogits(Tensor flatHidden, int[][] chunks)
+    {
+        int width = chunks.Max(c => c.Length);
+        var lastRows = tensor(chunks.Select((c, b) => (long)(b * width + c.Length - 1)).ToArray(), device: Device);
+        return _module.Logits(flatHidden.index_select(0, lastRows)).to(ScalarType.Float32);
     }
 
     /// <summary>
@@ -190,56 +206,20 @@ public sealed class CausalLanguageModel : IDisposable
     (Tensor?[] Keys, Tensor?[] Values) PadPasts(IReadOnlyList<PassInput> inputs, long[] pastLengths, long maxNew)
     {
         int layers = Config.NumHiddenLayers;
-        var keys = new Tensor?[layers];
-        var values = new Tensor?[layers];
         long maxPast = pastLengths.Max();
-        if (maxPast == 0) return (keys, values);
-        long kvHeads = Config.NumKeyValueHeads, headDim = Config.HeadDim;
-        for (int layer = 0; layer < layers; layer++)
+        if (maxPast == 0) return (new Tensor?[layers], new Tensor?[layers]);
+        long[] shape = [inputs.Count, Config.NumKeyValueHeads, maxPast + maxNew, Config.HeadDim];
+        Tensor[] keys = [.. Enumerable.Range(0, layers).Select(_ => empty(shape, Dtype, Device))];
+        Tensor[] values = [.. Enumerable.Range(0, layers).Select(_ => empty(shape, Dtype, Device))];
+        for (int b = 0; b < inputs.Count; b++)
         {
-            keys[layer] = empty([inputs.Count, kvHeads, maxPast + maxNew, headDim], Dtype, Device);
-            values[layer] = empty([inputs.Count, kvHeads, maxPast + maxNew, headDim], Dtype, Device);
-            for (int b = 0; b < inputs.Count; b++)
-            {
-                // Padding slots are masked out, but must still be finite (uninitialised memory could hold NaNs,
-                // and a masked NaN still poisons the softmax); the rest is overwritten below.
-                if (pastLengths[b] < maxPast)
-                {
-                    keys[layer]![b].narrow(1, pastLengths[b], maxPast - pastLengths[b]).zero_();
-                    values[layer]![b].narrow(1, pastLengths[b], maxPast - pastLengths[b]).zero_();
-                }
-                // Each block copied once, straight into its place.
-                long at = 0;
-                foreach (var block in inputs[b].PastBlocks)
-                {
-                    long n = Math.Min(block.Length, pastLengths[b] - at);
-                    if (n <= 0) break;
-                    keys[layer]![b].narrow(1, at, n).copy_(block.Keys[layer].narrow(1, 0, n));
-                    values[layer]![b].narrow(1, at, n).copy_(block.Values[layer].narrow(1, 0, n));
-                    at += n;
-                }
-            }
+            // Padding slots are masked out, but must still be finite (uninitialised memory could hold NaNs,
+            // and a masked NaN still poisons the softmax); the rest is overwritten.
+            if (pastLengths[b] < maxPast)
+                foreach (var t in keys.Concat(values)) t[b].narrow(1, pastLengths[b], maxPast - pastLengths[b]).zero_();
+            KvBlock.CopyIn(inputs[b].PastBlocks, pastLengths[b], keys, values, b);
         }
         return (keys, values);
-    }
-
-    /// <summary>New blocks for the complete runs of NewBlockSize positions from CachedLength on, copied out of the pass.</summary>
-    static KvBlock[] CutBlocks(PassInput input, int b, long pastLength, BatchedPast past)
-    {
-        int size = input.NewBlockSize;
-        if (size <= 0) return [];
-        var blocks = new List<KvBlock>();
-        for (int start = input.CachedLength; start + size <= input.Tokens.Length; start += size)
-        {
-            long at = start - pastLength; // index of the block's first position in this pass
-            Tensor Cut(Tensor? t)
-            {
-                var slice = t![b].narrow(1, at, size);
-                return empty(slice.shape, slice.dtype, slice.device).copy_(slice).DetachFromDisposeScope(); // one copy, contiguous
-            }
-            blocks.Add(new KvBlock([.. past.NewKeys.Select(Cut)], [.. past.NewValues.Select(Cut)]));
-        }
-        return [.. blocks];
     }
 
     /// <summary>
@@ -264,12 +244,6 @@ public sealed class CausalLanguageModel : IDisposable
         return result;
     }
 
-    /// <summary>
-    /// Starts an incremental scoring session: tokens appended later cost only themselves (KV cache).
-    /// Dispose the session to free its cache.
-    /// </summary>
-    public IncrementalSession StartSession() => new(this);
-
     /// <summary>Checks ids are in the vocabulary and the total length fits the context; throws ArgumentException naming the problem.</summary>
     public void ValidateTokens(IReadOnlyList<int[]> sequences, long pastLength)
     {
@@ -285,60 +259,5 @@ public sealed class CausalLanguageModel : IDisposable
         }
     }
 
-    /// <summary>One forward step over new tokens of a single sequence with its cache; returns log-probs and the last hidden row.</summary>
-    internal (float[] Logprobs, Tensor LastHidden) Step(int[] tokens, KvCache cache, Tensor? previousLastHidden)
-    {
-        ValidateTokens([tokens], cache.Length);
-        using var inference = inference_mode();
-        using var scope = NewDisposeScope();
-        var ids = tensor(tokens.Select(t => (long)t).ToArray(), [1, tokens.Length], device: Device);
-        var hidden = _module.Hidden(ids, cache).reshape(tokens.Length, -1);
-        // The first new token is predicted by the previous step's last position, if there was one.
-        var source = previousLastHidden is null ? hidden : cat([previousLastHidden.unsqueeze(0), hidden], 0);
-        int first = previousLastHidden is null ? 1 : 0;
-        long[] rows = Enumerable.Range(0, tokens.Length - first).Select(i => (long)i).ToArray();
-        long[] targets = tokens.Skip(first).Select(t => (long)t).ToArray();
-        float[] logprobs = rows.Length == 0 ? [] : GatherLogprobs(source, rows, targets);
-        var last = hidden[tokens.Length - 1].clone();
-        last.DetachFromDisposeScope();
-        return (logprobs, last);
-    }
-
     public void Dispose() => _module.Dispose();
-}
-
-/// <summary>
-/// A sequence scored incrementally: <see cref="Append"/> returns the log-probability of each appended
-/// token given everything before it (the very first token of a session has none, so the first call
-/// returns one value fewer). Concatenated, the results equal <see cref="CausalLanguageModel.ScoreNextTokens"/>
-/// on the whole sequence.
-/// </summary>
-public sealed class IncrementalSession : IDisposable
-{
-    readonly CausalLanguageModel _model;
-    readonly KvCache _cache;
-    Tensor? _lastHidden;
-
-    internal IncrementalSession(CausalLanguageModel model)
-    {
-        _model = model;
-        _cache = new KvCache(model.Config.NumHiddenLayers);
-    }
-
-    public long Length => _cache.Length;
-
-    public float[] Append(int[] tokens)
-    {
-        if (tokens.Length == 0) return [];
-        var (logprobs, last) = _model.Step(tokens, _cache, _lastHidden);
-        _lastHidden?.Dispose();
-        _lastHidden = last;
-        return logprobs;
-    }
-
-    public void Dispose()
-    {
-        _cache.Dispose();
-        _lastHidden?.Dispose();
-    }
 }

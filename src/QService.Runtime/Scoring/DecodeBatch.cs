@@ -39,20 +39,13 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDecodeBatch
         int first = Count;
         EnsureCapacity(first + starts.Sum(s => s.Copies), inputs.Max(i => i.Tokens.Length));
         long[] pastLengths = [.. inputs.Select(i => (long)i.PastLength)];
-        for (int s = 0; s < inputs.Length; s++) CopyPast([.. inputs[s].PastBlocks], first + s, pastLengths[s]);
-        int[][] chunks = [.. inputs.Select(i => i.Tokens[i.PastLength..])];
+        for (int s = 0; s < inputs.Length; s++) KvBlock.CopyIn(inputs[s].PastBlocks, pastLengths[s], _keys!, _values!, first + s);
+        int[][] chunks = [.. inputs.Select(i => i.ComputedTokens)];
         var next = NextLogprobs(new SlotPass(this, first, pastLengths, [.. chunks.Select(c => (long)c.Length)]), chunks);
         _lengths.AddRange(inputs.Select(i => i.Tokens.Length));
 
-        var results = new DecodeAdmission[starts.Count];
-        for (int s = 0; s < inputs.Length; s++)
-        {
-            var (tokens, cachedLength, blockSize) = (inputs[s].Tokens, inputs[s].CachedLength, inputs[s].NewBlockSize);
-            var blocks = new List<ICachedBlock>();
-            for (int at = cachedLength; blockSize > 0 && at + blockSize <= tokens.Length; at += blockSize)
-                blocks.Add(new KvBlock([.. _keys!.Select(k => Cut(k[first + s], at, blockSize))], [.. _values!.Select(v => Cut(v[first + s], at, blockSize))]));
-            results[s] = new DecodeAdmission(next[s], blocks);
-        }
+        // A slot holds position p at index p.
+        var results = inputs.Select((input, s) => new DecodeAdmission(next[s], KvBlock.CutOut(input, _keys!, _values!, first + s, firstPosition: 0))).ToArray();
         for (int s = 0; s < inputs.Length; s++)
             for (int c = 1; c < starts[s].Copies; c++)
             {
@@ -60,23 +53,6 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDecodeBatch
                 _lengths.Add(inputs[s].Tokens.Length);
             }
         return results;
-    }
-
-    /// <summary>Copies cached blocks covering positions [0, length) into a slot, each block once, straight into its place.</summary>
-    void CopyPast(IReadOnlyList<KvBlock> past, int slot, long length)
-    {
-        for (int layer = 0; layer < _keys!.Length; layer++)
-        {
-            long at = 0;
-            foreach (var block in past)
-            {
-                long n = Math.Min(block.Length, length - at);
-                if (n <= 0) break;
-                _keys[layer][slot].narrow(1, at, n).copy_(block.Keys[layer].narrow(1, 0, n));
-                _values![layer][slot].narrow(1, at, n).copy_(block.Values[layer].narrow(1, 0, n));
-                at += n;
-            }
-        }
     }
 
     /// <inheritdoc/>
@@ -112,22 +88,10 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDecodeBatch
     /// <summary>The log-softmax (float32) of each row's last new position, from one pass over the (right-padded) chunks: slices of one array.</summary>
     ReadOnlyMemory<float>[] NextLogprobs(SlotPass pass, int[][] chunks)
     {
-        int rows = chunks.Length, width = chunks.Max(c => c.Length);
-        var ids = new long[rows * width];
-        for (int b = 0; b < rows; b++)
-            for (int t = 0; t < chunks[b].Length; t++) ids[b * width + t] = chunks[b][t];
-        var hidden = model.Module.Hidden(tensor(ids, [rows, width], device: model.Device), pass).reshape(rows * width, -1);
-        var last = hidden.index_select(0, tensor(chunks.Select((c, b) => (long)(b * width + c.Length - 1)).ToArray(), device: model.Device));
-        var logprobs = model.Module.Logits(last).to(ScalarType.Float32).log_softmax(1).cpu();
+        var logprobs = model.LastLogits(model.FlatHidden(chunks, pass), chunks).log_softmax(1).cpu();
         var flat = logprobs.reshape(-1).data<float>().ToArray(); // 1-D: TorchSharp copies it in one loop, not index by index
         int vocab = (int)logprobs.shape[1];
-        return [.. Enumerable.Range(0, rows).Select(r => new ReadOnlyMemory<float>(flat, r * vocab, vocab))];
-    }
-
-    static Tensor Cut(Tensor row, long start, long length)
-    {
-        var slice = row.narrow(1, start, length);
-        return empty(slice.shape, slice.dtype, slice.device).copy_(slice).DetachFromDisposeScope();
+        return [.. Enumerable.Range(0, chunks.Length).Select(r => new ReadOnlyMemory<float>(flat, r * vocab, vocab))];
     }
 
     void CopyRow(int from, int to, long length)
@@ -182,13 +146,7 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDecodeBatch
     {
         readonly long _keysLength = pastLengths.Zip(newLengths, (p, n) => p + n).Max();
 
-        public Tensor Positions(long count, Device device)
-        {
-            var positions = new long[pastLengths.Length * count];
-            for (int b = 0; b < pastLengths.Length; b++)
-                for (int i = 0; i < count; i++) positions[b * count + i] = pastLengths[b] + Math.Min(i, newLengths[b] - 1);
-            return tensor(positions, [pastLengths.Length, count], device: device);
-        }
+        public Tensor Positions(long count, Device device) => Models.Positions.Continuing(pastLengths, newLengths, count, device);
 
         public long SequenceLength(long count) => _keysLength;
 

@@ -21,6 +21,9 @@ public interface ICachedBlock : IDisposable
 /// <param name="NewBlockSize">when > 0, return blocks of this many positions for the complete runs from CachedLength on</param>
 public sealed record PassInput(int[] Tokens, int FirstTarget, IReadOnlyList<ICachedBlock>? Past = null, int PastLength = 0, int CachedLength = 0, int NewBlockSize = 0)
 {
+    /// <summary>The tokens the pass computes: those from PastLength on.</summary>
+    internal int[] ComputedTokens => Tokens[PastLength..];
+
     /// <summary>The runtime's blocks behind <see cref="Past"/>.</summary>
     internal IEnumerable<KvBlock> PastBlocks => (Past ?? []).Select(KvBlock.Of);
 
