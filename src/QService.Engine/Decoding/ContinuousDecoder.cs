@@ -77,7 +77,7 @@ internal sealed class ContinuousDecoder(EngineTelemetry telemetry, PrefixCache? 
         if (cache is null) return [.. batch.Add([.. works.Select(w => new DecodeStart(new PassInput(w.Tokens, w.Tokens.Length), w.N))]).Select(a => a.NextLogprobs)];
         try
         {
-            // Only the next token is scored: the hit's log-probabilities (none, from the end on) are not needed.
+            // Decoding scores only the next token, so no cached log-probabilities are asked for.
             var hits = works.Select(w => cache.Lookup(w.Tokens, firstTarget: w.Tokens.Length)).ToList();
             var admissions = batch.Add([.. works.Select((w, i) => new DecodeStart(hits[i].Input(), w.N))]);
             for (int i = 0; i < works.Count; i++) cache.Insert(hits[i], admissions[i].NewBlocks, computed: []);

@@ -120,8 +120,9 @@ public sealed class CausalLanguageModel : IDisposable
     /// sequence's pass starts at its PastLength, on the cached keys and values of the positions before it (how
     /// much of a cached prefix to read is the prefix cache's rule, not this pass's). Returns the log-probabilities
     /// of positions FirstTarget.., the last position's logits when asked, and new blocks of keys and values for
-    /// the complete runs of NewBlockSize positions from CachedLength on (the caller owns them). Equals a fresh pass (<see cref="ScoreTokens"/>) on the whole
-    /// sequence. Batches are right-padded: a real position never attends to a later (padding) key.
+    /// the complete runs of NewBlockSize positions from CachedLength on (the caller owns them). Equals a fresh
+    /// pass (<see cref="ScoreTokens"/>) on the whole sequence. Batches are right-padded: a real position never
+    /// attends to a later (padding) key.
     /// </summary>
     public PassResult[] Extend(IReadOnlyList<PassInput> inputs, bool includeLastLogits = false)
     {

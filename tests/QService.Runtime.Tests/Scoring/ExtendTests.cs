@@ -99,10 +99,18 @@ public class ExtendTests
     }
 
     [Fact]
-    public void APastThatDoesNotCoverItsPastLength_IsRefused()
+    public void APastThatDoesNotCoverItsPastLength_OrIsNotTheRuntimes_IsRefused()
     {
         using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", "qwen2"), new ModelLoadOptions("cpu"));
         var seq = Inputs("qwen2")[0];
         Assert.Throws<ArgumentException>(() => model.Extend([Continuing(seq, 8, 8, [])]));
+        Assert.Throws<ArgumentException>(() => model.Extend([Continuing(seq, 2, 2, [new ForeignBlock()])]));
+    }
+
+    /// <summary>A handle the runtime did not make (as a test fake's).</summary>
+    sealed class ForeignBlock : ICachedBlock
+    {
+        public long Bytes => 0;
+        public void Dispose() { }
     }
 }
