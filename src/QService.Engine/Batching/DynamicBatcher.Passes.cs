@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using QService.Engine.Backends;
+using QService.Runtime.Scoring;
 
 namespace QService.Engine.Batching;
 
@@ -113,16 +114,13 @@ internal sealed partial class DynamicBatcher
     /// One model's forward pass over the items, each continuing the longest prefix its cache holds (the
     /// log-probabilities of cached positions come from the cache), and the new blocks cached after.
     /// </summary>
-    ForwardResult[] Forward(IScoringBackend backend, ModelRole modelRole, bool lastLogits, List<WorkItem> items)
+    PassResult[] Forward(IScoringBackend backend, ModelRole modelRole, bool lastLogits, List<WorkItem> items)
     {
         string role = modelRole == ModelRole.Policy ? "policy" : "reference";
         var model = new KeyValuePair<string, object?>("model", role);
         var cache = modelRole == ModelRole.Policy ? _policyCache : _referenceCache;
-        // A prefix is reused only up to the last whole block before the final token, so every item computes at least one position.
-        var hits = items.Select(i => cache?.Lookup(i.Tokens, i.PromptTokens, maxLength: i.Length - 1)).ToArray();
-        var inputs = items.Select((i, k) => hits[k] is { } hit
-            ? new ForwardInput(i.Tokens, Math.Max(i.PromptTokens, hit.Length), hit.Length, hit.States, cache!.BlockSize)
-            : new ForwardInput(i.Tokens, i.PromptTokens)).ToArray();
+        var hits = items.Select(i => cache?.Lookup(i.Tokens, i.PromptTokens)).ToArray();
+        var inputs = items.Select((i, k) => hits[k]?.Input() ?? new PassInput(i.Tokens, i.PromptTokens)).ToArray();
         try
         {
             var startTime = DateTimeOffset.UtcNow;
@@ -135,17 +133,17 @@ internal sealed partial class DynamicBatcher
                     ("qservice.model", role), ("qservice.batch.sequences", items.Count), ("qservice.batch.max_length", items.Max(i => i.Length)));
             if (cache is null) return results;
 
-            long evictionsBefore = cache.Evictions;
-            var merged = new ForwardResult[results.Length];
+            var before = cache.Counts;
+            var merged = new PassResult[results.Length];
             for (int k = 0; k < results.Length; k++)
             {
-                var (hit, input, result) = (hits[k]!, inputs[k], results[k]);
-                cache.Insert(input.Tokens, hit.Length, result.NewBlocks ?? [], result.Logprobs, input.FirstTarget);
-                merged[k] = new ForwardResult([.. hit.Logprobs, .. result.Logprobs], result.LastLogits);
-                _telemetry.PrefixHitTokens.Add(Math.Max(0, hit.Length - 1), model);
-                _telemetry.PrefixComputedTokens.Add(input.Tokens.Length - Math.Max(0, hit.Length - 1), model);
+                cache.Insert(hits[k]!, results[k].NewBlocks, results[k].Logprobs);
+                merged[k] = new PassResult([.. hits[k]!.CachedLogprobs, .. results[k].Logprobs], results[k].LastLogits, []);
             }
-            _telemetry.PrefixEvictions.Add(cache.Evictions - evictionsBefore, model);
+            var counted = cache.Counts - before;
+            _telemetry.PrefixHitTokens.Add(counted.HitTokens, model);
+            _telemetry.PrefixComputedTokens.Add(counted.ComputedTokens, model);
+            _telemetry.PrefixEvictions.Add(counted.Evictions, model);
             return merged;
         }
         finally

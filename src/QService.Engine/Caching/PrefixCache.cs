@@ -1,4 +1,4 @@
-using QService.Engine.Backends;
+using QService.Runtime.Scoring;
 
 namespace QService.Engine.Caching;
 
@@ -7,17 +7,19 @@ namespace QService.Engine.Caching;
 /// start of a sequence (a block is found by its parent and its own tokens, so equal prefixes share blocks
 /// across requests and callers, as in vLLM's prefix caching). A block holds the backend's keys and values
 /// for its positions and the log-probabilities of its tokens where a pass computed them. Bounded in bytes:
-/// least recently used leaf blocks are evicted first, never one in use by the running pass. Used only on the
-/// model-owner thread.
+/// least recently used leaf blocks are evicted first, never one in use by the running pass. A lookup says what
+/// the pass reads and computes (<see cref="CacheHit"/>); storing the pass's blocks counts what the hit saved.
+/// Used only on the model-owner thread.
 /// </summary>
 internal sealed class PrefixCache(long maxBytes, int blockSize) : IDisposable
 {
-    sealed class Block(long id, Block? parent, int[] tokens, ICachedState state, float[] logprobs)
+    sealed class Block(long id, Block? parent, int[] tokens, ICachedBlock contents, float[] logprobs)
     {
         public long Id { get; } = id;
         public Block? Parent { get; } = parent;
         public int[] Tokens { get; } = tokens;
-        public ICachedState State { get; } = state;
+        /// <summary>The backend's keys and values for the block's positions.</summary>
+        public ICachedBlock Contents { get; } = contents;
         /// <summary>Log-probability of each token given everything before it; NaN where no pass computed it.</summary>
         public float[] Logprobs { get; } = logprobs;
         public int Children { get; set; }
@@ -47,17 +49,19 @@ internal sealed class PrefixCache(long maxBytes, int blockSize) : IDisposable
     public long Bytes { get; private set; }
     public long Evictions { get; private set; }
     public int Count => _blocks.Count;
+    long _hitTokens, _computedTokens;
 
-    /// <summary>A cached prefix: its length, its blocks' states, and the cached log-probabilities of positions [firstTarget, Length).</summary>
-    public sealed record Hit(int Length, IReadOnlyList<ICachedState> States, float[] Logprobs);
+    /// <summary>What the hits of passes that ended (<see cref="Insert"/>) served and computed, and the evictions so far.</summary>
+    public CacheCounts Counts => new(_hitTokens, _computedTokens, Evictions);
 
     /// <summary>
-    /// The longest cached prefix of whole blocks, at most <paramref name="maxLength"/> tokens, whose log-probabilities
-    /// are known from <paramref name="firstTarget"/> on. Its blocks are marked in use until <see cref="EndPass"/>.
+    /// The longest cached prefix of whole blocks whose log-probabilities are known from <paramref name="firstTarget"/>
+    /// on, short of the last token (every pass computes at least one position). Its blocks are marked in use until
+    /// <see cref="EndPass"/>.
     /// </summary>
-    public Hit Lookup(int[] tokens, int firstTarget, int maxLength)
+    public CacheHit Lookup(int[] tokens, int firstTarget)
     {
-        var path = CachedChain(tokens, maxLength);
+        var path = CachedChain(tokens, tokens.Length - 1);
         // Stop before the first block whose needed log-probabilities no pass has computed.
         int usable = path.Count;
         for (int b = 0; b < path.Count && usable == path.Count; b++)
@@ -73,7 +77,7 @@ internal sealed class PrefixCache(long maxBytes, int blockSize) : IDisposable
             _inUse.Add(block);
             Touch(block);
         }
-        return new Hit(length, [.. path.Select(b => b.State)], logprobs);
+        return new CacheHit(tokens, length, Math.Max(firstTarget, length), [.. path.Select(b => b.Contents)], logprobs, BlockSize);
     }
 
     /// <summary>How many leading tokens (whole blocks, at most <paramref name="maxLength"/>) are cached, without marking anything used.</summary>
@@ -92,12 +96,15 @@ internal sealed class PrefixCache(long maxBytes, int blockSize) : IDisposable
     }
 
     /// <summary>
-    /// Stores the blocks a pass computed after a cached prefix of <paramref name="cachedLength"/> tokens, with the
-    /// log-probabilities it computed for positions <paramref name="firstComputed"/>.., then evicts down to the budget.
-    /// Takes ownership of <paramref name="newBlocks"/> (a block cached already, by another item of the pass, is disposed).
+    /// Stores the blocks the pass of <paramref name="hit"/> computed after it, with the log-probabilities it computed
+    /// (of positions hit.FirstComputed..), counts what the hit served, then evicts down to the budget. Takes
+    /// ownership of <paramref name="newBlocks"/> (a block cached already, by another item of the pass, is disposed).
     /// </summary>
-    public void Insert(int[] tokens, int cachedLength, IReadOnlyList<ICachedState> newBlocks, float[] computed, int firstComputed)
+    public void Insert(CacheHit hit, IReadOnlyList<ICachedBlock> newBlocks, float[] computed)
     {
+        var (tokens, cachedLength, firstComputed) = (hit.Tokens, hit.ReusableLength, hit.FirstComputed);
+        _hitTokens += hit.PastLength;
+        _computedTokens += tokens.Length - hit.PastLength;
         // The cached prefix the pass continued is still there: its blocks were in use, so none was evicted.
         var prefix = CachedChain(tokens, cachedLength);
         if (prefix.Count * BlockSize != cachedLength)
@@ -125,7 +132,7 @@ internal sealed class PrefixCache(long maxBytes, int blockSize) : IDisposable
                 var block = new Block(_nextId++, parent, key.Tokens, newBlocks[b], logprobs);
                 _blocks[key] = block;
                 if (parent != null) parent.Children++;
-                Bytes += block.State.Bytes;
+                Bytes += block.Contents.Bytes;
                 parent = block;
             }
             _inUse.Add(parent);
@@ -172,13 +179,13 @@ internal sealed class PrefixCache(long maxBytes, int blockSize) : IDisposable
         _recency.Remove(block.Recency!);
         block.Recency = null;
         if (block.Parent != null) block.Parent.Children--;
-        Bytes -= block.State.Bytes;
-        block.State.Dispose();
+        Bytes -= block.Contents.Bytes;
+        block.Contents.Dispose();
     }
 
     public void Dispose()
     {
-        foreach (var block in _blocks.Values) block.State.Dispose();
+        foreach (var block in _blocks.Values) block.Contents.Dispose();
         _blocks.Clear();
         _recency.Clear();
         Bytes = 0;

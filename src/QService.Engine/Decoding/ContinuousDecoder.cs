@@ -3,6 +3,7 @@ using QService.Engine.Backends;
 using QService.Engine.Caching;
 using QService.Engine.Sampling;
 using QService.Engine.Telemetry;
+using QService.Runtime.Scoring;
 
 namespace QService.Engine.Decoding;
 
@@ -75,13 +76,13 @@ internal sealed class ContinuousDecoder(EngineTelemetry telemetry, PrefixCache? 
     static ReadOnlyMemory<float>[] AddToBatch(IDecodeBatch batch, PrefixCache? cache, IReadOnlyList<SampleWave> waves)
     {
         var works = waves.Select(w => w.Work).ToList();
-        if (cache is null) return [.. batch.Add([.. waves.Select(w => new DecodeStart(new ForwardInput(w.Work.Tokens, w.Work.Tokens.Length), w.Count))]).Select(a => a.NextLogprobs)];
+        if (cache is null) return [.. batch.Add([.. waves.Select(w => new DecodeStart(new PassInput(w.Work.Tokens, w.Work.Tokens.Length), w.Count))]).Select(a => a.NextLogprobs)];
         try
         {
-            var hits = works.Select(w => cache.Lookup(w.Tokens, w.Tokens.Length, maxLength: w.Tokens.Length - 1)).ToList();
-            var admissions = batch.Add([.. works.Select((w, i) =>
-                new DecodeStart(new ForwardInput(w.Tokens, w.Tokens.Length, hits[i].Length, hits[i].States, cache.BlockSize), waves[i].Count))]);
-            for (int i = 0; i < works.Count; i++) cache.Insert(works[i].Tokens, hits[i].Length, admissions[i].NewBlocks, [], works[i].Tokens.Length);
+            // Decoding scores only the next token, so no cached log-probabilities are asked for.
+            var hits = works.Select(w => cache.Lookup(w.Tokens, firstTarget: w.Tokens.Length)).ToList();
+            var admissions = batch.Add([.. works.Select((w, i) => new DecodeStart(hits[i].Input(), waves[i].Count))]);
+            for (int i = 0; i < works.Count; i++) cache.Insert(hits[i], admissions[i].NewBlocks, computed: []);
             return [.. admissions.Select(a => a.NextLogprobs)];
         }
         finally

@@ -4,8 +4,9 @@ namespace QService.Runtime.Models;
 
 /// <summary>
 /// What a forward pass over new tokens needs to know about the tokens before them: where the new tokens sit,
-/// which keys each may attend to, and the keys and values of the past, per layer. <see cref="KvCache"/> is one
-/// sequence's growing past; <see cref="Scoring.BatchedPast"/> gives each sequence of a batch its own past.
+/// which keys each may attend to, and the keys and values of the past, per layer. Scoring passes give each
+/// sequence of a batch its own past (<see cref="Scoring.BatchedPast"/>); decoding keeps every running sequence's
+/// keys and values in slots between steps (<see cref="Scoring.DecodeBatch"/>).
 /// </summary>
 public interface IAttentionCache
 {

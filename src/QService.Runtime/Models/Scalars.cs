@@ -16,9 +16,21 @@ public static class Scalars
     public static readonly Scalar One = 1.ToScalar();
 }
 
-/// <summary>Position ranges, with their Scalars disposed (see <see cref="Scalars"/>).</summary>
+/// <summary>Token positions as int64 tensors, with their Scalars disposed (see <see cref="Scalars"/>).</summary>
 public static class Positions
 {
+    /// <summary>
+    /// [rows, count] int64: row b's new tokens continue its past, at pastLengths[b] + i; positions past its
+    /// newLengths[b] (padding) repeat its last real one, as any valid position will do for what is never read.
+    /// </summary>
+    public static Tensor Continuing(long[] pastLengths, long[] newLengths, long count, Device device)
+    {
+        var positions = new long[pastLengths.Length * count];
+        for (int b = 0; b < pastLengths.Length; b++)
+            for (int i = 0; i < count; i++) positions[b * count + i] = pastLengths[b] + Math.Min(i, newLengths[b] - 1);
+        return tensor(positions, [pastLengths.Length, count], device: device);
+    }
+
     /// <summary>[start, stop) as int64 on the device.</summary>
     public static Tensor Range(long start, long stop, Device device)
     {

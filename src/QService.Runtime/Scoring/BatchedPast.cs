@@ -14,18 +14,11 @@ namespace QService.Runtime.Scoring;
 internal sealed class BatchedPast(Tensor?[] pastKeys, Tensor?[] pastValues, long[] pastLengths, long[] newLengths, DisposeScope? keepIn) : IAttentionCache
 {
     readonly long _maxPast = pastLengths.Max();
-    public Tensor?[] NewKeys { get; } = new Tensor?[pastKeys.Length];
-    public Tensor?[] NewValues { get; } = new Tensor?[pastKeys.Length];
+    /// <summary>Each layer's keys and values of the new tokens, [batch, kv_heads, new, head_dim], when kept (a layer's are set once it has run).</summary>
+    public Tensor[] NewKeys { get; } = new Tensor[pastKeys.Length];
+    public Tensor[] NewValues { get; } = new Tensor[pastKeys.Length];
 
-    public Tensor Positions(long newLength, Device device)
-    {
-        // Padding positions repeat the last real one: any valid position will do, they are never read.
-        var positions = new long[pastLengths.Length * newLength];
-        for (int b = 0; b < pastLengths.Length; b++)
-            for (int i = 0; i < newLength; i++)
-                positions[b * newLength + i] = pastLengths[b] + Math.Min(i, newLengths[b] - 1);
-        return tensor(positions, [pastLengths.Length, newLength], device: device);
-    }
+    public Tensor Positions(long newLength, Device device) => Models.Positions.Continuing(pastLengths, newLengths, newLength, device);
 
     public long SequenceLength(long newLength) => pastLengths.Zip(newLengths, (p, n) => p + n).Max();
 

@@ -111,48 +111,43 @@ public sealed class CausalLanguageModel : IDisposable
     public IReadOnlyList<SequenceLogprobs> ScoreTokens(IReadOnlyList<int[]> sequences, IReadOnlyList<int>? firstTargets, bool includeLastLogits = false)
     {
         // A fresh pass is an extension of nothing.
-        var inputs = sequences.Select((s, b) => new ExtendInput(s, firstTargets is null ? 1 : firstTargets[b], CachedLength: 0, Past: [])).ToArray();
+        var inputs = sequences.Select((s, b) => new PassInput(s, firstTargets is null ? 1 : firstTargets[b])).ToArray();
         return [.. Extend(inputs, includeLastLogits).Select(r => new SequenceLogprobs(r.Logprobs, r.LastLogits))];
     }
 
     /// <summary>
-    /// Scores sequences that continue cached pasts, in one forward pass whatever their past lengths. For a
-    /// sequence with CachedLength c > 0 the pass starts at position c − 1 (recomputing the last cached position,
-    /// whose output predicts the first new token) with the cached keys and values of positions 0..c−2; with
-    /// c = 0 it starts from scratch. Returns the log-probabilities of positions FirstTarget.., the last
-    /// position's logits when asked, and new blocks of keys and values for the complete runs of NewBlockSize
-    /// positions from c on (the caller owns them). Equals a fresh pass (<see cref="ScoreTokens"/>) on the whole
-    /// sequence. Batches are right-padded: a real position never attends to a later (padding) key.
+    /// Scores sequences that continue cached pasts, in one forward pass whatever their past lengths: each
+    /// sequence's pass starts at its PastLength, on the cached keys and values of the positions before it (how
+    /// much of a cached prefix to read is the prefix cache's rule, not this pass's). Returns the log-probabilities
+    /// of positions FirstTarget.., the last position's logits when asked, and new blocks of keys and values for
+    /// the complete runs of NewBlockSize positions from CachedLength on (the caller owns them). Equals a fresh
+    /// pass (<see cref="ScoreTokens"/>) on the whole sequence. Batches are right-padded: a real position never
+    /// attends to a later (padding) key.
     /// </summary>
-    public IReadOnlyList<ExtendResult> Extend(IReadOnlyList<ExtendInput> inputs, bool includeLastLogits = false)
+    public PassResult[] Extend(IReadOnlyList<PassInput> inputs, bool includeLastLogits = false)
     {
         if (inputs.Count == 0) return [];
         ValidateTokens([.. inputs.Select(i => i.Tokens)], 0);
         for (int b = 0; b < inputs.Count; b++)
         {
-            var (c, first, length) = (inputs[b].CachedLength, inputs[b].FirstTarget, inputs[b].Tokens.Length);
-            if (first < Math.Max(1, c) || first > length)
-                throw new ArgumentException($"sequence {b}: first scored token {first} must be in [{Math.Max(1, c)}, {length}] (token 0 has no context; cached positions are not recomputed)");
-            if (c < 0 || c >= length || inputs[b].Past.Sum(p => p.Length) < c - 1)
-                throw new ArgumentException($"sequence {b}: a cached length of {c} with {inputs[b].Past.Sum(p => p.Length)} cached positions does not fit {length} tokens");
+            inputs[b].ThrowIfPastDoesNotFit(b);
+            var (computedFrom, first, length) = (inputs[b].PastLength, inputs[b].FirstTarget, inputs[b].Tokens.Length);
+            if (first <= computedFrom || first > length)
+                throw new ArgumentException($"sequence {b}: first scored token {first} must be in [{computedFrom + 1}, {length}] (token 0 has no context; positions before the pass are not recomputed)");
         }
         using var inference = inference_mode();
         using var scope = NewDisposeScope();
         int batch = inputs.Count;
-        long[] pastLengths = [.. inputs.Select(i => (long)Math.Max(0, i.CachedLength - 1))];
-        int[][] chunks = [.. inputs.Select((i, b) => i.Tokens[(int)pastLengths[b]..])];
+        long[] pastLengths = [.. inputs.Select(i => (long)i.PastLength)];
+        int[][] chunks = [.. inputs.Select(i => i.ComputedTokens)];
         long[] newLengths = [.. chunks.Select(c => (long)c.Length)];
         int maxNew = chunks.Max(c => c.Length);
-        var ids = new long[batch * maxNew];
-        for (int b = 0; b < batch; b++)
-            for (int t = 0; t < chunks[b].Length; t++) ids[b * maxNew + t] = chunks[b][t];
 
         var (pastKeys, pastValues) = PadPasts(inputs, pastLengths, maxNew);
         bool keepNew = inputs.Any(i => i.NewBlockSize > 0);
         // Without pasts and without blocks to cut, a plain causal pass from position 0 (LibTorch's fastest path).
         var past = pastLengths.Any(p => p > 0) || keepNew ? new BatchedPast(pastKeys, pastValues, pastLengths, newLengths, keepNew ? scope : null) : null;
-        var hidden = _module.Hidden(tensor(ids, [batch, maxNew], device: Device), past);
-        var flatHidden = hidden.reshape(batch * maxNew, -1);
+        var flatHidden = FlatHidden(chunks, past);
 
         var rows = new List<long>();
         var targets = new List<long>();
@@ -167,20 +162,40 @@ public sealed class CausalLanguageModel : IDisposable
         float[][]? last = null;
         if (includeLastLogits)
         {
-            var lastRows = chunks.Select((c, b) => (long)(b * maxNew + c.Length - 1)).ToArray();
-            var logits = _module.Logits(flatHidden.index_select(0, tensor(lastRows, device: Device))).to(ScalarType.Float32).cpu();
+            var logits = LastLogits(flatHidden, chunks).cpu();
             last = [.. Enumerable.Range(0, batch).Select(b => logits[b].data<float>().ToArray())];
         }
 
-        var results = new ExtendResult[batch];
+        var results = new PassResult[batch];
         int offset = 0;
         for (int b = 0; b < batch; b++)
         {
             int n = inputs[b].Tokens.Length - inputs[b].FirstTarget;
-            results[b] = new ExtendResult(all.AsSpan(offset, n).ToArray(), last?[b], past is null ? [] : CutBlocks(inputs[b], b, pastLengths[b], past));
+            results[b] = new PassResult(all.AsSpan(offset, n).ToArray(), last?[b], past is null ? [] : KvBlock.CutOut(inputs[b], past.NewKeys, past.NewValues, b, firstPosition: pastLengths[b]));
             offset += n;
         }
         return results;
+    }
+
+    /// <summary>
+    /// The final hidden states of a pass over right-padded chunks (row b: chunks[b], then padding that no real
+    /// position attends to) continuing <paramref name="past"/>, flattened: row b's token t is at b × longest + t.
+    /// </summary>
+    internal Tensor FlatHidden(int[][] chunks, IAttentionCache? past)
+    {
+        int rows = chunks.Length, width = chunks.Max(c => c.Length);
+        var ids = new long[rows * width];
+        for (int b = 0; b < rows; b++)
+            for (int t = 0; t < chunks[b].Length; t++) ids[b * width + t] = chunks[b][t];
+        return _module.Hidden(tensor(ids, [rows, width], device: Device), past).reshape(rows * width, -1);
+    }
+
+    /// <summary>The float32 logits [rows, vocab] at each chunk's last real position, from <see cref="FlatHidden"/>'s states.</summary>
+    internal Tensor LastLogits(Tensor flatHidden, int[][] chunks)
+    {
+        int width = chunks.Max(c => c.Length);
+        var lastRows = tensor(chunks.Select((c, b) => (long)(b * width + c.Length - 1)).ToArray(), device: Device);
+        return _module.Logits(flatHidden.index_select(0, lastRows)).to(ScalarType.Float32);
     }
 
     /// <summary>
@@ -189,59 +204,23 @@ public sealed class CausalLanguageModel : IDisposable
     /// <see cref="BatchedPast"/> instead of concatenating, which would copy the past again); null when no
     /// sequence has a past.
     /// </summary>
-    (Tensor?[] Keys, Tensor?[] Values) PadPasts(IReadOnlyList<ExtendInput> inputs, long[] pastLengths, long maxNew)
+    (Tensor?[] Keys, Tensor?[] Values) PadPasts(IReadOnlyList<PassInput> inputs, long[] pastLengths, long maxNew)
     {
         int layers = Config.NumHiddenLayers;
-        var keys = new Tensor?[layers];
-        var values = new Tensor?[layers];
         long maxPast = pastLengths.Max();
-        if (maxPast == 0) return (keys, values);
-        long kvHeads = Config.NumKeyValueHeads, headDim = Config.HeadDim;
-        for (int layer = 0; layer < layers; layer++)
+        if (maxPast == 0) return (new Tensor?[layers], new Tensor?[layers]);
+        long[] shape = [inputs.Count, Config.NumKeyValueHeads, maxPast + maxNew, Config.HeadDim];
+        Tensor[] keys = [.. Enumerable.Range(0, layers).Select(_ => empty(shape, Dtype, Device))];
+        Tensor[] values = [.. Enumerable.Range(0, layers).Select(_ => empty(shape, Dtype, Device))];
+        for (int b = 0; b < inputs.Count; b++)
         {
-            keys[layer] = empty([inputs.Count, kvHeads, maxPast + maxNew, headDim], Dtype, Device);
-            values[layer] = empty([inputs.Count, kvHeads, maxPast + maxNew, headDim], Dtype, Device);
-            for (int b = 0; b < inputs.Count; b++)
-            {
-                // Padding slots are masked out, but must still be finite (uninitialised memory could hold NaNs,
-                // and a masked NaN still poisons the softmax); the rest is overwritten below.
-                if (pastLengths[b] < maxPast)
-                {
-                    keys[layer]![b].narrow(1, pastLengths[b], maxPast - pastLengths[b]).zero_();
-                    values[layer]![b].narrow(1, pastLengths[b], maxPast - pastLengths[b]).zero_();
-                }
-                // Each block copied once, straight into its place.
-                long at = 0;
-                foreach (var block in inputs[b].Past)
-                {
-                    long n = Math.Min(block.Length, pastLengths[b] - at);
-                    if (n <= 0) break;
-                    keys[layer]![b].narrow(1, at, n).copy_(block.Keys[layer].narrow(1, 0, n));
-                    values[layer]![b].narrow(1, at, n).copy_(block.Values[layer].narrow(1, 0, n));
-                    at += n;
-                }
-            }
+            // Padding slots are masked out, but must still be finite (uninitialised memory could hold NaNs,
+            // and a masked NaN still poisons the softmax); the rest is overwritten.
+            if (pastLengths[b] < maxPast)
+                foreach (var t in keys.Concat(values)) t[b].narrow(1, pastLengths[b], maxPast - pastLengths[b]).zero_();
+            KvBlock.CopyIn(inputs[b].PastBlocks, pastLengths[b], keys, values, b);
         }
         return (keys, values);
-    }
-
-    /// <summary>New blocks for the complete runs of NewBlockSize positions from CachedLength on, copied out of the pass.</summary>
-    static KvBlock[] CutBlocks(ExtendInput input, int b, long pastLength, BatchedPast past)
-    {
-        int size = input.NewBlockSize;
-        if (size <= 0) return [];
-        var blocks = new List<KvBlock>();
-        for (int start = input.CachedLength; start + size <= input.Tokens.Length; start += size)
-        {
-            long at = start - pastLength; // index of the block's first position in this pass
-            Tensor Cut(Tensor? t)
-            {
-                var slice = t![b].narrow(1, at, size);
-                return empty(slice.shape, slice.dtype, slice.device).copy_(slice).DetachFromDisposeScope(); // one copy, contiguous
-            }
-            blocks.Add(new KvBlock([.. past.NewKeys.Select(Cut)], [.. past.NewValues.Select(Cut)]));
-        }
-        return [.. blocks];
     }
 
     /// <summary>
@@ -266,12 +245,6 @@ public sealed class CausalLanguageModel : IDisposable
         return result;
     }
 
-    /// <summary>
-    /// Starts an incremental scoring session: tokens appended later cost only themselves (KV cache).
-    /// Dispose the session to free its cache.
-    /// </summary>
-    public IncrementalSession StartSession() => new(this);
-
     /// <summary>Checks ids are in the vocabulary and the total length fits the context; throws ArgumentException naming the problem.</summary>
     public void ValidateTokens(IReadOnlyList<int[]> sequences, long pastLength)
     {
@@ -287,60 +260,5 @@ public sealed class CausalLanguageModel : IDisposable
         }
     }
 
-    /// <summary>One forward step over new tokens of a single sequence with its cache; returns log-probs and the last hidden row.</summary>
-    internal (float[] Logprobs, Tensor LastHidden) Step(int[] tokens, KvCache cache, Tensor? previousLastHidden)
-    {
-        ValidateTokens([tokens], cache.Length);
-        using var inference = inference_mode();
-        using var scope = NewDisposeScope();
-        var ids = tensor(tokens.Select(t => (long)t).ToArray(), [1, tokens.Length], device: Device);
-        var hidden = _module.Hidden(ids, cache).reshape(tokens.Length, -1);
-        // The first new token is predicted by the previous step's last position, if there was one.
-        var source = previousLastHidden is null ? hidden : cat([previousLastHidden.unsqueeze(0), hidden], 0);
-        int first = previousLastHidden is null ? 1 : 0;
-        long[] rows = Enumerable.Range(0, tokens.Length - first).Select(i => (long)i).ToArray();
-        long[] targets = tokens.Skip(first).Select(t => (long)t).ToArray();
-        float[] logprobs = rows.Length == 0 ? [] : GatherLogprobs(source, rows, targets);
-        var last = hidden[tokens.Length - 1].clone();
-        last.DetachFromDisposeScope();
-        return (logprobs, last);
-    }
-
     public void Dispose() => _module.Dispose();
-}
-
-/// <summary>
-/// A sequence scored incrementally: <see cref="Append"/> returns the log-probability of each appended
-/// token given everything before it (the very first token of a session has none, so the first call
-/// returns one value fewer). Concatenated, the results equal <see cref="CausalLanguageModel.ScoreNextTokens"/>
-/// on the whole sequence.
-/// </summary>
-public sealed class IncrementalSession : IDisposable
-{
-    readonly CausalLanguageModel _model;
-    readonly KvCache _cache;
-    Tensor? _lastHidden;
-
-    internal IncrementalSession(CausalLanguageModel model)
-    {
-        _model = model;
-        _cache = new KvCache(model.Config.NumHiddenLayers);
-    }
-
-    public long Length => _cache.Length;
-
-    public float[] Append(int[] tokens)
-    {
-        if (tokens.Length == 0) return [];
-        var (logprobs, last) = _model.Step(tokens, _cache, _lastHidden);
-        _lastHidden?.Dispose();
-        _lastHidden = last;
-        return logprobs;
-    }
-
-    public void Dispose()
-    {
-        _cache.Dispose();
-        _lastHidden?.Dispose();
-    }
 }

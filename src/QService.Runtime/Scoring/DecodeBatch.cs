@@ -10,7 +10,7 @@ namespace QService.Runtime.Scoring;
 /// lengths; sequences join (<see cref="Add"/>) and leave (<see cref="Remove"/>) between steps. Owns its
 /// tensors (freed when the last sequence leaves, or on Dispose). One owner thread, like the model.
 /// </summary>
-public sealed class DecodeBatch(CausalLanguageModel model) : IDisposable
+public sealed class DecodeBatch(CausalLanguageModel model) : IDecodeBatch
 {
     Tensor[]? _keys, _values;
     readonly List<int> _lengths = [];
@@ -23,70 +23,39 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDisposable
     /// <summary>Bytes of key/value storage held now.</summary>
     public long Bytes => _keys is null ? 0 : _keys.Concat(_values!).Sum(t => t.NumberOfElements * t.ElementSize);
 
-    /// <summary>
-    /// Adds sequences, all prompts computed in one pass. Start s puts <c>Copies</c> sequences that begin as its
-    /// tokens into the batch: its first in slot Count + s, its further copies after all the firsts, in start
-    /// order. Positions [0, CachedLength) come from the start's past blocks; the rest is computed once for all
-    /// its copies. Returns, per start, the next token's log-probabilities (float32, whole vocabulary) and, with
-    /// NewBlockSize > 0, blocks of the complete runs from CachedLength on (the caller owns them).
-    /// </summary>
-    public (ReadOnlyMemory<float> NextLogprobs, KvBlock[] NewBlocks)[] Add(IReadOnlyList<DecodeStart> starts)
+    /// <inheritdoc/>
+    public DecodeAdmission[] Add(IReadOnlyList<DecodeStart> starts)
     {
         if (starts.Count == 0) return [];
-        model.ValidateTokens([.. starts.Select(s => s.Tokens)], 0);
-        foreach (var (tokens, cachedLength, past, copies, _) in starts)
+        var inputs = starts.Select(s => s.Input).ToArray();
+        model.ValidateTokens([.. inputs.Select(i => i.Tokens)], 0);
+        for (int s = 0; s < starts.Count; s++)
         {
-            if (copies < 1) throw new ArgumentException($"copies is {copies}; add at least one sequence");
-            if (cachedLength < 0 || cachedLength >= tokens.Length || past.Sum(p => p.Length) < cachedLength - 1)
-                throw new ArgumentException($"a cached length of {cachedLength} with {past.Sum(p => p.Length)} cached positions does not fit {tokens.Length} tokens");
+            if (starts[s].Copies < 1) throw new ArgumentException($"copies is {starts[s].Copies}; add at least one sequence");
+            inputs[s].ThrowIfPastDoesNotFit(s);
         }
         using var inference = inference_mode();
         using var scope = NewDisposeScope();
         int first = Count;
-        EnsureCapacity(first + starts.Sum(s => s.Copies), starts.Max(s => s.Tokens.Length));
-        // As in Extend, the last cached position is recomputed: its output predicts the first new token.
-        long[] pastLengths = [.. starts.Select(s => (long)Math.Max(0, s.CachedLength - 1))];
-        for (int s = 0; s < starts.Count; s++) CopyPast(starts[s].Past, first + s, pastLengths[s]);
-        int[][] chunks = [.. starts.Select((s, i) => s.Tokens[(int)pastLengths[i]..])];
+        EnsureCapacity(first + starts.Sum(s => s.Copies), inputs.Max(i => i.Tokens.Length));
+        long[] pastLengths = [.. inputs.Select(i => (long)i.PastLength)];
+        for (int s = 0; s < inputs.Length; s++) KvBlock.CopyIn(inputs[s].PastBlocks, pastLengths[s], _keys!, _values!, first + s);
+        int[][] chunks = [.. inputs.Select(i => i.ComputedTokens)];
         var next = NextLogprobs(new SlotPass(this, first, pastLengths, [.. chunks.Select(c => (long)c.Length)]), chunks);
-        _lengths.AddRange(starts.Select(s => s.Tokens.Length));
+        _lengths.AddRange(inputs.Select(i => i.Tokens.Length));
 
-        var results = new (ReadOnlyMemory<float>, KvBlock[])[starts.Count];
-        for (int s = 0; s < starts.Count; s++)
-        {
-            var (tokens, cachedLength, _, _, blockSize) = starts[s];
-            var blocks = new List<KvBlock>();
-            for (int at = cachedLength; blockSize > 0 && at + blockSize <= tokens.Length; at += blockSize)
-                blocks.Add(new KvBlock([.. _keys!.Select(k => Cut(k[first + s], at, blockSize))], [.. _values!.Select(v => Cut(v[first + s], at, blockSize))]));
-            results[s] = (next[s], [.. blocks]);
-        }
-        for (int s = 0; s < starts.Count; s++)
+        // A slot holds position p at index p.
+        var results = inputs.Select((input, s) => new DecodeAdmission(next[s], KvBlock.CutOut(input, _keys!, _values!, first + s, firstPosition: 0))).ToArray();
+        for (int s = 0; s < inputs.Length; s++)
             for (int c = 1; c < starts[s].Copies; c++)
             {
-                CopyRow(first + s, Count, starts[s].Tokens.Length);
-                _lengths.Add(starts[s].Tokens.Length);
+                CopyRow(first + s, Count, inputs[s].Tokens.Length);
+                _lengths.Add(inputs[s].Tokens.Length);
             }
         return results;
     }
 
-    /// <summary>Copies cached blocks covering positions [0, length) into a slot, each block once, straight into its place.</summary>
-    void CopyPast(IReadOnlyList<KvBlock> past, int slot, long length)
-    {
-        for (int layer = 0; layer < _keys!.Length; layer++)
-        {
-            long at = 0;
-            foreach (var block in past)
-            {
-                long n = Math.Min(block.Length, length - at);
-                if (n <= 0) break;
-                _keys[layer][slot].narrow(1, at, n).copy_(block.Keys[layer].narrow(1, 0, n));
-                _values![layer][slot].narrow(1, at, n).copy_(block.Values[layer].narrow(1, 0, n));
-                at += n;
-            }
-        }
-    }
-
-    /// <summary>Appends tokens[s] to the sequence in slot s, for every slot; returns each one's next-token log-probabilities.</summary>
+    /// <inheritdoc/>
     public ReadOnlyMemory<float>[] Step(int[] tokens)
     {
         if (tokens.Length != Count) throw new ArgumentException($"a step takes one token per sequence: {Count}, not {tokens.Length}");
@@ -119,22 +88,10 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDisposable
     /// <summary>The log-softmax (float32) of each row's last new position, from one pass over the (right-padded) chunks: slices of one array.</summary>
     ReadOnlyMemory<float>[] NextLogprobs(SlotPass pass, int[][] chunks)
     {
-        int rows = chunks.Length, width = chunks.Max(c => c.Length);
-        var ids = new long[rows * width];
-        for (int b = 0; b < rows; b++)
-            for (int t = 0; t < chunks[b].Length; t++) ids[b * width + t] = chunks[b][t];
-        var hidden = model.Module.Hidden(tensor(ids, [rows, width], device: model.Device), pass).reshape(rows * width, -1);
-        var last = hidden.index_select(0, tensor(chunks.Select((c, b) => (long)(b * width + c.Length - 1)).ToArray(), device: model.Device));
-        var logprobs = model.Module.Logits(last).to(ScalarType.Float32).log_softmax(1).cpu();
+        var logprobs = model.LastLogits(model.FlatHidden(chunks, pass), chunks).log_softmax(1).cpu();
         var flat = logprobs.reshape(-1).data<float>().ToArray(); // 1-D: TorchSharp copies it in one loop, not index by index
         int vocab = (int)logprobs.shape[1];
-        return [.. Enumerable.Range(0, rows).Select(r => new ReadOnlyMemory<float>(flat, r * vocab, vocab))];
-    }
-
-    static Tensor Cut(Tensor row, long start, long length)
-    {
-        var slice = row.narrow(1, start, length);
-        return empty(slice.shape, slice.dtype, slice.device).copy_(slice).DetachFromDisposeScope();
+        return [.. Enumerable.Range(0, chunks.Length).Select(r => new ReadOnlyMemory<float>(flat, r * vocab, vocab))];
     }
 
     void CopyRow(int from, int to, long length)
@@ -189,13 +146,7 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDisposable
     {
         readonly long _keysLength = pastLengths.Zip(newLengths, (p, n) => p + n).Max();
 
-        public Tensor Positions(long count, Device device)
-        {
-            var positions = new long[pastLengths.Length * count];
-            for (int b = 0; b < pastLengths.Length; b++)
-                for (int i = 0; i < count; i++) positions[b * count + i] = pastLengths[b] + Math.Min(i, newLengths[b] - 1);
-            return tensor(positions, [pastLengths.Length, count], device: device);
-        }
+        public Tensor Positions(long count, Device device) => Models.Positions.Continuing(pastLengths, newLengths, count, device);
 
         public long SequenceLength(long count) => _keysLength;
 
@@ -241,9 +192,3 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDisposable
     }
 }
 
-/// <summary>
-/// Sequences to add to a <see cref="DecodeBatch"/>: <paramref name="Copies"/> that begin as <paramref name="Tokens"/>,
-/// whose positions [0, CachedLength) are in <paramref name="Past"/>; with NewBlockSize > 0 the complete blocks
-/// computed from CachedLength on are returned for a prefix cache.
-/// </summary>
-public sealed record DecodeStart(int[] Tokens, int CachedLength, IReadOnlyList<KvBlock> Past, int Copies, int NewBlockSize = 0);

@@ -1,4 +1,5 @@
 using QService.Engine.Backends;
+using QService.Runtime.Scoring;
 
 namespace QService.Engine.Tests.Batching;
 
@@ -11,29 +12,29 @@ internal sealed class FakeBackend : IScoringBackend
 
     public void WarmUp() { }
 
-    public ForwardResult[] Forward(ModelRole role, IReadOnlyList<ForwardInput> inputs, bool lastLogits)
+    public PassResult[] Forward(ModelRole role, IReadOnlyList<PassInput> inputs, bool lastLogits)
     {
         lock (Calls) Calls.Add((role, [.. inputs.Select(i => i.Tokens)]));
         lock (Inputs) Inputs.Add((role, [.. inputs]));
         if (FailOnCall(Calls.Count) is { } error) throw error;
         float sign = role == ModelRole.Policy ? 1 : -1;
-        return [.. inputs.Select(i => new ForwardResult(
+        return [.. inputs.Select(i => new PassResult(
             i.Tokens[i.FirstTarget..].Select(t => sign * t).ToArray(),
             lastLogits ? [sign * i.Tokens[^1]] : null,
             NewBlocks(i)))];
     }
 
-    /// <summary>A fake state per complete block from the cached length on, as the real backend returns them.</summary>
-    List<ICachedState> NewBlocks(ForwardInput input)
+    /// <summary>A fake block per complete block from the cached length on, as the real backend returns them.</summary>
+    internal List<ICachedBlock> NewBlocks(PassInput input)
     {
-        var blocks = new List<ICachedState>();
+        var blocks = new List<ICachedBlock>();
         if (input.NewBlockSize > 0)
             for (int start = input.CachedLength; start + input.NewBlockSize <= input.Tokens.Length; start += input.NewBlockSize)
                 blocks.Add(new FakeState(this));
         return blocks;
     }
 
-    public List<(ModelRole Role, ForwardInput[] Inputs)> Inputs { get; } = [];
+    public List<(ModelRole Role, PassInput[] Inputs)> Inputs { get; } = [];
     public int LiveStates;
 
     public long LiveTensors => LiveStates;
@@ -49,7 +50,7 @@ internal sealed class FakeBackend : IScoringBackend
     public void Dispose() => Disposed = true;
 }
 
-internal sealed class FakeState : ICachedState
+internal sealed class FakeState : ICachedBlock
 {
     readonly FakeBackend _owner;
     bool _disposed;
@@ -89,16 +90,7 @@ internal sealed class FakeDecodeBatch(ModelRole role, FakeBackend owner) : IDeco
         foreach (var start in starts) _sequences.Add([.. start.Input.Tokens]);
         foreach (var start in starts)
             for (int c = 1; c < start.Copies; c++) _sequences.Add([.. start.Input.Tokens]);
-        return [.. starts.Select(s => new DecodeAdmission(Next(role, s.Input.Tokens), NewBlocks(s.Input)))];
-    }
-
-    List<ICachedState> NewBlocks(ForwardInput input)
-    {
-        var blocks = new List<ICachedState>();
-        if (input.NewBlockSize > 0)
-            for (int start = input.CachedLength; start + input.NewBlockSize <= input.Tokens.Length; start += input.NewBlockSize)
-                blocks.Add(new FakeState(owner));
-        return blocks;
+        return [.. starts.Select(s => new DecodeAdmission(Next(role, s.Input.Tokens), owner.NewBlocks(s.Input)))];
     }
 
     public ReadOnlyMemory<float>[] Step(int[] tokens)

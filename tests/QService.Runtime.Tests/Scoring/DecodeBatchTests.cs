@@ -28,10 +28,10 @@ public class DecodeBatchTests
         using var batch = new DecodeBatch(model);
 
         // a: two copies, computed from scratch; then, in one padded pass, b continuing a cached block and two copies of a shorter c.
-        var (nextA, blocksA) = batch.Add([new DecodeStart(a, 0, [], Copies: 2, NewBlockSize: BlockSize)])[0];
-        Assert.Equal(2, blocksA.Length);
+        var (nextA, blocksA) = batch.Add([new DecodeStart(new PassInput(a, a.Length, NewBlockSize: BlockSize), Copies: 2)])[0];
+        Assert.Equal(2, blocksA.Count);
         AssertClose(Fresh(model, a), nextA.ToArray(), 1e-4, $"{name}: after the prompt");
-        var joined = batch.Add([new DecodeStart(b, BlockSize, [blocksA[0]], Copies: 1), new DecodeStart(c, 0, [], Copies: 2)]);
+        var joined = batch.Add([new DecodeStart(new PassInput(b, b.Length, [blocksA[0]], PastLength: BlockSize - 1, CachedLength: BlockSize), Copies: 1), new DecodeStart(new PassInput(c, c.Length), Copies: 2)]);
         AssertClose(Fresh(model, b), joined[0].NextLogprobs.ToArray(), 1e-4, $"{name}: continuing a cached block");
         AssertClose(Fresh(model, c), joined[1].NextLogprobs.ToArray(), 1e-4, $"{name}: a shorter prompt in the same pass");
 
@@ -65,7 +65,7 @@ public class DecodeBatchTests
         using var batch = new DecodeBatch(model);
         void Round()
         {
-            var (_, blocks) = batch.Add([new DecodeStart(prompt, 0, [], Copies: 3, NewBlockSize: BlockSize)])[0];
+            var (_, blocks) = batch.Add([new DecodeStart(new PassInput(prompt, prompt.Length, NewBlockSize: BlockSize), Copies: 3)])[0];
             foreach (var block in blocks) block.Dispose();
             for (int step = 0; step < 70; step++) batch.Step([1, 2, 3]); // past the first capacity of 64 positions
             for (int s = 2; s >= 0; s--) batch.Remove(s);
@@ -83,7 +83,8 @@ public class DecodeBatchTests
         using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", "gpt2"), new ModelLoadOptions("cpu"));
         using var batch = new DecodeBatch(model);
         int context = model.Config.MaxPositionEmbeddings;
-        batch.Add([new DecodeStart([.. Enumerable.Repeat(1, context)], 0, [], Copies: 1)]);
+        int[] full = [.. Enumerable.Repeat(1, context)];
+        batch.Add([new DecodeStart(new PassInput(full, full.Length), Copies: 1)]);
         Assert.Throws<ArgumentException>(() => batch.Step([1]));
     }
 }

@@ -11,9 +11,16 @@ public class ExtendTests
 
     static int[][] Inputs(string model) => ScoringTests.Inputs(model);
 
+    /// <summary>
+    /// A pass continuing <paramref name="cached"/> positions of cached blocks as the engine's prefix cache asks for
+    /// it: the last cached position recomputed, its output predicting the first new token.
+    /// </summary>
+    static PassInput Continuing(int[] tokens, int firstTarget, int cached, IReadOnlyList<ICachedBlock> past, int newBlockSize = 0) =>
+        new(tokens, firstTarget, past, PastLength: Math.Max(0, cached - 1), CachedLength: cached, NewBlockSize: newBlockSize);
+
     /// <summary>Blocks for the first <paramref name="length"/> tokens (rounded down to whole blocks), made by a fresh Extend.</summary>
-    static KvBlock[] Blocks(CausalLanguageModel model, int[] sequence, int length) =>
-        model.Extend([new ExtendInput(sequence[..length], FirstTarget: 1, CachedLength: 0, Past: [], NewBlockSize: BlockSize)])[0].NewBlocks;
+    static IReadOnlyList<ICachedBlock> Blocks(CausalLanguageModel model, int[] sequence, int length) =>
+        model.Extend([new PassInput(sequence[..length], FirstTarget: 1, NewBlockSize: BlockSize)])[0].NewBlocks;
 
     [Theory, MemberData(nameof(ModelNames), MemberType = typeof(Models.HfParityTests))]
     public void CachedPrefixes_GiveTheNumbersOfAFreshPass_EvenBatchedWithOtherPasts(string name)
@@ -30,7 +37,7 @@ public class ExtendTests
         try
         {
             int[] cached = [2 * BlockSize, 3 * BlockSize, 0];
-            var inputs = seqs.Select((s, b) => new ExtendInput(s, Math.Max(firstTargets[b], cached[b]), cached[b],
+            var inputs = seqs.Select((s, b) => Continuing(s, Math.Max(firstTargets[b], cached[b]), cached[b],
                 b == 0 ? blocks0 : b == 1 ? blocks1 : [])).ToArray();
             var extended = model.Extend(inputs, includeLastLogits: true);
             for (int b = 0; b < seqs.Length; b++)
@@ -52,12 +59,12 @@ public class ExtendTests
         using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", "llama-gqa"), new ModelLoadOptions("cpu"));
         var seq = Inputs("llama-gqa").First(s => s.Length > 4 * BlockSize);
         var first = Blocks(model, seq, 2 * BlockSize + 2);
-        Assert.Equal(2, first.Length);
-        var second = model.Extend([new ExtendInput(seq[..(4 * BlockSize + 1)], 2 * BlockSize, 2 * BlockSize, first, BlockSize)])[0].NewBlocks;
-        Assert.Equal(2, second.Length); // positions 8..15; 16 is not a complete block
+        Assert.Equal(2, first.Count);
+        var second = model.Extend([Continuing(seq[..(4 * BlockSize + 1)], 2 * BlockSize, 2 * BlockSize, first, BlockSize)])[0].NewBlocks;
+        Assert.Equal(2, second.Count); // positions 8..15; 16 is not a complete block
         var all = first.Concat(second).ToArray();
         var fresh = model.ScoreTokens([seq], [4 * BlockSize]);
-        var chained = model.Extend([new ExtendInput(seq, 4 * BlockSize, 4 * BlockSize, all)]);
+        var chained = model.Extend([Continuing(seq, 4 * BlockSize, 4 * BlockSize, all)]);
         AssertClose(fresh[0].Logprobs, chained[0].Logprobs, 1e-5, "four blocks made in two passes");
         foreach (var block in all) block.Dispose();
     }
@@ -72,17 +79,38 @@ public class ExtendTests
         for (int i = 0; i < 20; i++)
         {
             var blocks = Blocks(model, seq, 2 * BlockSize);
-            foreach (var b in model.Extend([new ExtendInput(seq, 2 * BlockSize, 2 * BlockSize, blocks, BlockSize)], includeLastLogits: true)[0].NewBlocks) b.Dispose();
+            foreach (var b in model.Extend([Continuing(seq, 2 * BlockSize, 2 * BlockSize, blocks, BlockSize)], includeLastLogits: true)[0].NewBlocks) b.Dispose();
             foreach (var b in blocks) b.Dispose();
         }
         Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
     }
 
     [Fact]
-    public void APastThatDoesNotCoverTheCachedLength_IsRefused()
+    public void APass_ReadsAsMuchOfItsPastAsItIsTold()
+    {
+        // The rule of what to recompute is the prefix cache's: told to read all its cached positions, a pass does.
+        using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", "llama-gqa"), new ModelLoadOptions("cpu"));
+        var seq = Inputs("llama-gqa").First(s => s.Length > 3 * BlockSize);
+        var blocks = Blocks(model, seq, 2 * BlockSize);
+        var fresh = model.ScoreTokens([seq], [2 * BlockSize + 1]);
+        var extended = model.Extend([new PassInput(seq, 2 * BlockSize + 1, blocks, PastLength: 2 * BlockSize, CachedLength: 2 * BlockSize)]);
+        AssertClose(fresh[0].Logprobs, extended[0].Logprobs, 1e-5, "the whole cached past read");
+        foreach (var block in blocks) block.Dispose();
+    }
+
+    [Fact]
+    public void APastThatDoesNotCoverItsPastLength_OrIsNotTheRuntimes_IsRefused()
     {
         using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", "qwen2"), new ModelLoadOptions("cpu"));
         var seq = Inputs("qwen2")[0];
-        Assert.Throws<ArgumentException>(() => model.Extend([new ExtendInput(seq, 8, 8, [])]));
+        Assert.Throws<ArgumentException>(() => model.Extend([Continuing(seq, 8, 8, [])]));
+        Assert.Throws<ArgumentException>(() => model.Extend([Continuing(seq, 2, 2, [new ForeignBlock()])]));
+    }
+
+    /// <summary>A handle the runtime did not make (as a test fake's).</summary>
+    sealed class ForeignBlock : ICachedBlock
+    {
+        public long Bytes => 0;
+        public void Dispose() { }
     }
 }

@@ -68,9 +68,9 @@ public class ScoringTests
             model.ScoreNextTokens(i % 2 == 0 ? inputs : [inputs[i % 3]], includeLastLogits: i % 3 == 0);
             if (i % 10 == 0)
             {
-                using var session = model.StartSession();
-                session.Append(inputs[2][..10]);
-                session.Append(inputs[2][10..]);
+                var head = model.Extend([new PassInput(inputs[2][..10], FirstTarget: 1, NewBlockSize: 5)])[0].NewBlocks;
+                model.Extend([new PassInput(inputs[2], FirstTarget: 10, head, PastLength: 9, CachedLength: 10)]);
+                foreach (var block in head) block.Dispose();
             }
         }
         long after = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
