@@ -20,14 +20,9 @@ public class AccessControlTests : IDisposable
     static async Task<ServerProcess> StartReady(params string[] args)
     {
         var server = ServerProcess.Start(args);
-        var deadline = DateTime.UtcNow.AddSeconds(120);
-        while (DateTime.UtcNow < deadline)
-        {
-            try { if ((await server.Http.GetAsync("/readyz")).IsSuccessStatusCode) return server; }
-            catch (HttpRequestException) { }
-            await Task.Delay(200);
-        }
-        throw new TimeoutException($"the server did not become ready: {server.Output}");
+        await Polling.Until(async () => (await server.Http.GetAsync("/readyz")).IsSuccessStatusCode, TimeSpan.FromSeconds(120),
+            () => $"the server did not become ready: {server.Output}");
+        return server;
     }
 
     [Fact]

@@ -19,7 +19,7 @@ public class LifecycleTests
             File.Copy(Path.Combine(PairServer.PolicyPath, f), folder.File(f));
         using (var mkfifo = Process.Start("mkfifo", folder.File("model.safetensors"))) await mkfifo.WaitForExitAsync();
         await using var server = ServerProcess.Start("--policy", folder.Path, "--reference", folder.Path);
-        await WaitForHttp(server, "/healthz");
+        await Polling.UntilHttpOk(server, "/healthz");
 
         var ready = await server.Http.GetAsync("/readyz");
         Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
@@ -148,16 +148,4 @@ public class LifecycleTests
         Assert.Equal(2, reply.Results[0].Credits.Count);
     }
 
-    static async Task WaitForHttp(ServerProcess server, string path)
-    {
-        for (var deadline = DateTime.UtcNow.AddSeconds(60); DateTime.UtcNow < deadline; await Task.Delay(100))
-        {
-            try
-            {
-                if ((await server.Http.GetAsync(path)).IsSuccessStatusCode) return;
-            }
-            catch (HttpRequestException) { }
-        }
-        throw new TimeoutException($"{path} never answered; server output:\n{server.Output}");
-    }
 }

@@ -1,7 +1,7 @@
 using System.Runtime.CompilerServices;
 using QService.Runtime.Torch;
 
-namespace QService.Runtime.Tests;
+namespace QService.TestSupport;
 
 static class TestSetup
 {

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 
-namespace QService.Host.Tests;
+namespace QService.TestSupport;
 
 /// <summary>Just enough of the Prometheus text format to read sample values in tests.</summary>
 public sealed partial class PrometheusText

@@ -1,4 +1,4 @@
-namespace QService.Runtime.Tests;
+namespace QService.TestSupport;
 
 /// <summary>A fresh temporary folder, deleted on dispose.</summary>
 public sealed class TempFolder : IDisposable

@@ -3,7 +3,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using QService.Protos.V1;
 
-namespace QService.Host.Tests;
+namespace QService.Deployment.Tests;
 
 /// <summary>The Grafana dashboard and the Prometheus alerts: they test as Prometheus runs them, and name only metrics the service exports.</summary>
 [Collection(nameof(DefaultServerCollection))]

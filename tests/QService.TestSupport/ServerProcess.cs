@@ -4,7 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using QService.Client;
 
-namespace QService.Host.Tests;
+namespace QService.TestSupport;
 
 /// <summary>
 /// The real QService host, started as its own process on free loopback ports, with a real gRPC channel

@@ -1,9 +1,10 @@
 using System.Diagnostics;
 
-namespace QService.Host.Tests;
+namespace QService.Deployment.Tests;
 
 /// <summary>deploy/k8s rendered with kubectl kustomize, base and GPU overlay, checked for what a cluster relies on.</summary>
-public class KubernetesManifestTests
+[Collection(nameof(DefaultServerCollection))]
+public partial class KubernetesManifestTests(DefaultServer fixture)
 {
     static async Task<string> Render(string folder)
     {
@@ -33,11 +34,21 @@ public class KubernetesManifestTests
         Assert.True(grace > drain, $"terminationGracePeriodSeconds {grace} must exceed the drain of {drain} s");
         Assert.Contains("runAsNonRoot: true", yaml);
         Assert.Contains("readOnlyRootFilesystem: true", yaml);
-        Assert.Contains("name: qservice_queue_depth", yaml);
-        string source = File.ReadAllText(Path.Combine(Fixtures.RepoRoot, "src", "QService.Engine", "Telemetry", "EngineTelemetry.cs"));
-        Assert.Contains("\"qservice_queue_depth\"", source); // the HPA's metric is one the service exports
+        // The HPA's metric, and the series the prometheus-adapter rule turns into it, are in a real scrape of the server.
+        string hpaMetric = HpaMetric().Match(yaml).Groups["name"].Value;
+        string adapterSeries = AdapterSeries().Match(yaml).Groups["name"].Value;
+        Assert.False(string.IsNullOrEmpty(hpaMetric), "the HorizontalPodAutoscaler names no pods metric");
+        Assert.Equal(hpaMetric, adapterSeries); // the adapter serves the HPA's metric from the series of that name
+        var scrape = (await fixture.Server.Http.GetStringAsync("/metrics")).Split('\n');
+        Assert.Contains(scrape, line => line.StartsWith(hpaMetric + "{", StringComparison.Ordinal) || line.StartsWith(hpaMetric + " ", StringComparison.Ordinal));
         Assert.DoesNotContain("nvidia.com/gpu", yaml);
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"kind: HorizontalPodAutoscaler[\s\S]*?- pods:\s+metric:\s+name: (?<name>[a-z_]+)")]
+    private static partial System.Text.RegularExpressions.Regex HpaMetric();
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"seriesQuery: '(?<name>[a-z_]+)\{")]
+    private static partial System.Text.RegularExpressions.Regex AdapterSeries();
 
     [Fact]
     public async Task TheGpuOverlay_RequestsAGpu_AndRunsTheCudaImageOnCuda()

@@ -1,6 +1,7 @@
 using System.Text.Json;
+using Xunit;
 
-namespace QService.Host.Tests;
+namespace QService.TestSupport;
 
 /// <summary>
 /// One server on the HF reference DPO pair (llama-gqa policy/reference, token ids only), shared by the
@@ -23,9 +24,6 @@ public sealed class PairServer : IAsyncLifetime
     public async Task DisposeAsync() => await Server.DisposeAsync();
 }
 
-[CollectionDefinition(nameof(PairServerCollection))]
-public sealed class PairServerCollection : ICollectionFixture<PairServer>;
-
 /// <summary>A server on the bundled default pair (text input through the GPT-2 tokenizer).</summary>
 public sealed class DefaultServer : IAsyncLifetime
 {
@@ -35,6 +33,3 @@ public sealed class DefaultServer : IAsyncLifetime
 
     public async Task DisposeAsync() => await Server.DisposeAsync();
 }
-
-[CollectionDefinition(nameof(DefaultServerCollection))]
-public sealed class DefaultServerCollection : ICollectionFixture<DefaultServer>;

@@ -4,7 +4,7 @@ using System.Text.RegularExpressions;
 using QService.Client.Rendering;
 using QService.Protos.V1;
 
-namespace QService.Host.Tests;
+namespace QService.Cli.Tests;
 
 /// <summary>The HTML page written by `qservice score --html` shows exactly the tokens and numbers of the Score response.</summary>
 [Collection(nameof(DefaultServerCollection))]

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using QService.Runtime.Torch;
 
-namespace QService.Host.Tests;
+namespace QService.Cli.Tests;
 
 /// <summary>`qservice bench-forward` as a user runs it: what it reports, and resident memory over many passes.</summary>
 public class BenchForwardTests
@@ -9,7 +9,7 @@ public class BenchForwardTests
     [Fact]
     public async Task Json_ReportsThroughputPeakMemoryAndTheFixesInForce()
     {
-        var (code, stdout, stderr) = await CliTests.Run("bench-forward", "--model", Fixtures.Path("hf-reference", "llama-gqa"),
+        var (code, stdout, stderr) = await CliProcess.Run("bench-forward", "--model", Fixtures.Path("hf-reference", "llama-gqa"),
             "--shapes", "2x16,1x8", "--repeats", "2", "--json");
         Assert.True(code == 0, stderr);
         var root = JsonDocument.Parse(stdout).RootElement;
@@ -31,7 +31,7 @@ public class BenchForwardTests
     [Fact]
     public async Task Compare_RunsTheFixesOffInAChildProcess_AndPrintsBoth()
     {
-        var (code, stdout, stderr) = await CliTests.Run("bench-forward", "--model", Fixtures.Path("hf-reference", "llama-gqa"),
+        var (code, stdout, stderr) = await CliProcess.Run("bench-forward", "--model", Fixtures.Path("hf-reference", "llama-gqa"),
             "--shapes", "2x16", "--repeats", "1", "--compare");
         Assert.True(code == 0, stderr);
         Assert.Contains("| off | 2 x 16 |", stdout);
@@ -43,7 +43,7 @@ public class BenchForwardTests
     [Fact]
     public async Task CompareWith_MklOff_IsolatesTheVendorOverride()
     {
-        var (code, stdout, stderr) = await CliTests.Run("bench-forward", "--model", Fixtures.Path("hf-reference", "llama-gqa"),
+        var (code, stdout, stderr) = await CliProcess.Run("bench-forward", "--model", Fixtures.Path("hf-reference", "llama-gqa"),
             "--shapes", "2x16", "--repeats", "1", "--compare", "--compare-with", "mkl-off");
         Assert.True(code == 0, stderr);
         Assert.Contains("| mkl-off | 2 x 16 |", stdout);
@@ -53,7 +53,7 @@ public class BenchForwardTests
     [Fact]
     public async Task BFloat16_ReportsItsErrorAgainstFloat32()
     {
-        var (code, stdout, stderr) = await CliTests.Run("bench-forward", "--model", Fixtures.Path("hf-reference", "llama-gqa"),
+        var (code, stdout, stderr) = await CliProcess.Run("bench-forward", "--model", Fixtures.Path("hf-reference", "llama-gqa"),
             "--shapes", "2x16", "--repeats", "1", "--dtype", "bfloat16", "--json");
         Assert.True(code == 0, stderr);
         // On any CPU, in seconds: where bfloat16 is only emulated, the matmul peak's measurement is bounded.
@@ -71,9 +71,9 @@ public class BenchForwardTests
     {
         using var folder = new TempFolder();
         // Large enough that every pass allocates tens of MB (the logits alone are 16 MB), small enough for CI.
-        var (code, _, stderr) = await CliTests.Run("make-random-pair", "--output", folder.Path, "--hidden", "256", "--layers", "4", "--vocab", "8000");
+        var (code, _, stderr) = await CliProcess.Run("make-random-pair", "--output", folder.Path, "--hidden", "256", "--layers", "4", "--vocab", "8000");
         Assert.True(code == 0, stderr);
-        (code, var stdout, stderr) = await CliTests.Run("bench-forward", "--model", Path.Combine(folder.Path, "policy"),
+        (code, var stdout, stderr) = await CliProcess.Run("bench-forward", "--model", Path.Combine(folder.Path, "policy"),
             "--shapes", "4x128", "--repeats", "200", "--json");
         Assert.True(code == 0, stderr);
         var shape = JsonDocument.Parse(stdout).RootElement.GetProperty("shapes")[0];

@@ -1,4 +1,4 @@
-namespace QService.Runtime.Tests;
+namespace QService.TestSupport;
 
 /// <summary>
 /// Locates the repository and the reference fixtures copied from ../shared/fixtures into tests/fixtures.

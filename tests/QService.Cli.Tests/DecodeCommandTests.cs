@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace QService.Host.Tests;
+namespace QService.Cli.Tests;
 
 /// <summary>`qservice decode` as a user runs it, against the real server on the demo pair.</summary>
 [Collection(nameof(DefaultServerCollection))]
@@ -15,7 +15,7 @@ public class DecodeCommandTests(DefaultServer fixture)
     [InlineData("sample", "sample-policy")]
     public async Task Json_GivesTheChosenResponse_WithCreditsThatSumToItsReward(string strategy, string name)
     {
-        var (code, stdout, stderr) = await CliTests.Run("decode", "--server", Address, "--prompt", "Review of the camera:", "--strategy", strategy,
+        var (code, stdout, stderr) = await CliProcess.Run("decode", "--server", Address, "--prompt", "Review of the camera:", "--strategy", strategy,
             "--seed", "4", "--max-tokens", "32", "--json");
         Assert.True(code == 0, stderr);
         var json = JsonDocument.Parse(stdout).RootElement;
@@ -26,7 +26,7 @@ public class DecodeCommandTests(DefaultServer fixture)
         Assert.True(json.GetProperty("forward_tokens").GetInt64() >= credits.Length);
         Assert.False(string.IsNullOrEmpty(json.GetProperty("text").GetString()));
         // The same seed, the same response (the credits may differ in the last float digits: the second run reuses cached prefixes).
-        var again = await CliTests.Run("decode", "--server", Address, "--prompt", "Review of the camera:", "--strategy", strategy,
+        var again = await CliProcess.Run("decode", "--server", Address, "--prompt", "Review of the camera:", "--strategy", strategy,
             "--seed", "4", "--max-tokens", "32", "--json");
         var second = JsonDocument.Parse(again.Stdout).RootElement;
         Assert.Equal(json.GetProperty("token_ids").ToString(), second.GetProperty("token_ids").ToString());
@@ -37,7 +37,7 @@ public class DecodeCommandTests(DefaultServer fixture)
     public async Task Text_ShowsTheHeatmapAndQ_AndTheRejectedCandidates_AndHtmlWritesAPage()
     {
         string page = Path.Combine(Path.GetTempPath(), $"decode-{Guid.NewGuid():N}.html");
-        var (code, stdout, stderr) = await CliTests.Run("decode", "--server", Address, "--prompt", "Review of the kettle:", "--strategy", "bon", "--n", "3",
+        var (code, stdout, stderr) = await CliProcess.Run("decode", "--server", Address, "--prompt", "Review of the kettle:", "--strategy", "bon", "--n", "3",
             "--seed", "2", "--show-rejected", "--html", page);
         Assert.True(code == 0, stderr);
         Assert.Contains("chosen: Q", stdout);
@@ -50,7 +50,7 @@ public class DecodeCommandTests(DefaultServer fixture)
     [Fact]
     public async Task AnUnknownStrategy_IsOneLineOnStderr()
     {
-        var (code, _, stderr) = await CliTests.Run("decode", "--server", Address, "--prompt", "x", "--strategy", "greedy");
+        var (code, _, stderr) = await CliProcess.Run("decode", "--server", Address, "--prompt", "x", "--strategy", "greedy");
         Assert.Equal(1, code);
         Assert.Contains("--strategy is 'greedy'; use sample, bon, beam or guided", stderr);
     }

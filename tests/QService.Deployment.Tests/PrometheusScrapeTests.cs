@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using QService.Protos.V1;
 
-namespace QService.Host.Tests;
+namespace QService.Deployment.Tests;
 
 /// <summary>A real Prometheus server (Debian's package) scrapes the real service and answers queries about it.</summary>
 [Collection(nameof(DefaultServerCollection))]
