@@ -126,7 +126,7 @@ public sealed partial class ScoringEngine : IDisposable
         CheckItemCount(items);
 
         CheckStepDelimiter(options.StepDelimiter, models);
-        var prepared = await PrepareAllAsync(items, models, options, forNextToken: false, cancellation).ConfigureAwait(false);
+        var prepared = await PrepareAllAsync(items, models, options, PreparationRules.Score, cancellation).ConfigureAwait(false);
         var scores = await RunAsync(prepared, wantsLastLogits: false, caller, cancellation).ConfigureAwait(false);
         return [.. prepared.Select((p, i) => Finish(p, scores[i].Policy, scores[i].Reference, usedBeta))];
     }
@@ -154,7 +154,7 @@ public sealed partial class ScoringEngine : IDisposable
         if (!Enum.IsDefined(options.RankBy)) throw ScoringException.Invalid($"rank_by {(int)options.RankBy} is not POLICY, REFERENCE or CREDIT");
         CheckItemCount(items);
 
-        var prepared = await PrepareAllAsync(items, models, new ScoreOptions(), forNextToken: true, cancellation).ConfigureAwait(false);
+        var prepared = await PrepareAllAsync(items, models, new ScoreOptions(), PreparationRules.NextTokens, cancellation).ConfigureAwait(false);
         var scores = await RunAsync(prepared, wantsLastLogits: true, caller, cancellation).ConfigureAwait(false);
         return [.. prepared.Select((p, i) => Choose(p, scores[i], beta, options, models))];
     }
@@ -280,7 +280,7 @@ public sealed partial class ScoringEngine : IDisposable
     /// limits is refused before any tokenisation, at most one request per core tokenises at a time, and a
     /// caller who leaves stops it between items.
     /// </summary>
-    async Task<PreparedItem[]> PrepareAllAsync(IReadOnlyList<ScoreItemInput> items, ServedModels models, ScoreOptions options, bool forNextToken,
+    async Task<PreparedItem[]> PrepareAllAsync(IReadOnlyList<ScoreItemInput> items, ServedModels models, ScoreOptions options, PreparationRules rules,
         CancellationToken cancellation)
     {
         CheckTextLengths(items, models);
@@ -292,7 +292,7 @@ public sealed partial class ScoringEngine : IDisposable
             for (int i = 0; i < items.Count; i++)
             {
                 cancellation.ThrowIfCancellationRequested();
-                prepared[i] = Prepare(items[i], i, models, options, forNextToken);
+                prepared[i] = Prepare(items[i], i, models, options, rules);
             }
             return prepared;
         }
@@ -323,8 +323,7 @@ public sealed partial class ScoringEngine : IDisposable
     }
 
     /// <summary>Tokenises (for text items) and validates one item; errors name the item and what to fix.</summary>
-    /// <param name="forNextToken">NextTokens: the partial response may be empty, and a next token must still fit the context</param>
-    PreparedItem Prepare(ScoreItemInput item, int index, ServedModels models, ScoreOptions options, bool forNextToken = false)
+    PreparedItem Prepare(ScoreItemInput item, int index, ServedModels models, ScoreOptions options, PreparationRules rules)
     {
         bool includeTokenText = options.IncludeTokenText;
         string? responseText = null;
@@ -347,7 +346,7 @@ public sealed partial class ScoringEngine : IDisposable
         {
             if (tokenizer is null)
                 throw ScoringException.Invalid($"{name}: this server has no tokenizer (no tokenizer.json with the policy); send prompt_token_ids and response_token_ids");
-            if (string.IsNullOrEmpty(item.Response) && !forNextToken && !responseIdsAfterText) throw ScoringException.Invalid($"{name}: the response is empty; there is nothing to score");
+            if (string.IsNullOrEmpty(item.Response) && !rules.EmptyResponseAllowed && !responseIdsAfterText) throw ScoringException.Invalid($"{name}: the response is empty; there is nothing to score");
             // HfTokenizer is thread-safe: callers tokenise on their own threads, in parallel.
             prompt = tokenizer.EncodeIds(item.Prompt ?? "", addSpecialTokens: true);
             if (responseIdsAfterText) (response, spans, responseText, tokenEnds) = ResponseIds(item.ResponseTokenIds!, tokenizer, options);
@@ -368,9 +367,9 @@ public sealed partial class ScoringEngine : IDisposable
         {
             prompt = item.PromptTokenIds?.ToArray() ?? [];
             (response, spans, responseText, tokenEnds) = ResponseIds(item.ResponseTokenIds ?? [], tokenizer, options);
-            if (response.Length == 0 && !forNextToken) throw ScoringException.Invalid($"{name}: response_token_ids is empty; there is nothing to score");
+            if (response.Length == 0 && !rules.EmptyResponseAllowed) throw ScoringException.Invalid($"{name}: response_token_ids is empty; there is nothing to score");
         }
-        if (item.AppendEos && forNextToken)
+        if (item.AppendEos && !rules.AppendEosAllowed)
             throw ScoringException.Invalid($"{name}: append_eos ends the response, so there is no next token; leave it unset");
         if (item.AppendEos)
         {
@@ -389,7 +388,7 @@ public sealed partial class ScoringEngine : IDisposable
                 throw ScoringException.Invalid(t < prompt.Length
                     ? $"{name}: prompt token at position {t} has id {tokens[t]}, outside the vocabulary [0, {vocab})"
                     : $"{name}: response token at position {t - prompt.Length} has id {tokens[t]}, outside the vocabulary [0, {vocab})");
-        if (forNextToken && tokens.Length >= models.MaxContext)
+        if (rules.NextTokenMustFit && tokens.Length >= models.MaxContext)
             throw ScoringException.Invalid($"{name}: prompt ({prompt.Length} tokens) + partial response ({response.Length} tokens) = {tokens.Length} tokens fills the model context of {models.MaxContext}; there is no room for a next token");
         if (tokens.Length > models.MaxContext)
             throw ScoringException.Invalid($"{name}: prompt ({prompt.Length} tokens) + response ({response.Length} tokens) = {tokens.Length} tokens, longer than the model context of {models.MaxContext}; shorten the prompt or response");
