@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using QService.Engine.Tests.Batching;
+using QService.Runtime.Tokenization;
 
 namespace QService.Engine.Tests.Scoring;
 
@@ -12,6 +13,23 @@ internal static class FakeEngine
         DefaultBeta: 0.1, Dtype: "float32", Device: "cpu", BosTokenId: 1, EosTokenId: Eos));
 
     public static FakeBackend Backend() => new() { Vocab = Vocab };
+
+    /// <summary>The fake pair with the demo pair's tokenizer (text items, token texts and steps), over its vocabulary.</summary>
+    public static ServedModels WithTokenizer(HfTokenizer tokenizer) => Models with
+    {
+        Info = Models.Info with { VocabSize = tokenizer.VocabSize },
+        Tokenizer = tokenizer,
+        LongestTokenChars = Enumerable.Range(0, tokenizer.VocabSize).Max(id => Math.Max(1, tokenizer.TokenSurface(id).Length)),
+    };
+
+    public static HfTokenizer DemoTokenizer() => HfTokenizer.Load(Path.Combine(RepoRoot(), "models", "demo", "policy"));
+
+    static string RepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "QService.sln"))) return dir.FullName;
+        throw new DirectoryNotFoundException($"QService.sln not found above {AppContext.BaseDirectory}");
+    }
 
     public static async Task<ScoringEngine> StartAsync(FakeBackend? backend = null, ServedModels? models = null)
     {

@@ -47,6 +47,22 @@ public class ScoringEngineResultTests
     }
 
     [Fact]
+    public async Task StepRewards_SumToTheReward_AndStepsEndAtTheDelimiter()
+    {
+        using var tokenizer = DemoTokenizer();
+        using var engine = await StartAsync(new FakeBackend { Vocab = tokenizer.VocabSize, LogProb = Uneven().LogProb }, WithTokenizer(tokenizer));
+        var item = new ScoreItemInput { Prompt = "Review of the phone:", Response = " The battery is good.\n The screen is dim.\n Fine" };
+        var scores = (await engine.ScoreAsync([item], new ScoreOptions(Beta: 0.3, IncludeTokenText: true, StepDelimiter: "\n"), default))[0];
+
+        var steps = Assert.IsType<StepScores>(scores.Steps);
+        Assert.Equal(3, steps.Ends.Length);
+        Assert.Equal(scores.TokenIds.Length - 1, steps.Ends[^1]);
+        Assert.All(steps.Ends[..^1], end => Assert.EndsWith("\n", scores.Tokens![end].Text));
+        Assert.Equal(scores.Reward, steps.Rewards.Sum(), 1e-12);
+        Assert.Equal(scores.Credits[..(steps.Ends[0] + 1)].Sum(c => (double)c), steps.Rewards[0], 1e-5);
+    }
+
+    [Fact]
     public async Task NonFiniteLogProbabilities_AreInternal_NotTheCallersFault()
     {
         var backend = FakeEngine.Backend();
