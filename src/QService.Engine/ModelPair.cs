@@ -132,6 +132,12 @@ public sealed class ModelPair : IDisposable
         Tokenizer?.Dispose();
     }
 
+    /// <summary>What the engine validates requests against and reports.</summary>
+    public ServedModels Describe() => new(
+        new ServedPair(Policy.Name, Reference.Name, Policy.Config.Architecture, Reference.Config.Architecture, Policy.Config.VocabSize,
+            MaxContext, DefaultBeta, TorchEnvironment.DtypeName(Policy.Dtype), Policy.Device.ToString(), BosTokenId, EosTokenId),
+        Tokenizer, LongestTokenChars);
+
     /// <summary>BOS: the tokenizer's, else config.json's bos_token_id.</summary>
     public int? BosTokenId => Tokenizer?.BosTokenId ?? Policy.Config.BosTokenId;
 

@@ -53,9 +53,16 @@ public static class OptionsProblems
     }
 
     /// <summary>Throws <see cref="ArgumentException"/> listing every problem, if there are any.</summary>
-    public static void ThrowIfAny(ModelOptions m, BatchingOptions b, RequestLimits l, PrefixCacheOptions p)
+    public static void ThrowIfAny(ModelOptions m, BatchingOptions b, RequestLimits l, PrefixCacheOptions p) => ThrowIfAny(Of(m).Concat(OfEngine(b, l, p)));
+
+    /// <summary>The same without the model options, for an engine whose models come from a factory (a fake, in tests).</summary>
+    public static void ThrowIfAny(BatchingOptions b, RequestLimits l, PrefixCacheOptions p) => ThrowIfAny(OfEngine(b, l, p));
+
+    static IEnumerable<string> OfEngine(BatchingOptions b, RequestLimits l, PrefixCacheOptions p) => Of(b).Concat(Of(l, b)).Concat(Of(p));
+
+    static void ThrowIfAny(IEnumerable<string> problems)
     {
-        var all = Of(m).Concat(Of(b)).Concat(Of(l, b)).Concat(Of(p)).ToList();
+        var all = problems.ToList();
         if (all.Count > 0) throw new ArgumentException("Invalid configuration: " + string.Join("; ", all));
     }
 }

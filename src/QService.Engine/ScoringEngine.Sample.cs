@@ -19,7 +19,7 @@ public sealed partial class ScoringEngine
         var distribution = CheckSampling(options, models);
         CheckStepDelimiter(options.StepDelimiter, models);
         var stop = CheckStop(options.Stop, models);
-        var prepared = (await PrepareAllAsync([item], models, new ScoreOptions(), forNextToken: true, cancellation).ConfigureAwait(false))[0];
+        var prepared = (await PrepareAllAsync([item], models, new ScoreOptions(), PreparationRules.Sample, cancellation).ConfigureAwait(false))[0];
         int room = models.MaxContext - prepared.Tokens.Length;
         if (options.MaxNewTokens < 0) throw ScoringException.Invalid($"max_new_tokens is {options.MaxNewTokens}; give a count > 0, or 0 to sample until EOS or the end of the context");
         if (options.MaxNewTokens > room)
@@ -36,7 +36,7 @@ public sealed partial class ScoringEngine
         return new SampleResult(samples, seed, prepared.Tokens.Length, beta);
     }
 
-    SampledResponse Scored(PreparedItem prepared, GeneratedSample sample, double beta, string? delimiter, ModelPair models)
+    SampledResponse Scored(PreparedItem prepared, GeneratedSample sample, double beta, string? delimiter, ServedModels models)
     {
         var tokenizer = models.Tokenizer;
         string text = tokenizer?.Decode(sample.Tokens, skipSpecialTokens: true) ?? "";
@@ -52,7 +52,7 @@ public sealed partial class ScoringEngine
     }
 
     /// <summary>The distribution the options ask for; each bad field is named with what to fix.</summary>
-    TokenDistribution CheckSampling(SampleOptions o, ModelPair models)
+    TokenDistribution CheckSampling(SampleOptions o, ServedModels models)
     {
         if (o.N < 1) throw ScoringException.Invalid($"n is {o.N}; ask for at least 1 sample");
         if (o.N > _limits.MaxSamplesPerRequest) throw ScoringException.Invalid($"n is {o.N}, more than the limit of {_limits.MaxSamplesPerRequest} samples per request; split it");
@@ -64,13 +64,13 @@ public sealed partial class ScoringEngine
         if (o.Alpha is double a && (!double.IsFinite(a) || a < 0)) throw ScoringException.Invalid($"alpha is {a}; it must be a finite number >= 0");
         if (!double.IsFinite(o.Temperature) || o.Temperature <= 0) throw ScoringException.Invalid($"temperature is {o.Temperature}; it must be a finite number > 0 (1 samples the distribution as it is)");
         if (!double.IsFinite(o.TopP) || o.TopP <= 0 || o.TopP > 1) throw ScoringException.Invalid($"top_p is {o.TopP}; it must be in (0, 1] (1 turns it off)");
-        int vocab = models.Policy.Config.VocabSize;
+        int vocab = models.VocabSize;
         if (o.TopK < 0 || o.TopK > vocab) throw ScoringException.Invalid($"top_k is {o.TopK}; it must be between 0 (off) and the vocabulary size {vocab}");
         double alpha = o.From switch { SampleFrom.Policy => 1, SampleFrom.Reference => 0, _ => o.Alpha!.Value };
         return new TokenDistribution(alpha, o.Temperature, o.TopK, o.TopP);
     }
 
-    StopStrings? CheckStop(IReadOnlyList<string> stops, ModelPair models)
+    StopStrings? CheckStop(IReadOnlyList<string> stops, ServedModels models)
     {
         if (stops.Count == 0) return null;
         if (stops.Count > _limits.MaxStopStrings) throw ScoringException.Invalid($"stop has {stops.Count} strings, more than the limit of {_limits.MaxStopStrings}");

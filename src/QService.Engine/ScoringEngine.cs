@@ -22,41 +22,55 @@ public sealed partial class ScoringEngine : IDisposable
     readonly SemaphoreSlim _tokenizers = new(Environment.ProcessorCount);
     readonly ILogger _logger;
     /// <summary>Set on the owner thread before the batcher reports ready; read only after.</summary>
-    volatile ModelPair? _pair;
+    volatile ServedModels? _models;
+    /// <summary>What is loading and how far, for readiness and the log; null once loaded.</summary>
+    readonly Func<string?> _loading;
 
     public EngineTelemetry Telemetry { get; }
 
+    /// <summary>The production engine: loads the configured pair (or the demo pair in <paramref name="defaultPairFolder"/>) through LibTorch.</summary>
     public ScoringEngine(ModelOptions models, BatchingOptions batching, RequestLimits limits, string defaultPairFolder, ILogger<ScoringEngine> logger,
         PrefixCacheOptions? prefixCache = null)
+        : this(Checked(models, batching, limits, prefixCache, defaultPairFolder, logger), batching, limits, logger, prefixCache)
+    {
+    }
+
+    ScoringEngine(ModelPairLoader loader, BatchingOptions batching, RequestLimits limits, ILogger logger, PrefixCacheOptions? prefixCache)
+        : this(loader.Load, batching, limits, logger, prefixCache, () => loader.Loading)
+    {
+    }
+
+    /// <summary>
+    /// The engine over any backend: <paramref name="load"/> runs once on the model-owner thread and returns the
+    /// backend with what validation needs of its models (tests pass a fake).
+    /// </summary>
+    /// <param name="loading">what is loading and how far, while <paramref name="load"/> runs; null when nothing</param>
+    public ScoringEngine(Func<LoadedBackend> load, BatchingOptions batching, RequestLimits limits, ILogger logger,
+        PrefixCacheOptions? prefixCache = null, Func<string?>? loading = null)
     {
         prefixCache ??= new PrefixCacheOptions();
-        OptionsProblems.ThrowIfAny(models, batching, limits, prefixCache);
+        OptionsProblems.ThrowIfAny(batching, limits, prefixCache);
         _limits = limits;
         _batching = batching;
         _maxBatchTokens = batching.MaxBatchTokens;
         _logger = logger;
+        _loading = loading ?? (() => null);
         DynamicBatcher? batcher = null;
         Telemetry = new EngineTelemetry(() => batcher?.QueueDepth ?? 0);
-        _batcher = batcher = new DynamicBatcher(() => new ModelPairBackend(_pair = LoadPair(models, defaultPairFolder)), batching, Telemetry, logger, prefixCache);
+        _batcher = batcher = new DynamicBatcher(() =>
+        {
+            var loaded = load();
+            _models = loaded.Models;
+            return loaded.Backend;
+        }, batching, Telemetry, logger, prefixCache);
     }
 
-    /// <summary>What is loading and how far, for readiness and the log; null once loaded.</summary>
-    volatile string? _loading;
-
-    ModelPair LoadPair(ModelOptions options, string defaultPairFolder)
+    /// <summary>The model options are checked with the rest before anything loads, as one list of problems.</summary>
+    static ModelPairLoader Checked(ModelOptions models, BatchingOptions batching, RequestLimits limits, PrefixCacheOptions? prefixCache,
+        string defaultPairFolder, ILogger logger)
     {
-        var sw = Stopwatch.StartNew();
-        var progress = new LoadProgress(_logger);
-        var pair = ModelPair.Load(options, defaultPairFolder, (role, done, total) => _loading = progress.Report(role, done, total));
-        _loading = null;
-        _logger.LogInformation(
-            "Loaded policy {Policy} and reference {Reference} ({Architecture}, {Parameters:N0} parameters each, {Dtype}) in {Seconds:F1} s; {DeviceReason}; default beta {Beta}",
-            pair.Policy.Name, pair.Reference.Name, pair.Policy.Config.Architecture, pair.Policy.ParameterCount,
-            Runtime.Torch.TorchEnvironment.DtypeName(pair.Policy.Dtype), sw.Elapsed.TotalSeconds, pair.Policy.DeviceReason, pair.DefaultBeta);
-        var speed = Runtime.Torch.TorchEnvironment.Initialize();
-        _logger.LogInformation("CPU speed fixes: {SpeedFixes}; {IntraOpThreads} intra-op threads. {Reasons}",
-            speed.Summary, TorchSharp.torch.get_num_threads(), string.Join(". ", speed.Lines));
-        return pair;
+        OptionsProblems.ThrowIfAny(models, batching, limits, prefixCache ?? new PrefixCacheOptions());
+        return new ModelPairLoader(models, defaultPairFolder, logger);
     }
 
     /// <summary>Starts loading the models on the owner thread; <see cref="Ready"/> completes when they are warmed up.</summary>
@@ -73,7 +87,7 @@ public sealed partial class ScoringEngine : IDisposable
         {
             var ready = _batcher.Ready;
             var (failures, reason) = _batcher.Failures;
-            return EngineHealth.Readiness(ready.Status, ready.Exception?.InnerException?.Message, _batcher.IsDraining, failures, reason, _batching.FailuresBeforeUnready, _loading);
+            return EngineHealth.Readiness(ready.Status, ready.Exception?.InnerException?.Message, _batcher.IsDraining, failures, reason, _batching.FailuresBeforeUnready, _loading());
         }
     }
 
@@ -92,22 +106,13 @@ public sealed partial class ScoringEngine : IDisposable
         while (!_batcher.IsIdle) await Task.Delay(20, cancellation).ConfigureAwait(false);
     }
 
-    ModelPair Models => IsReady
-        ? _pair!
+    ServedModels Models => IsReady
+        ? _models!
         : throw new ScoringException(ScoringErrorKind.Unavailable, _batcher.Ready.IsFaulted
             ? $"the models failed to load: {_batcher.Ready.Exception!.InnerException!.Message}"
             : "the models are still loading; retry when the health check reports SERVING");
 
-    public ServedPair Info
-    {
-        get
-        {
-            var m = Models;
-            return new ServedPair(m.Policy.Name, m.Reference.Name, m.Policy.Config.Architecture, m.Reference.Config.Architecture,
-                m.Policy.Config.VocabSize, m.MaxContext, m.DefaultBeta, Runtime.Torch.TorchEnvironment.DtypeName(m.Policy.Dtype),
-                m.Policy.Device.ToString(), m.BosTokenId, m.EosTokenId);
-        }
-    }
+    public ServedPair Info => Models.Info;
 
     /// <summary>
     /// Scores every item of one request; results in request order. Throws <see cref="ScoringException"/> for
@@ -121,7 +126,7 @@ public sealed partial class ScoringEngine : IDisposable
         CheckItemCount(items);
 
         CheckStepDelimiter(options.StepDelimiter, models);
-        var prepared = await PrepareAllAsync(items, models, options, forNextToken: false, cancellation).ConfigureAwait(false);
+        var prepared = await PrepareAllAsync(items, models, options, PreparationRules.Score, cancellation).ConfigureAwait(false);
         var scores = await RunAsync(prepared, wantsLastLogits: false, caller, cancellation).ConfigureAwait(false);
         return [.. prepared.Select((p, i) => Finish(p, scores[i].Policy, scores[i].Reference, usedBeta))];
     }
@@ -134,7 +139,7 @@ public sealed partial class ScoringEngine : IDisposable
     {
         var models = Models;
         double beta = CheckBeta(options.Beta, models);
-        int vocab = models.Policy.Config.VocabSize;
+        int vocab = models.VocabSize;
         if (options.TopK < 0 || options.TopK > vocab)
             throw ScoringException.Invalid($"top_k is {options.TopK}; it must be between 1 and the vocabulary size {vocab}");
         bool hasCandidates = options.CandidateIds is { Count: > 0 };
@@ -149,13 +154,13 @@ public sealed partial class ScoringEngine : IDisposable
         if (!Enum.IsDefined(options.RankBy)) throw ScoringException.Invalid($"rank_by {(int)options.RankBy} is not POLICY, REFERENCE or CREDIT");
         CheckItemCount(items);
 
-        var prepared = await PrepareAllAsync(items, models, new ScoreOptions(), forNextToken: true, cancellation).ConfigureAwait(false);
+        var prepared = await PrepareAllAsync(items, models, new ScoreOptions(), PreparationRules.NextTokens, cancellation).ConfigureAwait(false);
         var scores = await RunAsync(prepared, wantsLastLogits: true, caller, cancellation).ConfigureAwait(false);
         return [.. prepared.Select((p, i) => Choose(p, scores[i], beta, options, models))];
     }
 
     /// <summary>The partial response goes through <see cref="Finish"/> (its Q is its reward), the next token's distributions through the same checks.</summary>
-    NextTokenChoices Choose(PreparedItem item, PairScores scores, double beta, NextTokenOptions options, ModelPair models)
+    NextTokenChoices Choose(PreparedItem item, PairScores scores, double beta, NextTokenOptions options, ServedModels models)
     {
         double q = Finish(item, scores.Policy, scores.Reference, beta).Reward;
         float[] policy = LogSoftmax(scores.PolicyLastLogits!), reference = LogSoftmax(scores.ReferenceLastLogits!);
@@ -188,7 +193,7 @@ public sealed partial class ScoringEngine : IDisposable
         return [.. logits.Select(l => (float)(l - lse))];
     }
 
-    static void CheckStepDelimiter(string? delimiter, ModelPair models)
+    static void CheckStepDelimiter(string? delimiter, ServedModels models)
     {
         if (delimiter is null) return;
         if (delimiter.Length == 0)
@@ -199,7 +204,7 @@ public sealed partial class ScoringEngine : IDisposable
             throw ScoringException.Invalid("step_delimiter needs the response text, but this server has no tokenizer; omit step_delimiter");
     }
 
-    double CheckBeta(double? requested, ModelPair models)
+    double CheckBeta(double? requested, ServedModels models)
     {
         double beta = requested ?? models.DefaultBeta;
         if (!double.IsFinite(beta) || beta <= 0)
@@ -275,7 +280,7 @@ public sealed partial class ScoringEngine : IDisposable
     /// limits is refused before any tokenisation, at most one request per core tokenises at a time, and a
     /// caller who leaves stops it between items.
     /// </summary>
-    async Task<PreparedItem[]> PrepareAllAsync(IReadOnlyList<ScoreItemInput> items, ModelPair models, ScoreOptions options, bool forNextToken,
+    async Task<PreparedItem[]> PrepareAllAsync(IReadOnlyList<ScoreItemInput> items, ServedModels models, ScoreOptions options, PreparationRules rules,
         CancellationToken cancellation)
     {
         CheckTextLengths(items, models);
@@ -287,7 +292,7 @@ public sealed partial class ScoringEngine : IDisposable
             for (int i = 0; i < items.Count; i++)
             {
                 cancellation.ThrowIfCancellationRequested();
-                prepared[i] = Prepare(items[i], i, models, options, forNextToken);
+                prepared[i] = Prepare(items[i], i, models, options, rules);
             }
             return prepared;
         }
@@ -301,7 +306,7 @@ public sealed partial class ScoringEngine : IDisposable
     /// Text too long for the limits whatever its tokens: no token covers more than the vocabulary's longest
     /// token (doubled, for normalisers that shrink text), so such text needs more tokens than allowed.
     /// </summary>
-    void CheckTextLengths(IReadOnlyList<ScoreItemInput> items, ModelPair models)
+    void CheckTextLengths(IReadOnlyList<ScoreItemInput> items, ServedModels models)
     {
         if (models.Tokenizer is null) return; // text is refused anyway
         long longestToken = 2L * models.LongestTokenChars;
@@ -318,8 +323,7 @@ public sealed partial class ScoringEngine : IDisposable
     }
 
     /// <summary>Tokenises (for text items) and validates one item; errors name the item and what to fix.</summary>
-    /// <param name="forNextToken">NextTokens: the partial response may be empty, and a next token must still fit the context</param>
-    PreparedItem Prepare(ScoreItemInput item, int index, ModelPair models, ScoreOptions options, bool forNextToken = false)
+    PreparedItem Prepare(ScoreItemInput item, int index, ServedModels models, ScoreOptions options, PreparationRules rules)
     {
         bool includeTokenText = options.IncludeTokenText;
         string? responseText = null;
@@ -342,7 +346,7 @@ public sealed partial class ScoringEngine : IDisposable
         {
             if (tokenizer is null)
                 throw ScoringException.Invalid($"{name}: this server has no tokenizer (no tokenizer.json with the policy); send prompt_token_ids and response_token_ids");
-            if (string.IsNullOrEmpty(item.Response) && !forNextToken && !responseIdsAfterText) throw ScoringException.Invalid($"{name}: the response is empty; there is nothing to score");
+            if (string.IsNullOrEmpty(item.Response) && !rules.EmptyResponseAllowed && !responseIdsAfterText) throw ScoringException.Invalid($"{name}: the response is empty; there is nothing to score");
             // HfTokenizer is thread-safe: callers tokenise on their own threads, in parallel.
             prompt = tokenizer.EncodeIds(item.Prompt ?? "", addSpecialTokens: true);
             if (responseIdsAfterText) (response, spans, responseText, tokenEnds) = ResponseIds(item.ResponseTokenIds!, tokenizer, options);
@@ -363,9 +367,9 @@ public sealed partial class ScoringEngine : IDisposable
         {
             prompt = item.PromptTokenIds?.ToArray() ?? [];
             (response, spans, responseText, tokenEnds) = ResponseIds(item.ResponseTokenIds ?? [], tokenizer, options);
-            if (response.Length == 0 && !forNextToken) throw ScoringException.Invalid($"{name}: response_token_ids is empty; there is nothing to score");
+            if (response.Length == 0 && !rules.EmptyResponseAllowed) throw ScoringException.Invalid($"{name}: response_token_ids is empty; there is nothing to score");
         }
-        if (item.AppendEos && forNextToken)
+        if (item.AppendEos && !rules.AppendEosAllowed)
             throw ScoringException.Invalid($"{name}: append_eos ends the response, so there is no next token; leave it unset");
         if (item.AppendEos)
         {
@@ -378,13 +382,13 @@ public sealed partial class ScoringEngine : IDisposable
             throw ScoringException.Invalid($"{name}: the prompt has no tokens (and the tokenizer adds no BOS); the first response token needs at least one token of context");
 
         int[] tokens = [.. prompt, .. response];
-        int vocab = models.Policy.Config.VocabSize;
+        int vocab = models.VocabSize;
         for (int t = 0; t < tokens.Length; t++)
             if ((uint)tokens[t] >= (uint)vocab)
                 throw ScoringException.Invalid(t < prompt.Length
                     ? $"{name}: prompt token at position {t} has id {tokens[t]}, outside the vocabulary [0, {vocab})"
                     : $"{name}: response token at position {t - prompt.Length} has id {tokens[t]}, outside the vocabulary [0, {vocab})");
-        if (forNextToken && tokens.Length >= models.MaxContext)
+        if (rules.NextTokenMustFit && tokens.Length >= models.MaxContext)
             throw ScoringException.Invalid($"{name}: prompt ({prompt.Length} tokens) + partial response ({response.Length} tokens) = {tokens.Length} tokens fills the model context of {models.MaxContext}; there is no room for a next token");
         if (tokens.Length > models.MaxContext)
             throw ScoringException.Invalid($"{name}: prompt ({prompt.Length} tokens) + response ({response.Length} tokens) = {tokens.Length} tokens, longer than the model context of {models.MaxContext}; shorten the prompt or response");

@@ -12,23 +12,23 @@ internal static class BatchPlanner
     public static int Cost(int tokens) => tokens * ModelsPerToken;
 
     /// <summary>
-    /// Takes items while the batch stays within the token budget and sequence limit, fairly across callers:
-    /// one item from each caller in turn (callers in the order of their oldest item, each caller's items in
+    /// The items of the next batch, within the token budget and sequence limit, fairly across callers: one
+    /// item from each caller in turn (callers in the order of their oldest item, each caller's items in
     /// arrival order), so that one caller's backlog delays another's item by about one batch at most. The
-    /// first item always fits: admission refused anything larger than the budget.
+    /// first item always fits: admission refused anything larger than the budget. The queue is left as it is.
     /// </summary>
-    public static List<WorkItem> TakeBatch(LinkedList<WorkItem> queue, BatchingOptions options)
+    public static List<WorkItem> ChooseBatch(IEnumerable<WorkItem> queue, BatchingOptions options)
     {
-        var byCaller = new Dictionary<string, Queue<LinkedListNode<WorkItem>>>();
-        var callers = new List<Queue<LinkedListNode<WorkItem>>>();
-        for (var node = queue.First; node != null; node = node.Next)
+        var byCaller = new Dictionary<string, Queue<WorkItem>>();
+        var callers = new List<Queue<WorkItem>>();
+        foreach (var item in queue)
         {
-            if (!byCaller.TryGetValue(node.Value.Request.Caller, out var own))
+            if (!byCaller.TryGetValue(item.Request.Caller, out var own))
             {
-                byCaller[node.Value.Request.Caller] = own = new Queue<LinkedListNode<WorkItem>>();
+                byCaller[item.Request.Caller] = own = new Queue<WorkItem>();
                 callers.Add(own);
             }
-            own.Enqueue(node);
+            own.Enqueue(item);
         }
         var batch = new List<WorkItem>();
         int cost = 0;
@@ -38,11 +38,9 @@ internal static class BatchPlanner
             foreach (var own in callers)
             {
                 if (batch.Count >= options.MaxBatchSequences || own.Count == 0) continue;
-                int next = Cost(own.Peek().Value.Length);
+                int next = Cost(own.Peek().Length);
                 if (batch.Count > 0 && cost + next > options.MaxBatchTokens) continue; // this caller's next item waits; others may still fit
-                var node = own.Dequeue();
-                queue.Remove(node);
-                batch.Add(node.Value);
+                batch.Add(own.Dequeue());
                 cost += next;
                 took = true;
             }
@@ -50,11 +48,23 @@ internal static class BatchPlanner
         return batch;
     }
 
+    /// <summary>The queue already holds a full batch (by sequences or tokens): no reason to wait for more.</summary>
+    public static bool FillsBatch(IEnumerable<WorkItem> queue, BatchingOptions options)
+    {
+        int cost = 0, count = 0;
+        foreach (var item in queue)
+        {
+            cost += Cost(item.Length);
+            if (++count >= options.MaxBatchSequences || cost >= options.MaxBatchTokens) return true;
+        }
+        return false;
+    }
+
     /// <summary>
     /// Sorts a batch by length and cuts it into forward passes, starting a new pass when padding every
     /// member to the longest would exceed MaxPaddingFraction of the pass's real tokens.
     /// </summary>
-    public static List<List<WorkItem>> SplitByLength(List<WorkItem> batch, BatchingOptions options)
+    public static List<List<WorkItem>> SplitByLength(IEnumerable<WorkItem> batch, BatchingOptions options)
     {
         var passes = new List<List<WorkItem>>();
         List<WorkItem>? current = null;

@@ -9,7 +9,7 @@ namespace QService.Engine.Batching;
 // with the batch's shared prefixes computed once first, and the spans that trace them.
 internal sealed partial class DynamicBatcher
 {
-    void Run(IScoringBackend models, List<WorkItem> batch)
+    void Run(IScoringBackend models, IReadOnlyList<WorkItem> batch)
     {
         long start = Stopwatch.GetTimestamp();
         foreach (var item in batch)
@@ -78,7 +78,7 @@ internal sealed partial class DynamicBatcher
     /// would each compute it in the same pass, before any of them has cached it. So the shared prefixes not yet
     /// cached run first, once each, and the items then continue them from the cache.
     /// </summary>
-    void PrefillSharedPrefixes(IScoringBackend models, List<WorkItem> batch)
+    void PrefillSharedPrefixes(IScoringBackend models, IReadOnlyList<WorkItem> batch)
     {
         int size = _policyCache!.BlockSize;
         var live = batch.Where(i => !i.IsAbandoned).OrderBy(i => i.Tokens, TokenOrder.Instance).ToList();
@@ -152,7 +152,7 @@ internal sealed partial class DynamicBatcher
         }
     }
 
-    void TraceQueueWait(List<WorkItem> batch, long batchStart)
+    void TraceQueueWait(IReadOnlyList<WorkItem> batch, long batchStart)
     {
         var now = DateTimeOffset.UtcNow;
         foreach (var group in batch.GroupBy(i => i.Request))

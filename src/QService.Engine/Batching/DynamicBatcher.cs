@@ -10,10 +10,11 @@ namespace QService.Engine.Batching;
 
 /// <summary>
 /// The queue in front of the models and the one thread that owns them. Callers enqueue work items and
-/// await their completions; the owner thread loads the backend, warms it up, then forms batches (token
-/// budget or queue delay, whichever first), runs policy and reference on each forward pass and hands the
-/// log-probabilities back (the passes: DynamicBatcher.Passes.cs). Between batches it steps the running
-/// samples of the continuous decoder. Callers never touch tensors; the batcher itself only sees the backend seam.
+/// await their completions; the owner thread loads the backend, warms it up, then takes what
+/// <see cref="WorkPlanner"/> decides (a batch by token budget or queue delay, whichever first; samples joining
+/// the decoder), runs policy and reference on each forward pass and hands the log-probabilities back (the
+/// passes: DynamicBatcher.Passes.cs). Between batches it steps the running samples of the continuous decoder.
+/// Callers never touch tensors; the batcher itself only sees the backend seam.
 /// </summary>
 internal sealed partial class DynamicBatcher : IDisposable
 {
@@ -167,7 +168,7 @@ internal sealed partial class DynamicBatcher : IDisposable
 
         while (NextWork() is var (batch, admitted))
         {
-            if (batch is { Count: > 0 })
+            if (batch.Count > 0)
             {
                 try { Run(models, batch); }
                 catch (Exception e)
@@ -199,102 +200,77 @@ internal sealed partial class DynamicBatcher : IDisposable
     }
 
     /// <summary>
-    /// The next thing to do: a scoring batch and/or Sample requests to admit. While samples are decoding, queued
-    /// items are taken at once (between two steps); otherwise a batch waits until it is full or its oldest item
-    /// has waited MaxQueueDelayMs. Cancelled items are dropped here, uncomputed. Returns null on shutdown.
+    /// The next thing to do, as <see cref="WorkPlanner"/> decides it from the queues: a scoring batch and/or
+    /// sample waves to admit, taken from the queues here. Cancelled work is dropped first, uncomputed.
+    /// Returns null on shutdown.
     /// </summary>
-    (List<WorkItem>? Batch, List<SampleWave> Admitted)? NextWork()
+    (IReadOnlyList<WorkItem> Batch, IReadOnlyList<SampleWave> Admitted)? NextWork()
     {
-        long maxDelay = (long)(_options.MaxQueueDelayMs * Stopwatch.Frequency / 1000.0);
         lock (_lock)
         {
             while (true)
             {
                 DropAbandoned();
                 if (_stopping) return null;
-                var admitted = AdmitSamples();
-                bool decoding = admitted.Count > 0 || _decoder.Running > 0;
-                if (_queue.Count == 0)
+                switch (WorkPlanner.Plan(_queue, _samples, _decoder.Running, Stopwatch.GetTimestamp(), _options))
                 {
-                    if (decoding) return Taken(null, admitted);
-                    Monitor.Wait(_lock);
-                    continue;
+                    case WorkPlan.Run run:
+                        return Taken(run);
+                    case WorkPlan.Wait { Ticks: long ticks }:
+                        Monitor.Wait(_lock, Math.Max(1, (int)Math.Ceiling(ticks * 1000.0 / Stopwatch.Frequency)));
+                        break;
+                    default:
+                        Monitor.Wait(_lock);
+                        break;
                 }
-                long waited = Stopwatch.GetTimestamp() - _queue.First!.Value.EnqueuedAt;
-                if (decoding || waited >= maxDelay || QueuedCostFillsBatch())
-                    return Taken(BatchPlanner.TakeBatch(_queue, _options), admitted);
-                int remainingMs = (int)Math.Ceiling((maxDelay - waited) * 1000.0 / Stopwatch.Frequency);
-                Monitor.Wait(_lock, Math.Max(1, remainingMs));
             }
         }
-    }
-
-    /// <summary>Marks the owner thread busy in the same lock that hands it the work, so that IsIdle never reads idle in between.</summary>
-    (List<WorkItem>? Batch, List<SampleWave> Admitted) Taken(List<WorkItem>? batch, List<SampleWave> admitted)
-    {
-        _busy = true;
-        Interlocked.Exchange(ref _busySince, Stopwatch.GetTimestamp());
-        return (batch, admitted);
     }
 
     /// <summary>
-    /// Waiting samples that fit next to the running ones (at most Batching:MaxRunningSamples in all) and into one
-    /// prefill pass, in arrival order. A request with more samples than there is room for joins in waves: its
-    /// first samples now, the rest as running ones leave (each sample's draws depend only on its seed and index).
+    /// Takes the planned work off the queues and marks the owner thread busy, in the same lock that hands it the
+    /// work, so that IsIdle never reads idle in between.
     /// </summary>
-    List<SampleWave> AdmitSamples()
+    (IReadOnlyList<WorkItem> Batch, IReadOnlyList<SampleWave> Admitted) Taken(WorkPlan.Run run)
     {
-        var admitted = new List<SampleWave>();
-        int running = _decoder.Running, prefillCost = 0;
-        while (_samples.First is { } first)
+        if (run.Batch.Count > 0) RemoveWhere(_queue, run.Batch.ToHashSet().Contains);
+        foreach (var wave in run.Admitted)
         {
-            var work = first.Value;
-            if (work.IsAbandoned)
-            {
-                _samples.RemoveFirst();
-                work.Completion.TrySetCanceled(work.Cancellation);
-                continue;
-            }
-            int room = _options.MaxRunningSamples - running;
-            // Their prompts run in one pass: within the batch token budget, like a scoring batch.
-            int cost = BatchPlanner.Cost(work.Tokens.Length);
-            if (room <= 0 || admitted.Count > 0 && prefillCost + cost > _options.MaxBatchTokens) break;
-            int count = Math.Min(room, work.Waiting);
-            admitted.Add(new SampleWave(work, work.Started, count));
-            work.Started += count;
-            if (work.Waiting == 0) _samples.RemoveFirst();
-            running += count;
-            prefillCost += cost;
+            wave.Work.Started += wave.Count;
+            if (wave.Work.Waiting == 0) _samples.Remove(wave.Work);
         }
-        return admitted;
+        _busy = true;
+        Interlocked.Exchange(ref _busySince, Stopwatch.GetTimestamp());
+        return (run.Batch, run.Admitted);
     }
 
-    bool QueuedCostFillsBatch()
-    {
-        int cost = 0, count = 0;
-        foreach (var item in _queue)
-        {
-            cost += BatchPlanner.Cost(item.Length);
-            if (++count >= _options.MaxBatchSequences || cost >= _options.MaxBatchTokens) return true;
-        }
-        return false;
-    }
-
+    /// <summary>Completes cancelled work as cancelled and removes it from the queues, uncomputed.</summary>
     void DropAbandoned()
     {
-        for (var node = _queue.First; node != null;)
+        foreach (var item in RemoveWhere(_queue, i => i.IsAbandoned))
+        {
+            item.Completion.TrySetCanceled(item.Cancellation);
+            _telemetry.DroppedItems.Add(1, new KeyValuePair<string, object?>("reason", "cancelled"));
+        }
+        foreach (var work in RemoveWhere(_samples, w => w.IsAbandoned)) work.Completion.TrySetCanceled(work.Cancellation);
+    }
+
+    /// <summary>Removes the matching entries in one walk, keeping the others' order; returns what it removed.</summary>
+    static IReadOnlyList<T> RemoveWhere<T>(LinkedList<T> list, Func<T, bool> match)
+    {
+        List<T>? removed = null; // none, almost always: no allocation on the owner thread's every turn
+        for (var node = list.First; node != null;)
         {
             var next = node.Next;
-            if (node.Value.IsAbandoned)
+            if (match(node.Value))
             {
-                _queue.Remove(node);
-                node.Value.Completion.TrySetCanceled(node.Value.Cancellation);
-                _telemetry.DroppedItems.Add(1, new KeyValuePair<string, object?>("reason", "cancelled"));
+                list.Remove(node);
+                (removed ??= []).Add(node.Value);
             }
             node = next;
         }
+        return removed ?? [];
     }
-
 
     void FailPending(Exception error)
     {

@@ -10,31 +10,31 @@ public class BatchPlannerTests
         new(lengths.Select(n => new WorkItem(new int[n], 1, Request, CancellationToken.None)));
 
     [Fact]
-    public void TakeBatch_StopsAtTheTokenBudget_CountingBothModels()
+    public void ChooseBatch_StopsAtTheTokenBudget_CountingBothModels_AndLeavesTheQueueAsItIs()
     {
         var queue = Queue(10, 10, 10, 10);
-        var batch = BatchPlanner.TakeBatch(queue, new BatchingOptions { MaxBatchTokens = 60 });
+        var batch = BatchPlanner.ChooseBatch(queue, new BatchingOptions { MaxBatchTokens = 60 });
         Assert.Equal(3, batch.Count); // 3 x 10 tokens x 2 models = 60
-        Assert.Single(queue);
+        Assert.Equal(4, queue.Count);
     }
 
     [Fact]
-    public void TakeBatch_KeepsArrivalOrder_AndStopsAtMaxSequences()
+    public void ChooseBatch_KeepsArrivalOrder_AndStopsAtMaxSequences()
     {
         var queue = Queue(5, 50, 1, 2, 3);
-        var batch = BatchPlanner.TakeBatch(queue, new BatchingOptions { MaxBatchTokens = 10_000, MaxBatchSequences = 3 });
+        var batch = BatchPlanner.ChooseBatch(queue, new BatchingOptions { MaxBatchTokens = 10_000, MaxBatchSequences = 3 });
         Assert.Equal([5, 50, 1], batch.Select(i => i.Length));
-        Assert.Equal([2, 3], queue.Select(i => i.Length));
+        Assert.Equal([2, 3], queue.Except(batch).Select(i => i.Length));
     }
 
     [Fact]
-    public void TakeBatch_DoesNotSkipAheadOfALongItem()
+    public void ChooseBatch_DoesNotSkipAheadOfALongItem()
     {
         // A long item that does not fit waits for the next batch, but nothing behind it jumps the queue.
         var queue = Queue(10, 40, 1);
-        var batch = BatchPlanner.TakeBatch(queue, new BatchingOptions { MaxBatchTokens = 80 });
+        var batch = BatchPlanner.ChooseBatch(queue, new BatchingOptions { MaxBatchTokens = 80 });
         Assert.Equal([10], batch.Select(i => i.Length));
-        Assert.Equal([40, 1], queue.Select(i => i.Length));
+        Assert.Equal([40, 1], queue.Except(batch).Select(i => i.Length));
     }
 
     [Fact]

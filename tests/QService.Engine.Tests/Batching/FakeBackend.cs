@@ -3,12 +3,21 @@ using QService.Runtime.Scoring;
 
 namespace QService.Engine.Tests.Batching;
 
-/// <summary>Answers log-prob = token id under the policy and −id under the reference; records every call.</summary>
+/// <summary>
+/// Answers log-prob = token id under the policy and −id under the reference (unless <see cref="LogProb"/> says
+/// otherwise), and for the next token <see cref="FakeDecodeBatch.Next"/> over <see cref="Vocab"/> tokens; records every call.
+/// </summary>
 internal sealed class FakeBackend : IScoringBackend
 {
     public List<(ModelRole Role, int[][] Sequences)> Calls { get; } = [];
     public Func<int, Exception?> FailOnCall { get; set; } = _ => null;
     public bool Disposed { get; private set; }
+    /// <summary>Tokens of the next-token distributions, the decoder's ones included.</summary>
+    public int Vocab { get; init; } = FakeDecodeBatch.Vocab;
+    /// <summary>The log-probability of a scored token under a model.</summary>
+    public Func<ModelRole, int, float> LogProb { get; set; } = (role, token) => role == ModelRole.Policy ? token : -token;
+    /// <summary>The next token's logits after a sequence under a model.</summary>
+    public Func<ModelRole, IReadOnlyList<int>, float[]>? NextLogits { get; set; }
 
     public void WarmUp() { }
 
@@ -17,10 +26,9 @@ internal sealed class FakeBackend : IScoringBackend
         lock (Calls) Calls.Add((role, [.. inputs.Select(i => i.Tokens)]));
         lock (Inputs) Inputs.Add((role, [.. inputs]));
         if (FailOnCall(Calls.Count) is { } error) throw error;
-        float sign = role == ModelRole.Policy ? 1 : -1;
         return [.. inputs.Select(i => new PassResult(
-            i.Tokens[i.FirstTarget..].Select(t => sign * t).ToArray(),
-            lastLogits ? [sign * i.Tokens[^1]] : null,
+            i.Tokens[i.FirstTarget..].Select(t => LogProb(role, t)).ToArray(),
+            lastLogits ? NextLogits?.Invoke(role, i.Tokens) ?? FakeDecodeBatch.Next(role, i.Tokens, Vocab) : null,
             NewBlocks(i)))];
     }
 
@@ -65,7 +73,7 @@ internal sealed class FakeState : ICachedBlock
 }
 
 /// <summary>
-/// A fake decoding model over a vocabulary of <see cref="Vocab"/> tokens whose next-token distribution is a
+/// A fake decoding model over the owner's vocabulary (<see cref="Vocab"/> tokens unless set) whose next-token distribution is a
 /// fixed function of the whole sequence (so any batching gives the same numbers); the reference's is another.
 /// </summary>
 internal sealed class FakeDecodeBatch(ModelRole role, FakeBackend owner) : IDecodeBatch
@@ -75,10 +83,10 @@ internal sealed class FakeDecodeBatch(ModelRole role, FakeBackend owner) : IDeco
 
     public int Count => _sequences.Count;
 
-    public static float[] Next(ModelRole role, IReadOnlyList<int> tokens)
+    public static float[] Next(ModelRole role, IReadOnlyList<int> tokens, int vocab = Vocab)
     {
         int sum = tokens.Sum() + tokens.Count * (role == ModelRole.Policy ? 1 : 2);
-        double[] logits = [.. Enumerable.Range(0, Vocab).Select(v => ((sum + 3 * v) % 7) / 2.0)];
+        double[] logits = [.. Enumerable.Range(0, vocab).Select(v => ((sum + 3 * v) % 7) / 2.0)];
         double lse = Math.Log(logits.Sum(Math.Exp));
         return [.. logits.Select(l => (float)(l - lse))];
     }
@@ -90,7 +98,7 @@ internal sealed class FakeDecodeBatch(ModelRole role, FakeBackend owner) : IDeco
         foreach (var start in starts) _sequences.Add([.. start.Input.Tokens]);
         foreach (var start in starts)
             for (int c = 1; c < start.Copies; c++) _sequences.Add([.. start.Input.Tokens]);
-        return [.. starts.Select(s => new DecodeAdmission(Next(role, s.Input.Tokens), owner.NewBlocks(s.Input)))];
+        return [.. starts.Select(s => new DecodeAdmission(Next(role, s.Input.Tokens, owner.Vocab), owner.NewBlocks(s.Input)))];
     }
 
     public ReadOnlyMemory<float>[] Step(int[] tokens)
@@ -101,7 +109,7 @@ internal sealed class FakeDecodeBatch(ModelRole role, FakeBackend owner) : IDeco
             Interlocked.Increment(ref owner.Steps);
         }
         for (int s = 0; s < tokens.Length; s++) _sequences[s].Add(tokens[s]);
-        return [.. _sequences.Select(s => new ReadOnlyMemory<float>(Next(role, s)))];
+        return [.. _sequences.Select(s => new ReadOnlyMemory<float>(Next(role, s, owner.Vocab)))];
     }
 
     public void Remove(int slot)

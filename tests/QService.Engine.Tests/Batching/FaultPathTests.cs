@@ -23,15 +23,17 @@ public class FaultPathTests
     public async Task AnOutOfMemoryPass_IsSplitInHalvesAndRetried_BeforeAnyItemFails()
     {
         var failedPasses = new List<string>();
+        using var telemetry = new EngineTelemetry(() => 0);
         using var listener = new MeterListener();
-        listener.InstrumentPublished = (instrument, l) => { if (instrument.Name == "qservice_failed_passes") l.EnableMeasurementEvents(instrument); };
+        // This batcher's counter only: other tests' batchers fail passes in parallel, under the same instrument name.
+        listener.InstrumentPublished = (instrument, l) => { if (instrument == telemetry.FailedPasses) l.EnableMeasurementEvents(instrument); };
         listener.SetMeasurementEventCallback<long>((_, _, tags, _) => { lock (failedPasses) failedPasses.Add((string)tags[0].Value!); });
         listener.Start();
         // Passes of more than two sequences run out of memory, as a too-large batch would.
         var backend = new FakeBackend();
         backend.FailOnCall = _ => backend.Calls[^1].Sequences.Length > 2 ? new Exception("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB") : null;
         var items = Enumerable.Range(1, 8).Select(i => Item(i, i + 1, i + 2)).ToArray();
-        using var batcher = new DynamicBatcher(() => backend, new BatchingOptions { MaxQueueDelayMs = 50 }, new EngineTelemetry(() => 0), NullLogger.Instance,
+        using var batcher = new DynamicBatcher(() => backend, new BatchingOptions { MaxQueueDelayMs = 50 }, telemetry, NullLogger.Instance,
             new PrefixCacheOptions { Enabled = false });
         batcher.Enqueue(items);
         batcher.Start();
