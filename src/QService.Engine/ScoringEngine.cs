@@ -128,7 +128,7 @@ public sealed partial class ScoringEngine : IDisposable
         CheckStepDelimiter(options.StepDelimiter, models);
         var prepared = await PrepareAllAsync(items, models, options, PreparationRules.Score, cancellation).ConfigureAwait(false);
         var scores = await RunAsync(prepared, wantsLastLogits: false, caller, cancellation).ConfigureAwait(false);
-        return [.. prepared.Select((p, i) => Finish(p, scores[i].Policy, scores[i].Reference, usedBeta))];
+        return [.. prepared.Select((p, i) => Finish(p, scores[i].Policy.Logprobs, scores[i].Reference.Logprobs, usedBeta))];
     }
 
     /// <summary>
@@ -162,8 +162,8 @@ public sealed partial class ScoringEngine : IDisposable
     /// <summary>The partial response goes through <see cref="Finish"/> (its Q is its reward), the next token's distributions through the same checks.</summary>
     NextTokenChoices Choose(PreparedItem item, PairScores scores, double beta, NextTokenOptions options, ServedModels models)
     {
-        double q = Finish(item, scores.Policy, scores.Reference, beta).Reward;
-        float[] policy = LogSoftmax(scores.PolicyLastLogits!), reference = LogSoftmax(scores.ReferenceLastLogits!);
+        double q = Finish(item, scores.Policy.Logprobs, scores.Reference.Logprobs, beta).Reward;
+        float[] policy = LogSoftmax(scores.Policy.LastLogits!), reference = LogSoftmax(scores.Reference.LastLogits!);
         CheckFinite(item, policy, reference, "next-token ");
         int[] ids = options.CandidateIds is { Count: > 0 } asked ? [.. asked] : TopK(policy, reference, beta, options);
         var candidates = ids.Select(id => new NextTokenCandidate(id, Surface(models.Tokenizer, id), policy[id], reference[id],

@@ -57,7 +57,7 @@ internal sealed partial class DynamicBatcher
             for (int i = 0; i < live.Count; i++)
             {
                 _telemetry.ScoredTokens.Add(policy[i].Logprobs.Length);
-                live[i].Completion.TrySetResult(new PairScores(policy[i].Logprobs, reference[i].Logprobs, policy[i].LastLogits, reference[i].LastLogits));
+                live[i].Completion.TrySetResult(new PairScores(policy[i], reference[i]));
             }
         }
         catch (Exception e) when (PassFailures.IsOutOfMemory(e) && live.Count > 1)

@@ -1,3 +1,4 @@
+using QService.Runtime.Scoring;
 using System.Diagnostics;
 
 namespace QService.Engine.Batching;
@@ -34,5 +35,5 @@ internal sealed class WorkItem(int[] tokens, int promptTokens, RequestContext re
     public bool IsAbandoned => Completion.Task.IsCompleted || Cancellation.IsCancellationRequested;
 }
 
-/// <summary>Both models' log-probabilities of an item's scored tokens, and their last-position logits when asked for.</summary>
-internal sealed record PairScores(float[] Policy, float[] Reference, float[]? PolicyLastLogits = null, float[]? ReferenceLastLogits = null);
+/// <summary>Both models' share of the passes that scored an item, as the runtime returned them: nothing to copy field by field.</summary>
+internal sealed record PairScores(PassResult Policy, PassResult Reference);

@@ -29,9 +29,9 @@ public class DynamicBatcherTests
             batcher.Enqueue(items);
             batcher.Start();
             var results = await Task.WhenAll(items.Select(i => i.Completion.Task));
-            Assert.Equal([2, 3, 4], results[0].Policy);
-            Assert.Equal([-7, -8], results[1].Reference);
-            Assert.Equal([10, 11], results[2].Policy);
+            Assert.Equal([2, 3, 4], results[0].Policy.Logprobs);
+            Assert.Equal([-7, -8], results[1].Reference.Logprobs);
+            Assert.Equal([10, 11], results[2].Policy.Logprobs);
             Assert.Equal([ModelRole.Policy, ModelRole.Reference], backend.Calls.Select(c => c.Role));
             Assert.All(backend.Calls, c => Assert.Equal(3, c.Sequences.Length));
             Assert.Equal(backend.Calls[0].Sequences, backend.Calls[1].Sequences);
@@ -53,7 +53,7 @@ public class DynamicBatcherTests
             batcher.Enqueue([cancelled, kept]);
             batcher.Start();
             var keptResult = await kept.Completion.Task;
-            Assert.Equal([2f, 3f], keptResult.Policy);
+            Assert.Equal([2f, 3f], keptResult.Policy.Logprobs);
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled.Completion.Task);
             Assert.DoesNotContain(backend.Calls.SelectMany(c => c.Sequences), s => s.Contains(99));
         }
@@ -77,7 +77,7 @@ public class DynamicBatcherTests
             var second = Item([4, 5, 6]);
             batcher.Enqueue([second]);
             var secondResult = await second.Completion.Task;
-            Assert.Equal([5f, 6f], secondResult.Policy);
+            Assert.Equal([5f, 6f], secondResult.Policy.Logprobs);
             Assert.Equal(0, batcher.Failures.Consecutive); // a good pass ends the run of failures
         }
     }
@@ -154,8 +154,8 @@ public class DynamicBatcherTests
             Assert.Equal(8, input.CachedLength);          // two whole blocks of 4 were cached by the first item
             Assert.Equal(2, input.Past!.Count);
             Assert.Equal(8, input.FirstTarget);           // positions 2..7 come from the cache
-            Assert.Equal(Expected(extended, 2), result.Policy);
-            Assert.Equal(Expected(extended, 2).Select(x => -x), result.Reference);
+            Assert.Equal(Expected(extended, 2), result.Policy.Logprobs);
+            Assert.Equal(Expected(extended, 2).Select(x => -x), result.Reference.Logprobs);
         }
         Assert.Equal(0, backend.LiveStates); // every cached block freed with the batcher
     }
@@ -172,7 +172,7 @@ public class DynamicBatcherTests
             batcher.Enqueue(candidates);
             batcher.Start();
             var results = await Task.WhenAll(candidates.Select(c => c.Completion.Task));
-            for (int c = 0; c < 3; c++) Assert.Equal(Expected(candidates[c].Tokens, 3), results[c].Policy);
+            for (int c = 0; c < 3; c++) Assert.Equal(Expected(candidates[c].Tokens, 3), results[c].Policy.Logprobs);
 
             var policyPasses = backend.Inputs.Where(p => p.Role == ModelRole.Policy).ToList();
             Assert.Equal(2, policyPasses.Count);
@@ -196,7 +196,7 @@ public class DynamicBatcherTests
                 int[] tokens = [.. Enumerable.Range(0, 6 + rng.Next(12)).Select(_ => rng.Next(1, 4))];
                 var item = Item(tokens, promptTokens: 1 + rng.Next(3));
                 batcher.Enqueue([item]);
-                Assert.Equal(Expected(tokens, item.PromptTokens), (await item.Completion.Task).Policy);
+                Assert.Equal(Expected(tokens, item.PromptTokens), (await item.Completion.Task).Policy.Logprobs);
                 Assert.InRange(backend.LiveStates, 0, 4);
             }
         }

@@ -37,7 +37,7 @@ public class FaultPathTests
             new PrefixCacheOptions { Enabled = false });
         batcher.Enqueue(items);
         batcher.Start();
-        for (int i = 0; i < items.Length; i++) Assert.Equal([i + 2f, i + 3f], (await items[i].Completion.Task).Policy);
+        for (int i = 0; i < items.Length; i++) Assert.Equal([i + 2f, i + 3f], (await items[i].Completion.Task).Policy.Logprobs);
         Assert.Contains(backend.Calls, c => c.Sequences.Length == 8);
         Assert.All(failedPasses, reason => Assert.Equal("out_of_memory", reason));
         Assert.Equal(3, failedPasses.Count); // 8 -> 4 + 4 -> 2 + 2 + 2 + 2
@@ -53,7 +53,7 @@ public class FaultPathTests
         using var batcher = Start(backend);
         batcher.Enqueue([small, large]);
         var smallScores = await small.Completion.Task;
-        Assert.Equal([2f, 3f], smallScores.Policy);
+        Assert.Equal([2f, 3f], smallScores.Policy.Logprobs);
         var error = await Assert.ThrowsAsync<ScoringException>(() => large.Completion.Task);
         Assert.Equal(ScoringErrorKind.Internal, error.Kind);
         Assert.Contains("out of memory", error.Message);
@@ -111,7 +111,7 @@ public class FaultPathTests
         Assert.False(batcher.IsIdle);
         release.Set();
         var acceptedScores = await accepted.Completion.Task;
-        Assert.Equal([2f, 3f], acceptedScores.Policy);
+        Assert.Equal([2f, 3f], acceptedScores.Policy.Logprobs);
         while (!batcher.IsIdle) await Task.Delay(5);
     }
 }

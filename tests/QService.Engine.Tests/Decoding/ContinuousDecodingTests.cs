@@ -172,7 +172,7 @@ public class ContinuousDecodingTests
         var item = new WorkItem([5, 6, 7], 1, new RequestContext(default), default);
         batcher.Enqueue([item]);
         var scores = await item.Completion.Task;
-        Assert.Equal([6f, 7f], scores.Policy);
+        Assert.Equal([6f, 7f], scores.Policy.Logprobs);
         Assert.False(sample.Completion.Task.IsCompleted, "the score waited for the whole sample instead of one step");
         await sample.Completion.Task;
     }
