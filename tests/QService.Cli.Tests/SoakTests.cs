@@ -16,9 +16,10 @@ public class SoakTests
         var report = JsonDocument.Parse(stdout).RootElement;
         Assert.Equal(0, report.GetProperty("errors").GetInt64());
         // A leak grows steadily: as much in the second half of the measured 40 s as in the first. The allocator's
-        // settling (arenas, thread stacks, the cache filling) happens early and then stops.
+        // settling (arenas, thread stacks, the cache filling) happens early and then stops; the GC's allocation
+        // budget moves resident memory by a few MB either way (2 % in one of three 2-minute soaks, README).
         double late = report.GetProperty("resident_late_growth").GetDouble();
-        Assert.True(late < 0.02, $"resident memory still grew {late:P1} in the second half of the measured time: {stdout}");
+        Assert.True(late < 0.03, $"resident memory still grew {late:P1} in the second half of the measured time: {stdout}");
         double growth = report.GetProperty("resident_growth").GetDouble();
         Assert.True(growth < 0.10, $"resident memory grew {growth:P1} after the warm-up: {stdout}");
         // At rest (no call in flight, the cache full) the model thread holds exactly the same tensors.
