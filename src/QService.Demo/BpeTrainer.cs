@@ -41,7 +41,8 @@ public static partial class BpeTrainer
             }
             if (counts.Count == 0) break;
             // Most frequent pair; ties broken by the pair's text so training is deterministic.
-            var best = counts.OrderByDescending(p => p.Value).ThenBy(p => p.Key.Item1, StringComparer.Ordinal).ThenBy(p => p.Key.Item2, StringComparer.Ordinal).First().Key;
+            var best = counts.OrderByDescending(p => p.Value).ThenBy(p => p.Key.Item1, StringComparer.Ordinal)
+                .ThenBy(p => p.Key.Item2, StringComparer.Ordinal).First().Key;
             merges.Add(best);
             foreach (var s in symbols.Values)
                 for (int i = 0; i + 1 < s.Count; i++)

@@ -62,7 +62,8 @@ public sealed class DemoReport(string pairFolder, string docsFolder, TextWriter 
                       "language but not the reward. In those reviews, as in real text, a context word is more frequent with the aspects it " +
                       "describes (a long battery, a long delivery), whatever its sentiment there: a model of the language has to carry the " +
                       "aspect to the word, and the policy can then learn which pairing is good. (With words drawn independently of the aspect, " +
-                      "the reference ignored the aspect at that position and neither DPO nor NCA learned the context.) Preference pairs are two samples from the reference per prompt, ranked by the true " +
+                      "the reference ignored the aspect at that position and neither DPO nor NCA learned the context.) " +
+                      "Preference pairs are two samples from the reference per prompt, ranked by the true " +
                       "reward; the policy is trained from the reference on them. The models never see the reward itself.").AppendLine();
     }
 
@@ -98,7 +99,8 @@ public sealed class DemoReport(string pairFolder, string docsFolder, TextWriter 
     {
         md.AppendLine("## Words that are good only in context").AppendLine();
         md.AppendLine("Mean credit of the word in the one-clause response `The {aspect} is {word}.`, over every product prompt. " +
-                      "A policy that learned the reward's context gives the same word positive credit where it is good and negative where it is bad.").AppendLine();
+                      "A policy that learned the reward's context gives the same word positive credit where it is good and negative " +
+                      "where it is bad.").AppendLine();
         md.AppendLine("| word | aspect | true sentiment | mean credit |");
         md.AppendLine("| --- | --- | ---: | ---: |");
         int learned = 0, total = 0;
@@ -120,7 +122,8 @@ public sealed class DemoReport(string pairFolder, string docsFolder, TextWriter 
                 }
         }
         md.AppendLine();
-        md.AppendLine($"In {learned} of {total} (good aspect, bad aspect) comparisons the word earns clearly more credit (by over 0.005) where it is good.").AppendLine();
+        md.AppendLine($"In {learned} of {total} (good aspect, bad aspect) comparisons the word earns clearly more credit (by over 0.005) where it is good.")
+            .AppendLine();
     }
 
     List<ScoredReview> HeldOut(StringBuilder md, DemoEvaluation evaluation)
@@ -185,7 +188,8 @@ public sealed class DemoReport(string pairFolder, string docsFolder, TextWriter 
         md.AppendLine("| ---: | ---: | ---: | ---: | ---: |");
         int n = runs["dpo"].Count;
         foreach (int i in new[] { 0, n / 4, n / 2, 3 * n / 4, n - 1 }.Distinct())
-            md.AppendLine($"| {runs["dpo"][i].Step} | {Smooth(runs["dpo"], i, s => s.ChosenLogprob):F2} | {Smooth(runs["dpo"], i, s => s.RejectedLogprob):F2} | " +
+            md.AppendLine($"| {runs["dpo"][i].Step} | {Smooth(runs["dpo"], i, s => s.ChosenLogprob):F2} | " +
+                $"{Smooth(runs["dpo"], i, s => s.RejectedLogprob):F2} | " +
                           $"{Smooth(runs["nca"], i, s => s.ChosenLogprob):F2} | {Smooth(runs["nca"], i, s => s.RejectedLogprob):F2} |");
         md.AppendLine();
         md.AppendLine("(Each entry averages the 10 batches around that step; batches differ, so single steps are noisy.)").AppendLine();
@@ -203,7 +207,8 @@ public sealed class DemoReport(string pairFolder, string docsFolder, TextWriter 
         foreach (var (loss, c) in structural)
             md.AppendLine($"| {loss.ToUpperInvariant()} | {c.Word:F3} | {c.Punctuation:F3} | {c.End:F3} |");
         md.AppendLine();
-        File.WriteAllText(Path.Combine(docsFolder, "demo-dpo-vs-nca.svg"), SvgChart.Lines("Policy log-likelihood of chosen and rejected responses", "step", "mean log π(y|x)",
+        File.WriteAllText(Path.Combine(docsFolder, "demo-dpo-vs-nca.svg"),
+            SvgChart.Lines("Policy log-likelihood of chosen and rejected responses", "step", "mean log π(y|x)",
         [
             new("DPO chosen", Curve(runs["dpo"], s => s.ChosenLogprob)),
             new("DPO rejected", Curve(runs["dpo"], s => s.RejectedLogprob), Dashed: true),

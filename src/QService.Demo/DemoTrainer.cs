@@ -195,8 +195,10 @@ public sealed class DemoTrainer(DemoTrainingOptions options, TextWriter log)
             foreach (var ((_, p), (_, r)) in policy.named_parameters().Zip(reference.Module.named_parameters()))
                 p.copy_(r);
         // Reference log-likelihoods of the responses, once.
-        var refChosen = reference.ScoreTokens(pairs.Select(p => p.Chosen).ToList(), pairs.Select(p => p.PromptTokens).ToList()).Select(s => s.Logprobs.Sum(x => (double)x)).ToArray();
-        var refRejected = reference.ScoreTokens(pairs.Select(p => p.Rejected).ToList(), pairs.Select(p => p.PromptTokens).ToList()).Select(s => s.Logprobs.Sum(x => (double)x)).ToArray();
+        var refChosen = reference.ScoreTokens(pairs.Select(p => p.Chosen).ToList(), pairs.Select(p => p.PromptTokens).ToList())
+            .Select(s => s.Logprobs.Sum(x => (double)x)).ToArray();
+        var refRejected = reference.ScoreTokens(pairs.Select(p => p.Rejected).ToList(), pairs.Select(p => p.PromptTokens).ToList())
+            .Select(s => s.Logprobs.Sum(x => (double)x)).ToArray();
 
         policy.train();
         using var optimizer = optim.AdamW(policy.parameters(), options.PreferenceLearningRate, weight_decay: 0.0);
@@ -226,7 +228,8 @@ public sealed class DemoTrainer(DemoTrainingOptions options, TextWriter log)
                     (rw - rl).mean().item<float>(), chosen.mean().item<float>(), rejected.mean().item<float>());
                 steps.Add(record);
                 if (step % options.LogEvery == 0 || step == total)
-                    log.WriteLine($"[{sw.Elapsed:mm\\:ss}] {loss} step {step}/{total}  loss {record.Loss:F4}  reward accuracy {record.Accuracy:P0}  margin {record.Margin:+0.000;-0.000}  " +
+                    log.WriteLine($"[{sw.Elapsed:mm\\:ss}] {loss} step {step}/{total}  loss {record.Loss:F4}  reward accuracy {record.Accuracy:P0}  " +
+                                  $"margin {record.Margin:+0.000;-0.000}  " +
                                   $"log pi(chosen) {record.ChosenLogprob:F2}  log pi(rejected) {record.RejectedLogprob:F2}");
             }
         }
@@ -241,12 +244,15 @@ public sealed class DemoTrainer(DemoTrainingOptions options, TextWriter log)
             ["beta"] = options.Beta,
             ["loss"] = options.Loss,
             ["seed"] = options.Seed,
-            ["data"] = options.PairsFromGrammar ? "review language, tiny pipeline check: preference pairs drawn from the grammar" : $"review language (src/QService.Demo/ReviewLanguage.cs): {options.SftExamples} random reviews for SFT; " +
-                       $"{pairs.Count} preference pairs from two reference samples for each of {options.PreferencePrompts} prompts, ranked by the true reward",
+            ["data"] = options.PairsFromGrammar
+                ? "review language, tiny pipeline check: preference pairs drawn from the grammar"
+                : $"review language (src/QService.Demo/ReviewLanguage.cs): {options.SftExamples} random reviews for SFT; " +
+                  $"{pairs.Count} preference pairs from two reference samples for each of {options.PreferencePrompts} prompts, ranked by the true reward",
             ["options"] = options,
             ["final_step"] = steps[^1],
             ["training_seconds"] = Math.Round(elapsed.TotalSeconds),
         };
-        File.WriteAllText(Path.Combine(policyDir, "qservice-pair.json"), JsonSerializer.Serialize(metadata, new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(Path.Combine(policyDir, "qservice-pair.json"),
+            JsonSerializer.Serialize(metadata, new JsonSerializerOptions { WriteIndented = true }));
     }
 }

@@ -24,7 +24,8 @@ public static class SvgChart
         string N(double v) => v.ToString("0.##", Inv);
 
         var svg = new StringBuilder();
-        svg.Append($"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"12\">\n");
+        svg.Append($"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" " +
+            "font-family=\"sans-serif\" font-size=\"12\">\n");
         svg.Append($"<rect width=\"{width}\" height=\"{height}\" fill=\"white\"/>\n");
         svg.Append($"<text x=\"{left}\" y=\"18\" font-size=\"14\">{Esc(title)}</text>\n");
         svg.Append($"<line x1=\"{left}\" y1=\"{height - bottom}\" x2=\"{width - right}\" y2=\"{height - bottom}\" stroke=\"black\"/>\n");
@@ -37,14 +38,17 @@ public static class SvgChart
             svg.Append($"<text x=\"{N(X(xv))}\" y=\"{height - bottom + 16}\" text-anchor=\"middle\">{N(xv)}</text>\n");
         }
         svg.Append($"<text x=\"{(left + width - right) / 2}\" y=\"{height - 8}\" text-anchor=\"middle\">{Esc(xLabel)}</text>\n");
-        svg.Append($"<text x=\"14\" y=\"{(top + height - bottom) / 2}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {(top + height - bottom) / 2})\">{Esc(yLabel)}</text>\n");
+        svg.Append($"<text x=\"14\" y=\"{(top + height - bottom) / 2}\" text-anchor=\"middle\" transform=\"rotate(-90 14 " +
+            $"{(top + height - bottom) / 2})\">{Esc(yLabel)}</text>\n");
         for (int s = 0; s < series.Count; s++)
         {
             string color = Colors[s % Colors.Length];
             string points = string.Join(" ", series[s].Points.Select(p => $"{N(X(p.X))},{N(Y(p.Y))}"));
-            svg.Append($"<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"{(series[s].Dashed ? " stroke-dasharray=\"6 4\"" : "")} points=\"{points}\"/>\n");
+            svg.Append($"<polyline fill=\"none\" stroke=\"{color}\" " +
+                $"stroke-width=\"2\"{(series[s].Dashed ? " stroke-dasharray=\"6 4\"" : "")} points=\"{points}\"/>\n");
             int ly = top + 10 + 18 * s;
-            svg.Append($"<line x1=\"{width - right + 10}\" y1=\"{ly}\" x2=\"{width - right + 34}\" y2=\"{ly}\" stroke=\"{color}\" stroke-width=\"2\"{(series[s].Dashed ? " stroke-dasharray=\"6 4\"" : "")}/>\n");
+            svg.Append($"<line x1=\"{width - right + 10}\" y1=\"{ly}\" x2=\"{width - right + 34}\" y2=\"{ly}\" stroke=\"{color}\" " +
+                $"stroke-width=\"2\"{(series[s].Dashed ? " stroke-dasharray=\"6 4\"" : "")}/>\n");
             svg.Append($"<text x=\"{width - right + 40}\" y=\"{ly + 4}\">{Esc(series[s].Name)}</text>\n");
         }
         svg.Append("</svg>\n");

@@ -8,7 +8,8 @@ public static class EngineHealth
     /// <paramref name="threshold"/> forward passes failed in a row (ready again after a good one).
     /// </summary>
     /// <param name="loading">what is loading and how far (e.g. "the policy: 1.20 of 13.48 GB"), while it is</param>
-    public static (bool Ready, string Reason) Readiness(TaskStatus load, string? loadError, bool draining, int consecutiveFailures, string? lastFailure, int threshold,
+    public static (bool Ready, string Reason) Readiness(TaskStatus load, string? loadError, bool draining, int consecutiveFailures,
+        string? lastFailure, int threshold,
         string? loading = null) =>
         load switch
         {
@@ -20,7 +21,10 @@ public static class EngineHealth
             _ => (true, "models loaded and warmed up"),
         };
 
-    /// <summary>Alive unless a forward pass or decoding step has run longer than the bound: then it is taken as hung and the process should be restarted.</summary>
+    /// <summary>
+    /// Alive unless a forward pass or decoding step has run longer than the bound: then it is taken as hung and the
+    /// process should be restarted.
+    /// </summary>
     public static (bool Alive, string Reason) Liveness(TimeSpan? busyFor, double maxPassSeconds) =>
         busyFor is { } busy && busy.TotalSeconds > maxPassSeconds
             ? (false, $"a forward pass has been running for {busy.TotalSeconds:F0} s, more than Batching:MaxPassSeconds={maxPassSeconds}; restart the process")

@@ -81,7 +81,10 @@ public sealed class BatchingOptions
     /// </summary>
     public int MaxQueueItems { get; set; } = 4096;
 
-    /// <summary>Tokens allowed to wait in the queue (items' prompt + response, samples' prompts times n); beyond it, RESOURCE_EXHAUSTED as for items. Default 1048576.</summary>
+    /// <summary>
+    /// Tokens allowed to wait in the queue (items' prompt + response, samples' prompts times n); beyond it,
+    /// RESOURCE_EXHAUSTED as for items. Default 1048576.
+    /// </summary>
     public long MaxQueueTokens { get; set; } = 1 << 20;
 
     /// <summary>

@@ -100,7 +100,8 @@ public sealed class ModelPair : IDisposable
     {
         if (policy.Config.VocabSize != reference.Config.VocabSize)
             throw new InvalidOperationException(
-                $"The policy ({policyPath}) has vocab_size {policy.Config.VocabSize} but the reference ({referencePath}) has {reference.Config.VocabSize}: they must share one tokenizer.");
+                $"The policy ({policyPath}) has vocab_size {policy.Config.VocabSize} but the reference ({referencePath}) has {reference.Config.VocabSize}: " +
+                "they must share one tokenizer.");
         if (tokenizer is null) return;
         if (tokenizer.VocabSize > policy.Config.VocabSize)
             throw new InvalidOperationException(
@@ -109,11 +110,13 @@ public sealed class ModelPair : IDisposable
         {
             using var other = HfTokenizer.Load(referencePath);
             if (other.VocabSize != tokenizer.VocabSize)
-                throw new InvalidOperationException($"The policy's tokenizer has {tokenizer.VocabSize} tokens, the reference's {other.VocabSize}: they must share one tokenizer.");
+                throw new InvalidOperationException($"The policy's tokenizer has {tokenizer.VocabSize} tokens, the reference's {other.VocabSize}: " +
+                    "they must share one tokenizer.");
             for (int id = 0; id < tokenizer.VocabSize; id++)
                 if (tokenizer.TokenText(id) != other.TokenText(id))
                     throw new InvalidOperationException(
-                        $"The policy's and the reference's tokenizers differ at id {id} ('{tokenizer.TokenText(id)}' vs '{other.TokenText(id)}'): they must share one tokenizer.");
+                        $"The policy's and the reference's tokenizers differ at id {id} ('{tokenizer.TokenText(id)}' vs '{other.TokenText(id)}'): " +
+                        "they must share one tokenizer.");
         }
     }
 

@@ -20,7 +20,8 @@ internal sealed class ModelPairLoader(ModelOptions options, string defaultPairFo
         var pair = ModelPair.Load(options, defaultPairFolder, (role, done, total) => _loading = progress.Report(role, done, total));
         _loading = null;
         logger.LogInformation(
-            "Loaded policy {Policy} and reference {Reference} ({Architecture}, {Parameters:N0} parameters each, {Dtype}) in {Seconds:F1} s; {DeviceReason}; default beta {Beta}",
+            "Loaded policy {Policy} and reference {Reference} ({Architecture}, {Parameters:N0} parameters each, {Dtype}) in {Seconds:F1} s; " +
+            "{DeviceReason}; default beta {Beta}",
             pair.Policy.Name, pair.Reference.Name, pair.Policy.Config.Architecture, pair.Policy.ParameterCount,
             TorchEnvironment.DtypeName(pair.Policy.Dtype), sw.Elapsed.TotalSeconds, pair.Policy.DeviceReason, pair.DefaultBeta);
         var speed = TorchEnvironment.Initialize();

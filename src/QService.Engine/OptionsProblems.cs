@@ -13,7 +13,8 @@ public static class OptionsProblems
         if (Runtime.Torch.TorchEnvironment.TryParseDtype(m.Dtype) is null)
             yield return $"Models:Dtype is '{m.Dtype}'; use float32, bfloat16 or float16";
         string device = m.Device.Trim().ToLowerInvariant();
-        if (device is not ("auto" or "" or "cpu" or "cuda") && !(device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(device[5..], out int n) && n >= 0))
+        if (device is not ("auto" or "" or "cpu" or "cuda")
+            && !(device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(device[5..], out int n) && n >= 0))
             yield return $"Models:Device is '{m.Device}'; use auto, cpu, cuda or cuda:N";
     }
 
@@ -23,7 +24,8 @@ public static class OptionsProblems
         if (b.MaxBatchSequences < 1) yield return $"Batching:MaxBatchSequences is {b.MaxBatchSequences}; it must be >= 1";
         if (b.MaxQueueItems < 1) yield return $"Batching:MaxQueueItems is {b.MaxQueueItems}; it must be >= 1";
         if (!double.IsFinite(b.MaxQueueDelayMs) || b.MaxQueueDelayMs < 0) yield return $"Batching:MaxQueueDelayMs is {b.MaxQueueDelayMs}; it must be >= 0";
-        if (!double.IsFinite(b.MaxPaddingFraction) || b.MaxPaddingFraction < 0) yield return $"Batching:MaxPaddingFraction is {b.MaxPaddingFraction}; it must be >= 0";
+        if (!double.IsFinite(b.MaxPaddingFraction) || b.MaxPaddingFraction < 0)
+            yield return $"Batching:MaxPaddingFraction is {b.MaxPaddingFraction}; it must be >= 0";
         if (b.FailuresBeforeUnready < 1) yield return $"Batching:FailuresBeforeUnready is {b.FailuresBeforeUnready}; it must be >= 1";
         if (!double.IsFinite(b.MaxPassSeconds) || b.MaxPassSeconds <= 0) yield return $"Batching:MaxPassSeconds is {b.MaxPassSeconds}; it must be > 0";
         if (b.MaxRunningSamples < 1) yield return $"Batching:MaxRunningSamples is {b.MaxRunningSamples}; it must be >= 1";
@@ -34,16 +36,20 @@ public static class OptionsProblems
         if (l.MaxItemsPerRequest < 1) yield return $"Limits:MaxItemsPerRequest is {l.MaxItemsPerRequest}; it must be >= 1";
         if (l.MaxTokensPerRequest < 1) yield return $"Limits:MaxTokensPerRequest is {l.MaxTokensPerRequest}; it must be >= 1";
         if (b.MaxQueueTokens < l.MaxTokensPerRequest)
-            yield return $"Batching:MaxQueueTokens ({b.MaxQueueTokens}) is less than Limits:MaxTokensPerRequest ({l.MaxTokensPerRequest}): a request at the limit could never be queued";
-        if (!double.IsFinite(l.StreamIdleSeconds) || l.StreamIdleSeconds <= 0) yield return $"Limits:StreamIdleSeconds is {l.StreamIdleSeconds}; it must be > 0";
+            yield return $"Batching:MaxQueueTokens ({b.MaxQueueTokens}) is less than Limits:MaxTokensPerRequest ({l.MaxTokensPerRequest}): " +
+                "a request at the limit could never be queued";
+        if (!double.IsFinite(l.StreamIdleSeconds) || l.StreamIdleSeconds <= 0)
+            yield return $"Limits:StreamIdleSeconds is {l.StreamIdleSeconds}; it must be > 0";
         if (l.MaxStreamMessages < 1) yield return $"Limits:MaxStreamMessages is {l.MaxStreamMessages}; it must be >= 1";
         if (l.MaxSamplesPerRequest < 1) yield return $"Limits:MaxSamplesPerRequest is {l.MaxSamplesPerRequest}; it must be >= 1";
         if (l.MaxStopStrings < 0) yield return $"Limits:MaxStopStrings is {l.MaxStopStrings}; it must be >= 0";
         if (l.MaxStopLength < 1) yield return $"Limits:MaxStopLength is {l.MaxStopLength}; it must be >= 1";
         if (l.MaxSamplesPerRequest > b.MaxQueueItems)
-            yield return $"Limits:MaxSamplesPerRequest ({l.MaxSamplesPerRequest}) is more than Batching:MaxQueueItems ({b.MaxQueueItems}): such a request could never be queued";
+            yield return $"Limits:MaxSamplesPerRequest ({l.MaxSamplesPerRequest}) is more than Batching:MaxQueueItems ({b.MaxQueueItems}): " +
+                "such a request could never be queued";
         if (l.MaxItemsPerRequest > b.MaxQueueItems)
-            yield return $"Limits:MaxItemsPerRequest ({l.MaxItemsPerRequest}) is more than Batching:MaxQueueItems ({b.MaxQueueItems}): such a request could never be queued";
+            yield return $"Limits:MaxItemsPerRequest ({l.MaxItemsPerRequest}) is more than Batching:MaxQueueItems ({b.MaxQueueItems}): " +
+                "such a request could never be queued";
     }
 
     public static IEnumerable<string> Of(PrefixCacheOptions p)

@@ -87,7 +87,8 @@ public sealed partial class ScoringEngine : IDisposable
         {
             var ready = _batcher.Ready;
             var (failures, reason) = _batcher.Failures;
-            return EngineHealth.Readiness(ready.Status, ready.Exception?.InnerException?.Message, _batcher.IsDraining, failures, reason, _batching.FailuresBeforeUnready, _loading());
+            return EngineHealth.Readiness(ready.Status, ready.Exception?.InnerException?.Message, _batcher.IsDraining, failures, reason,
+                _batching.FailuresBeforeUnready, _loading());
         }
     }
 
@@ -119,7 +120,8 @@ public sealed partial class ScoringEngine : IDisposable
     /// bad input, limits and a full queue, and <see cref="OperationCanceledException"/> when the caller leaves.
     /// </summary>
     /// <param name="caller">who sent it (a connection, an API key): queued work is shared fairly among callers</param>
-    public async Task<IReadOnlyList<ItemScores>> ScoreAsync(IReadOnlyList<ScoreItemInput> items, ScoreOptions options, CancellationToken cancellation, string caller = "")
+    public async Task<IReadOnlyList<ItemScores>> ScoreAsync(IReadOnlyList<ScoreItemInput> items, ScoreOptions options,
+        CancellationToken cancellation, string caller = "")
     {
         var models = Models;
         double usedBeta = CheckBeta(options.Beta, models);
@@ -135,7 +137,8 @@ public sealed partial class ScoringEngine : IDisposable
     /// For each prompt + partial response, the Q so far and the candidates for the next token, with the same
     /// numbers Score gives for prefix + candidate. Validation errors name the field.
     /// </summary>
-    public async Task<IReadOnlyList<NextTokenChoices>> NextTokensAsync(IReadOnlyList<ScoreItemInput> items, NextTokenOptions options, CancellationToken cancellation, string caller = "")
+    public async Task<IReadOnlyList<NextTokenChoices>> NextTokensAsync(IReadOnlyList<ScoreItemInput> items, NextTokenOptions options,
+        CancellationToken cancellation, string caller = "")
     {
         var models = Models;
         double beta = CheckBeta(options.Beta, models);
@@ -199,7 +202,8 @@ public sealed partial class ScoringEngine : IDisposable
         if (delimiter.Length == 0)
             throw ScoringException.Invalid("step_delimiter is empty: omit it for no steps, or give the text that ends a step, e.g. \"\\n\" or \". \"");
         if (delimiter.Length > StepSplitter.MaxDelimiterLength)
-            throw ScoringException.Invalid($"step_delimiter has {delimiter.Length} characters, more than {StepSplitter.MaxDelimiterLength}; use the short text that ends a step");
+            throw ScoringException.Invalid($"step_delimiter has {delimiter.Length} characters, more than {StepSplitter.MaxDelimiterLength}; " +
+                "use the short text that ends a step");
         if (models.Tokenizer is null)
             throw ScoringException.Invalid("step_delimiter needs the response text, but this server has no tokenizer; omit step_delimiter");
     }
@@ -264,7 +268,8 @@ public sealed partial class ScoringEngine : IDisposable
         if (AllFinite(policy) && AllFinite(reference)) return;
         _logger.LogError("Non-finite {What}log-probabilities for item {Id} ({Tokens} tokens): policy finite={PolicyFinite}, reference finite={ReferenceFinite}",
             what, item.Id, item.Tokens.Length, AllFinite(policy), AllFinite(reference));
-        throw new ScoringException(ScoringErrorKind.Internal, $"item '{item.Id}': the models produced a non-finite {what}log-probability; this is logged for the operators");
+        throw new ScoringException(ScoringErrorKind.Internal,
+            $"item '{item.Id}': the models produced a non-finite {what}log-probability; this is logged for the operators");
     }
 
     static ScoringException CreditOverflow(PreparedItem item, double beta) =>
@@ -316,10 +321,12 @@ public sealed partial class ScoringEngine : IDisposable
             long chars = (long)(items[i].Prompt?.Length ?? 0) + (items[i].Response?.Length ?? 0);
             total += chars;
             if (chars > longestToken * models.MaxContext)
-                throw ScoringException.Invalid($"item {i}: its {chars:N0} characters of text need more tokens than the model context of {models.MaxContext} holds (a token covers at most {models.LongestTokenChars} characters); shorten it");
+                throw ScoringException.Invalid($"item {i}: its {chars:N0} characters of text need more tokens than the model context of {models.MaxContext} " +
+                    $"holds (a token covers at most {models.LongestTokenChars} characters); shorten it");
         }
         if (total > longestToken * _limits.MaxTokensPerRequest)
-            throw ScoringException.Exhausted($"the request's {total:N0} characters of text need more than the limit of {_limits.MaxTokensPerRequest} tokens per request; split it");
+            throw ScoringException.Exhausted($"the request's {total:N0} characters of text need more than the limit of {_limits.MaxTokensPerRequest} " +
+                "tokens per request; split it");
     }
 
     /// <summary>Tokenises (for text items) and validates one item; errors name the item and what to fix.</summary>
@@ -337,7 +344,8 @@ public sealed partial class ScoringEngine : IDisposable
         bool hasText = item.Prompt != null || item.Response != null;
         bool hasIds = item.PromptTokenIds is { Count: > 0 } || item.ResponseTokenIds is { Count: > 0 } && !responseIdsAfterText;
         if (hasText == hasIds)
-            throw ScoringException.Invalid($"{name}: give either text (prompt, response) or token ids (prompt_token_ids, response_token_ids), not {(hasText ? "both" : "neither")}");
+            throw ScoringException.Invalid($"{name}: give either text (prompt, response) or token ids (prompt_token_ids, response_token_ids), " +
+                $"not {(hasText ? "both" : "neither")}");
 
         int[] prompt, response;
         TokenSpan[]? spans = null;
@@ -345,8 +353,10 @@ public sealed partial class ScoringEngine : IDisposable
         if (hasText)
         {
             if (tokenizer is null)
-                throw ScoringException.Invalid($"{name}: this server has no tokenizer (no tokenizer.json with the policy); send prompt_token_ids and response_token_ids");
-            if (string.IsNullOrEmpty(item.Response) && !rules.EmptyResponseAllowed && !responseIdsAfterText) throw ScoringException.Invalid($"{name}: the response is empty; there is nothing to score");
+                throw ScoringException.Invalid($"{name}: this server has no tokenizer (no tokenizer.json with the policy); " +
+                    "send prompt_token_ids and response_token_ids");
+            if (string.IsNullOrEmpty(item.Response) && !rules.EmptyResponseAllowed && !responseIdsAfterText)
+                throw ScoringException.Invalid($"{name}: the response is empty; there is nothing to score");
             // HfTokenizer is thread-safe: callers tokenise on their own threads, in parallel.
             prompt = tokenizer.EncodeIds(item.Prompt ?? "", addSpecialTokens: true);
             if (responseIdsAfterText) (response, spans, responseText, tokenEnds) = ResponseIds(item.ResponseTokenIds!, tokenizer, options);
@@ -357,7 +367,8 @@ public sealed partial class ScoringEngine : IDisposable
                 var responseEnc = tokenizer.Encode(item.Response, addSpecialTokens: false);
                 response = responseEnc.Ids;
                 if (includeTokenText)
-                    spans = responseEnc.Ids.Select((id, i) => new TokenSpan(Surface(tokenizer, id), responseEnc.Offsets[i].Start, responseEnc.Offsets[i].End)).ToArray();
+                    spans = responseEnc.Ids.Select((id, i) => new TokenSpan(Surface(tokenizer, id), responseEnc.Offsets[i].Start, responseEnc.Offsets[i].End))
+                        .ToArray();
                 if (options.StepDelimiter != null)
                     (responseText, tokenEnds) = (item.Response, [.. responseEnc.Offsets.Select(o => o.End)]);
             }
@@ -367,7 +378,8 @@ public sealed partial class ScoringEngine : IDisposable
         {
             prompt = item.PromptTokenIds?.ToArray() ?? [];
             (response, spans, responseText, tokenEnds) = ResponseIds(item.ResponseTokenIds ?? [], tokenizer, options);
-            if (response.Length == 0 && !rules.EmptyResponseAllowed) throw ScoringException.Invalid($"{name}: response_token_ids is empty; there is nothing to score");
+            if (response.Length == 0 && !rules.EmptyResponseAllowed)
+                throw ScoringException.Invalid($"{name}: response_token_ids is empty; there is nothing to score");
         }
         if (item.AppendEos && !rules.AppendEosAllowed)
             throw ScoringException.Invalid($"{name}: append_eos ends the response, so there is no next token; leave it unset");
@@ -379,7 +391,8 @@ public sealed partial class ScoringEngine : IDisposable
             tokenEnds?.Add(-1);
         }
         if (prompt.Length == 0)
-            throw ScoringException.Invalid($"{name}: the prompt has no tokens (and the tokenizer adds no BOS); the first response token needs at least one token of context");
+            throw ScoringException.Invalid($"{name}: the prompt has no tokens (and the tokenizer adds no BOS); the first response token needs " +
+                "at least one token of context");
 
         int[] tokens = [.. prompt, .. response];
         int vocab = models.VocabSize;
@@ -389,11 +402,14 @@ public sealed partial class ScoringEngine : IDisposable
                     ? $"{name}: prompt token at position {t} has id {tokens[t]}, outside the vocabulary [0, {vocab})"
                     : $"{name}: response token at position {t - prompt.Length} has id {tokens[t]}, outside the vocabulary [0, {vocab})");
         if (rules.NextTokenMustFit && tokens.Length >= models.MaxContext)
-            throw ScoringException.Invalid($"{name}: prompt ({prompt.Length} tokens) + partial response ({response.Length} tokens) = {tokens.Length} tokens fills the model context of {models.MaxContext}; there is no room for a next token");
+            throw ScoringException.Invalid($"{name}: prompt ({prompt.Length} tokens) + partial response ({response.Length} tokens) " +
+                $"= {tokens.Length} tokens fills the model context of {models.MaxContext}; there is no room for a next token");
         if (tokens.Length > models.MaxContext)
-            throw ScoringException.Invalid($"{name}: prompt ({prompt.Length} tokens) + response ({response.Length} tokens) = {tokens.Length} tokens, longer than the model context of {models.MaxContext}; shorten the prompt or response");
+            throw ScoringException.Invalid($"{name}: prompt ({prompt.Length} tokens) + response ({response.Length} tokens) = {tokens.Length} tokens, " +
+                $"longer than the model context of {models.MaxContext}; shorten the prompt or response");
         if (BatchPlanner.Cost(tokens.Length) > _maxBatchTokens)
-            throw ScoringException.Exhausted($"{name}: {tokens.Length} tokens cost {BatchPlanner.Cost(tokens.Length)} (tokens x 2 models), more than the batch budget MaxBatchTokens={_maxBatchTokens}; it could never run");
+            throw ScoringException.Exhausted($"{name}: {tokens.Length} tokens cost {BatchPlanner.Cost(tokens.Length)} (tokens x 2 models), " +
+                $"more than the batch budget MaxBatchTokens={_maxBatchTokens}; it could never run");
         int[]? stepEnds = options.StepDelimiter is { } delimiter ? StepSplitter.StepEnds(responseText!, tokenEnds!, delimiter) : null;
         return new PreparedItem(string.IsNullOrEmpty(item.Id) ? index.ToString() : item.Id, tokens, prompt.Length, spans, stepEnds);
     }

@@ -47,7 +47,10 @@ public sealed record StepScores(int[] Ends, double[] Rewards);
 /// <summary>How NextTokens candidates are ordered.</summary>
 public enum RankBy { Policy, Reference, Credit }
 
-/// <summary>What NextTokens returns for each item: either the top_k tokens by <paramref name="RankBy"/>, or exactly the candidate ids asked for, in that order.</summary>
+/// <summary>
+/// What NextTokens returns for each item: either the top_k tokens by <paramref name="RankBy"/>, or exactly the
+/// candidate ids asked for, in that order.
+/// </summary>
 public sealed record NextTokenOptions(int TopK, IReadOnlyList<int>? CandidateIds, RankBy RankBy = RankBy.Policy, double? Beta = null);
 
 /// <summary>One possible next token: its log-probability under each model and its credit beta·(policy − reference).</summary>

@@ -25,7 +25,8 @@ public class CliTests
     public async Task LogprobsTable_ShowsTokenTextIdsAndLogprobs()
     {
         string demo = Fixtures.DemoPair("policy");
-        var (code, stdout, stderr) = await CliProcess.Run("logprobs", "--model", demo, "--text", "Review of the phone: The battery is long.", "--device", "cpu");
+        var (code, stdout, stderr) = await CliProcess.Run("logprobs", "--model", demo, "--text",
+            "Review of the phone: The battery is long.", "--device", "cpu");
         Assert.True(code == 0, stderr);
         Assert.Contains("\" battery\"", stdout);
         Assert.Contains("<|endoftext|>", stdout); // the BOS the tokenizer adds

@@ -10,7 +10,8 @@ public class SoakTests
     {
         // A small prefix cache: it fills (and evicts) within the warm-up, so later growth would be a leak.
         await using var server = await ServerProcess.StartServingAsync("--PrefixCache:MaxBytes=8000000");
-        var (code, stdout, stderr) = await CliProcess.Run("soak", "--server", $"http://127.0.0.1:{server.GrpcPort}", "--metrics", $"http://127.0.0.1:{server.HttpPort}",
+        var (code, stdout, stderr) = await CliProcess.Run("soak", "--server", $"http://127.0.0.1:{server.GrpcPort}",
+            "--metrics", $"http://127.0.0.1:{server.HttpPort}",
             "--minutes", "1", "--warmup-seconds", "20", "--every-seconds", "5", "--callers", "4", "--json");
         Assert.True(code == 0, stderr);
         var report = JsonDocument.Parse(stdout).RootElement;

@@ -36,7 +36,8 @@ public class TrainerTests
         engine.Start();
         await engine.Ready;
         Assert.Equal(0.25, engine.Info.DefaultBeta);
-        var scored = (await engine.ScoreAsync([new ScoreItemInput { Prompt = "Review of the phone:", Response = " The battery is long.", AppendEos = true }], new ScoreOptions(), default))[0];
+        var scored = (await engine.ScoreAsync([new ScoreItemInput { Prompt = "Review of the phone:", Response = " The battery is long.", AppendEos = true }],
+            new ScoreOptions(), default))[0];
         Assert.Equal(scored.TokenIds.Length, scored.Credits.Length);
         Assert.Equal(tokenizer.EosTokenId, scored.TokenIds[^1]);
         Assert.Equal(scored.Credits.Sum(c => (double)c), scored.Reward, 5);

@@ -15,7 +15,8 @@ public partial class DashboardAndAlertTests(DefaultServer fixture)
     private static partial Regex MetricName();
 
     /// <summary>Counters that appear only once their event has happened (a failed pass, a cancelled sample, ...).</summary>
-    static readonly string[] EventCounters = ["qservice_failed_passes_total", "qservice_sample_cancelled_tokens_total", "qservice_dropped_items_total", "qservice_prefix_cache_evictions_total"];
+    static readonly string[] EventCounters = ["qservice_failed_passes_total", "qservice_sample_cancelled_tokens_total", "qservice_dropped_items_total",
+        "qservice_prefix_cache_evictions_total"];
 
     static async Task<(int Code, string Output)> Run(string file, params string[] args)
     {

@@ -10,7 +10,8 @@ public partial class KubernetesManifestTests(DefaultServer fixture)
     {
         var psi = new ProcessStartInfo("kubectl") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[] { "kustomize", Path.Combine(Fixtures.RepoRoot, "deploy", "k8s", folder) }) psi.ArgumentList.Add(a);
-        using var process = Process.Start(psi) ?? throw new InvalidOperationException("kubectl not found: install Debian's kubernetes-client (tests/run.sh does)");
+        using var process = Process.Start(psi)
+            ?? throw new InvalidOperationException("kubectl not found: install Debian's kubernetes-client (tests/run.sh does)");
         string output = await process.StandardOutput.ReadToEndAsync();
         string errors = await process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync();
@@ -40,7 +41,8 @@ public partial class KubernetesManifestTests(DefaultServer fixture)
         Assert.False(string.IsNullOrEmpty(hpaMetric), "the HorizontalPodAutoscaler names no pods metric");
         Assert.Equal(hpaMetric, adapterSeries); // the adapter serves the HPA's metric from the series of that name
         var scrape = (await fixture.Server.Http.GetStringAsync("/metrics")).Split('\n');
-        Assert.Contains(scrape, line => line.StartsWith(hpaMetric + "{", StringComparison.Ordinal) || line.StartsWith(hpaMetric + " ", StringComparison.Ordinal));
+        Assert.Contains(scrape, line => line.StartsWith(hpaMetric + "{", StringComparison.Ordinal)
+            || line.StartsWith(hpaMetric + " ", StringComparison.Ordinal));
         Assert.DoesNotContain("nvidia.com/gpu", yaml);
     }
 

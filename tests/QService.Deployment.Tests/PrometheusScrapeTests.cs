@@ -25,11 +25,13 @@ public class PrometheusScrapeTests(DefaultServer fixture)
             """);
         var psi = new ProcessStartInfo("prometheus")
         {
-            ArgumentList = { $"--config.file={folder.File("prometheus.yml")}", $"--storage.tsdb.path={folder.File("data")}", $"--web.listen-address=127.0.0.1:{webPort}" },
+            ArgumentList = { $"--config.file={folder.File("prometheus.yml")}", $"--storage.tsdb.path={folder.File("data")}",
+                $"--web.listen-address=127.0.0.1:{webPort}" },
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        using var prometheus = Process.Start(psi) ?? throw new InvalidOperationException("prometheus not found: install Debian's prometheus package (tests/run.sh does)");
+        using var prometheus = Process.Start(psi)
+            ?? throw new InvalidOperationException("prometheus not found: install Debian's prometheus package (tests/run.sh does)");
         var log = new System.Text.StringBuilder();
         prometheus.ErrorDataReceived += (_, e) => { lock (log) log.AppendLine(e.Data); };
         prometheus.BeginErrorReadLine();
@@ -43,7 +45,8 @@ public class PrometheusScrapeTests(DefaultServer fixture)
                 try
                 {
                     up = await Query(http, "up{job=\"qservice\"}") ?? "";
-                    requests = double.Parse(await Query(http, "sum(qservice_requests_total{rpc=\"Score\",status=\"OK\"})") ?? "0", System.Globalization.CultureInfo.InvariantCulture);
+                    requests = double.Parse(await Query(http, "sum(qservice_requests_total{rpc=\"Score\",status=\"OK\"})") ?? "0",
+                        System.Globalization.CultureInfo.InvariantCulture);
                 }
                 catch (HttpRequestException) { /* not listening yet */ }
             }

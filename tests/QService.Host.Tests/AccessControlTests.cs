@@ -37,7 +37,8 @@ public class AccessControlTests : IDisposable
         var missing = await Assert.ThrowsAsync<RpcException>(async () => await scorer.ScoreAsync(Small));
         Assert.Equal(StatusCode.Unauthenticated, missing.StatusCode);
         Assert.Contains("authorization: Bearer", missing.Status.Detail);
-        var wrong = await Assert.ThrowsAsync<RpcException>(async () => await scorer.ScoreAsync(Small, new Metadata { { "authorization", "Bearer not-the-key-at-all-0000" } }));
+        var wrong = await Assert.ThrowsAsync<RpcException>(async () => await scorer.ScoreAsync(Small,
+            new Metadata { { "authorization", "Bearer not-the-key-at-all-0000" } }));
         Assert.Equal(StatusCode.Unauthenticated, wrong.StatusCode);
         var reply = await scorer.ScoreAsync(Small, new Metadata { { "authorization", $"Bearer {key}" } });
         Assert.Single(reply.Results);
@@ -113,7 +114,8 @@ public class AccessControlTests : IDisposable
             chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
             return chain.Build(new X509Certificate2(certificate!));
         };
-        if (clientCertificate != null) handler.SslOptions.ClientCertificates = [X509CertificateLoader.LoadPkcs12(clientCertificate.Export(X509ContentType.Pkcs12), null)];
+        if (clientCertificate != null)
+            handler.SslOptions.ClientCertificates = [X509CertificateLoader.LoadPkcs12(clientCertificate.Export(X509ContentType.Pkcs12), null)];
         var channel = GrpcChannel.ForAddress($"https://127.0.0.1:{server.GrpcPort}", new GrpcChannelOptions { HttpHandler = handler });
         return new QScorer.QScorerClient(channel);
     }

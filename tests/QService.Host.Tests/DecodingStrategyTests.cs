@@ -72,7 +72,8 @@ public class DecodingStrategyTests(DefaultServer fixture)
         {
             Interlocked.Increment(ref calls);
             Assert.Equal(Prompt, prompt);
-            IReadOnlyList<Proposal> proposals = [.. phrases.Take(n).Select(p => new Proposal(tokenizer.Encode(p, addSpecialTokens: false).Ids, p, Ended: true))];
+            IReadOnlyList<Proposal> proposals = [.. phrases.Take(n).Select(p => new Proposal(tokenizer.Encode(p, addSpecialTokens: false).Ids, p,
+                Ended: true))];
             return Task.FromResult(proposals);
         });
         var result = await new BestOfN(generator, n: 3, maxTokens: 20).DecodeAsync(Prompt, seed: 1);

@@ -40,7 +40,8 @@ public class FuzzTests
             catch (RpcException e)
             {
                 statuses.AddOrUpdate(e.StatusCode, 1, (_, n) => n + 1);
-                if (e.StatusCode == StatusCode.Unknown && unknown.Count < 5) unknown.Enqueue($"{method}: {e.Status.Detail} ({Convert.ToHexString(message.AsSpan(0, Math.Min(64, message.Length)))})");
+                if (e.StatusCode == StatusCode.Unknown && unknown.Count < 5)
+                    unknown.Enqueue($"{method}: {e.Status.Detail} ({Convert.ToHexString(message.AsSpan(0, Math.Min(64, message.Length)))})");
             }
         }
 
@@ -112,12 +113,14 @@ public class FuzzTests
     static byte[] RandomMessage(string method, Random r)
     {
         int Int() => r.Next(8) switch { 0 => -r.Next(1000), 1 => int.MaxValue - r.Next(3), 2 => r.Next(100_000), _ => r.Next(0, 400) };
-        float Float() => r.Next(8) switch { 0 => float.NaN, 1 => float.PositiveInfinity, 2 => -r.NextSingle(), 3 => 0, 4 => r.NextSingle() * 1e6f, _ => r.NextSingle() * 3 };
+        float Float() => r.Next(8) switch { 0 => float.NaN, 1 => float.PositiveInfinity, 2 => -r.NextSingle(), 3 => 0,
+            4 => r.NextSingle() * 1e6f, _ => r.NextSingle() * 3 };
         string Text() => r.Next(6) switch
         {
             0 => "",
             1 => new string((char)r.Next(32, 127), r.Next(1, 300)),
-            2 => string.Concat(Enumerable.Range(0, r.Next(1, 40)).Select(_ => char.ConvertFromUtf32(r.Next(0x20, 0x2FFF) is var c && c is >= 0xD800 and <= 0xDFFF ? 0x41 : c))),
+            2 => string.Concat(Enumerable.Range(0, r.Next(1, 40))
+                .Select(_ => char.ConvertFromUtf32(r.Next(0x20, 0x2FFF) is var c && c is >= 0xD800 and <= 0xDFFF ? 0x41 : c))),
             3 => "Review of the phone:",
             4 => " The battery is long. The screen is awful.",
             _ => string.Concat(Enumerable.Range(0, r.Next(1, 20)).Select(_ => "<|endoftext|>  \n\t.".Substring(r.Next(18)))),

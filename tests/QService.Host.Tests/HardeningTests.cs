@@ -22,7 +22,8 @@ public class HardeningTests(DefaultServer fixture)
             Assert.Contains("larger than the limit of 9,437,184 bytes", error.Status.Detail);
             return error.StatusCode;
         })).ToList();
-        var small = await _scorer.ScoreAsync(new ScoreRequest { Items = { new ScoreItem { Prompt = "Review of the phone:", Response = " The battery is long." } } });
+        var small = await _scorer.ScoreAsync(
+            new ScoreRequest { Items = { new ScoreItem { Prompt = "Review of the phone:", Response = " The battery is long." } } });
         Assert.Single(small.Results);
         Assert.All(await Task.WhenAll(calls), status => Assert.Equal(StatusCode.ResourceExhausted, status));
         long grown = fixture.Server.RssBytes - before;

@@ -73,7 +73,8 @@ public class LifecycleTests
         await using var server = ServerProcess.Start("--http-api-port", port.ToString());
         Assert.True(await server.WaitForExitAsync(TimeSpan.FromSeconds(60)), server.Output);
         Assert.Equal(1, server.ExitCode);
-        Assert.Contains($"qservice: Server:HttpApiPort {port} is in use by another process on 127.0.0.1; choose another with --http-api-port, or 0 to turn the JSON API off", server.Output);
+        Assert.Contains($"qservice: Server:HttpApiPort {port} is in use by another process on 127.0.0.1; choose another with --http-api-port, " +
+            "or 0 to turn the JSON API off", server.Output);
         Assert.DoesNotContain("Unhandled exception", server.Output);
         Assert.DoesNotContain("   at ", server.Output);
     }
@@ -85,7 +86,8 @@ public class LifecycleTests
         await using var server = ServerProcess.Start("--bind", "192.0.2.1");
         Assert.True(await server.WaitForExitAsync(TimeSpan.FromSeconds(60)), server.Output);
         Assert.Equal(1, server.ExitCode);
-        Assert.Contains($"qservice: Server:GrpcPort {server.GrpcPort} cannot be bound: 192.0.2.1 is not an address of this machine; set Server:BindAddress (--bind)", server.Output);
+        Assert.Contains($"qservice: Server:GrpcPort {server.GrpcPort} cannot be bound: 192.0.2.1 is not an address of this machine; " +
+            "set Server:BindAddress (--bind)", server.Output);
         Assert.DoesNotContain("   at ", server.Output);
     }
 

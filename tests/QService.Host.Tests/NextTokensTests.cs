@@ -82,7 +82,10 @@ public class NextTokensTests(DefaultServer fixture)
         Assert.Equal(3, reply.Results[0].Candidates.Count);
     }
 
-    /// <summary>Every bad input is unit-tested on the engine (Engine.Tests: ScoringEngineValidationTests); this one checks the status over a real socket.</summary>
+    /// <summary>
+    /// Every bad input is unit-tested on the engine (Engine.Tests: ScoringEngineValidationTests); this one checks the
+    /// status over a real socket.
+    /// </summary>
     [Fact]
     public async Task BadInput_IsInvalidArgumentNamingTheField()
     {

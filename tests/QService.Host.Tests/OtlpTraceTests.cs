@@ -37,7 +37,8 @@ public class OtlpTraceTests
         };
         await using var server = ServerProcess.Start(environment);
         Assert.True(await server.Channel.WaitUntilServingAsync(TimeSpan.FromSeconds(120)), server.Output);
-        await server.Channel.Scorer.ScoreAsync(new ScoreRequest { Items = { new ScoreItem { Prompt = "Review of the phone:", Response = " The battery is long." } } });
+        await server.Channel.Scorer.ScoreAsync(
+            new ScoreRequest { Items = { new ScoreItem { Prompt = "Review of the phone:", Response = " The battery is long." } } });
 
         string[] expected = ["/v1/traces", "application/x-protobuf", "qservice.v1.QScorer/Score", "queue wait", "forward policy", "forward reference",
             "qservice.model", "qservice.batch.sequences"];

@@ -12,7 +12,10 @@ public class SampleTests(DefaultServer fixture)
     const string Prompt = "Review of the phone:";
     static ScoreItem Item(string response = "") => new() { Id = "x", Prompt = Prompt, Response = response };
 
-    /// <summary>p(v) ∝ exp(((1−α)·log pi_ref + α·log pi)/T), cut to top_k, then to the smallest top set reaching top_p: the definition, from NextTokens' numbers.</summary>
+    /// <summary>
+    /// p(v) ∝ exp(((1−α)·log pi_ref + α·log pi)/T), cut to top_k, then to the smallest top set reaching top_p: the
+    /// definition, from NextTokens' numbers.
+    /// </summary>
     async Task<double[]> ExactDistribution(ScoreItem item, double alpha, double temperature, int topK, double topP)
     {
         var all = (await _scorer.NextTokensAsync(new NextTokensRequest { Items = { item }, TopK = 384 })).Results[0].Candidates;
@@ -182,7 +185,8 @@ public class SampleTests(DefaultServer fixture)
         Assert.All(stopped.Samples, s => Assert.Contains("e", s.Text));
 
         var length = await _scorer.SampleAsync(new SampleRequest { Item = Item(), N = 4, Seed = 3, Temperature = 3, MaxNewTokens = 3, TopK = 300 });
-        Assert.All(length.Samples, s => Assert.True(s.FinishReason == FinishReason.Length && s.Scores.TokenIds.Count == 3 || s.FinishReason == FinishReason.Eos));
+        Assert.All(length.Samples, s => Assert.True(s.FinishReason == FinishReason.Length && s.Scores.TokenIds.Count == 3
+            || s.FinishReason == FinishReason.Eos));
         Assert.Contains(length.Samples, s => s.FinishReason == FinishReason.Length);
 
         // A prompt two tokens short of the context: the samples run into its end.
@@ -210,7 +214,10 @@ public class SampleTests(DefaultServer fixture)
         Assert.Single((await _scorer.SampleAsync(new SampleRequest { Item = Item(), MaxNewTokens = 2 })).Samples);
     }
 
-    /// <summary>Every bad input is unit-tested on the engine (Engine.Tests: ScoringEngineValidationTests); this one checks the status over a real socket.</summary>
+    /// <summary>
+    /// Every bad input is unit-tested on the engine (Engine.Tests: ScoringEngineValidationTests); this one checks the
+    /// status over a real socket.
+    /// </summary>
     [Fact]
     public async Task BadInput_IsInvalidArgumentNamingTheField()
     {

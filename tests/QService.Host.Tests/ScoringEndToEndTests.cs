@@ -20,7 +20,8 @@ public class ScoringEndToEndTests(PairServer fixture)
         var request = new ScoreRequest();
         int n = 0;
         foreach (var pair in fixture.Expected.GetProperty("pairs").EnumerateArray())
-            request.Items.Add(new ScoreItem { Id = $"pair{n++}", PromptTokenIds = { Ints(pair.GetProperty("prompt_ids")) }, ResponseTokenIds = { Ints(pair.GetProperty("response_ids")) } });
+            request.Items.Add(new ScoreItem { Id = $"pair{n++}", PromptTokenIds = { Ints(pair.GetProperty("prompt_ids")) },
+                ResponseTokenIds = { Ints(pair.GetProperty("response_ids")) } });
         return request;
     }
 

@@ -31,7 +31,8 @@ public class ServiceSurfaceTests(DefaultServer fixture)
             Items =
             {
                 new ScoreItem { Id = "text", Prompt = prompt, Response = response, AppendEos = true },
-                new ScoreItem { Id = "ids", PromptTokenIds = { tokenizer.Encode(prompt, addSpecialTokens: true).Ids }, ResponseTokenIds = { ids }, AppendEos = true },
+                new ScoreItem { Id = "ids", PromptTokenIds = { tokenizer.Encode(prompt, addSpecialTokens: true).Ids },
+                    ResponseTokenIds = { ids }, AppendEos = true },
             },
         });
         var text = reply.Results[0];
@@ -148,8 +149,10 @@ public class ServiceSurfaceTests(DefaultServer fixture)
         await Assert.ThrowsAsync<RpcException>(async () => await _server.Channel.Scorer.ScoreAsync(new ScoreRequest()));
         string text = await _server.Http.GetStringAsync("/metrics");
 
-        var psi = new ProcessStartInfo("promtool", "check metrics") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
-        using var promtool = Process.Start(psi) ?? throw new InvalidOperationException("promtool not found: install Debian's prometheus package (tests/run.sh does)");
+        var psi = new ProcessStartInfo("promtool", "check metrics")
+            { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        using var promtool = Process.Start(psi)
+            ?? throw new InvalidOperationException("promtool not found: install Debian's prometheus package (tests/run.sh does)");
         await promtool.StandardInput.WriteAsync(text);
         promtool.StandardInput.Close();
         string problems = await promtool.StandardOutput.ReadToEndAsync() + await promtool.StandardError.ReadToEndAsync();

@@ -13,7 +13,8 @@ public sealed class PairServer : IAsyncLifetime
     public static string ReferencePath => Fixtures.Path("hf-reference", "llama-gqa-dpo-pair", "reference");
 
     public ServerProcess Server { get; private set; } = null!;
-    public JsonElement Expected { get; } = JsonDocument.Parse(File.ReadAllText(Fixtures.Path("hf-reference", "llama-gqa-dpo-pair", "pair_expected.json"))).RootElement;
+    public JsonElement Expected { get; } =
+        JsonDocument.Parse(File.ReadAllText(Fixtures.Path("hf-reference", "llama-gqa-dpo-pair", "pair_expected.json"))).RootElement;
 
     public async Task InitializeAsync() =>
         Server = await ServerProcess.StartServingAsync("--policy", PolicyPath, "--reference", ReferencePath, "--beta", "0.1",

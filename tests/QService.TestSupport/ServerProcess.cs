@@ -70,7 +70,8 @@ public sealed class ServerProcess : IAsyncDisposable
             UseShellExecute = false,
         };
         psi.ArgumentList.Add(HostAssembly());
- foreach (var a in new[] { "--grpc-port", grpcPort.ToString(), "--http-port", httpPort.ToString(), "--http-api-port", apiPort.ToString(), "--log-format", "json", "--device", "cpu", "--threads", "1" }.Concat(args))
+        foreach (var a in new[] { "--grpc-port", grpcPort.ToString(), "--http-port", httpPort.ToString(), "--http-api-port", apiPort.ToString(),
+            "--log-format", "json", "--device", "cpu", "--threads", "1" }.Concat(args))
             psi.ArgumentList.Add(a);
         psi.Environment.Remove("OTEL_EXPORTER_OTLP_ENDPOINT");
         foreach (var (key, value) in environment) psi.Environment[key] = value;

@@ -21,14 +21,17 @@ static class BenchCacheCommand
         var compare = new Option<string?>("--compare-server") { Description = "the same models served with PrefixCache:Enabled=false" };
         var callers = new Option<int>("--callers") { Description = "concurrent decoders (and no-hit callers)", DefaultValueFactory = _ => 32 };
         var seconds = new Option<double>("--seconds") { Description = "duration of the decoders and nohit scenarios", DefaultValueFactory = _ => 30 };
-        var only = new Option<string>("--scenarios") { Description = "comma-separated subset of extend,decoders,candidates,nohit", DefaultValueFactory = _ => "extend,decoders,candidates,nohit" };
-        var cmd = new Command("bench-cache", "Measure the prefix cache: extension latency, many decoders, shared candidates, cost when unused.") { server, compare, callers, seconds, only };
+        var only = new Option<string>("--scenarios")
+            { Description = "comma-separated subset of extend,decoders,candidates,nohit", DefaultValueFactory = _ => "extend,decoders,candidates,nohit" };
+        var cmd = new Command("bench-cache", "Measure the prefix cache: extension latency, many decoders, shared candidates, cost when unused.")
+            { server, compare, callers, seconds, only };
         cmd.SetAction(r => CliErrors.Run(() => Execute(r.GetValue(server)!, r.GetValue(compare), r.GetValue(callers), r.GetValue(seconds),
             [.. r.GetValue(only)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)]).GetAwaiter().GetResult()));
         return cmd;
     }
 
-    sealed record Figures(double ExtendRatio, double ExtendMs, double FreshMs, double DecoderTokensPerSecond, double CandidatesRatio, double NoHitTokensPerSecond);
+    sealed record Figures(double ExtendRatio, double ExtendMs, double FreshMs, double DecoderTokensPerSecond,
+        double CandidatesRatio, double NoHitTokensPerSecond);
 
     static async Task<int> Execute(string address, string? compareAddress, int callers, double seconds, string[] scenarios)
     {
@@ -39,10 +42,13 @@ static class BenchCacheCommand
         Console.WriteLine("| scenario | cache on | cache off | |");
         Console.WriteLine("| --- | ---: | ---: | --- |");
         string Off(Func<Figures, double> f, string format) => off is null ? "" : f(off).ToString(format);
-        Console.WriteLine($"| extend: 512 + 16 tokens, as a share of 528 fresh | {on.ExtendRatio:P1} ({on.ExtendMs:F0} of {on.FreshMs:F0} ms) | {Off(f => f.ExtendRatio, "P1")} | target <= 10 % |");
-        Console.WriteLine($"| decoders: new tokens/s, {callers} callers +8 on 256 | {on.DecoderTokensPerSecond:F1} | {Off(f => f.DecoderTokensPerSecond, "F1")} | " +
+        Console.WriteLine($"| extend: 512 + 16 tokens, as a share of 528 fresh | {on.ExtendRatio:P1} ({on.ExtendMs:F0} of {on.FreshMs:F0} ms) " +
+            $"| {Off(f => f.ExtendRatio, "P1")} | target <= 10 % |");
+        Console.WriteLine($"| decoders: new tokens/s, {callers} callers +8 on 256 | {on.DecoderTokensPerSecond:F1} | " +
+            $"{Off(f => f.DecoderTokensPerSecond, "F1")} | " +
             (off is null ? "" : $"**{on.DecoderTokensPerSecond / off.DecoderTokensPerSecond:F1}x**, target >= 10x") + " |");
-        Console.WriteLine($"| candidates: 16 x 16 after 256 shared, as a multiple of 1 | {on.CandidatesRatio:F2}x | {Off(f => f.CandidatesRatio, "F2")}x | target <= 2x |");
+        Console.WriteLine($"| candidates: 16 x 16 after 256 shared, as a multiple of 1 | {on.CandidatesRatio:F2}x | " +
+            $"{Off(f => f.CandidatesRatio, "F2")}x | target <= 2x |");
         Console.WriteLine($"| nohit: tokens/s, {callers} callers, 64 + 64 random | {on.NoHitTokensPerSecond:F0} | {Off(f => f.NoHitTokensPerSecond, "F0")} | " +
             (off is null ? "" : $"**{on.NoHitTokensPerSecond / off.NoHitTokensPerSecond:P1}** of cache off, target >= 95 %") + " |");
         return 0;
@@ -77,7 +83,8 @@ static class BenchCacheCommand
 
         // Decoders: each extends its own 256-token prefix by 8 tokens per call.
         long newTokens = 0;
-        var decoders = Enumerable.Range(0, scenarios.Contains("decoders") ? callers : 0).Select(_ => (Prompt: Random(64), Response: new List<int>(Random(192)), More: Enumerable.Range(0, 400).Select(_ => Random(8)).ToArray())).ToArray();
+        var decoders = Enumerable.Range(0, scenarios.Contains("decoders") ? callers : 0)
+            .Select(_ => (Prompt: Random(64), Response: new List<int>(Random(192)), More: Enumerable.Range(0, 400).Select(_ => Random(8)).ToArray())).ToArray();
         await Task.WhenAll(decoders.Select(d => scorer.ScoreAsync(new ScoreRequest { Items = { Item(d.Prompt, [.. d.Response]) } }).ResponseAsync));
         var clock = Stopwatch.StartNew();
         await Task.WhenAll(decoders.Select(async d =>
@@ -110,7 +117,8 @@ static class BenchCacheCommand
             var local = new Random(1000 + caller);
             while (clock.Elapsed.TotalSeconds < seconds)
             {
-                var item = Item([.. Enumerable.Range(0, 64).Select(_ => local.Next(info.VocabSize))], [.. Enumerable.Range(0, 64).Select(_ => local.Next(info.VocabSize))]);
+                var item = Item([.. Enumerable.Range(0, 64).Select(_ => local.Next(info.VocabSize))],
+                    [.. Enumerable.Range(0, 64).Select(_ => local.Next(info.VocabSize))]);
                 await scorer.ScoreAsync(new ScoreRequest { Items = { item } });
                 Interlocked.Add(ref tokens, 128);
             }

@@ -19,13 +19,17 @@ static class BenchCommand
     public static Command Create()
     {
         var server = new Option<string>("--server") { Description = "server address", DefaultValueFactory = _ => "http://127.0.0.1:50051" };
-        var concurrency = new Option<string>("--concurrency") { Description = "comma-separated caller counts to run one after the other", DefaultValueFactory = _ => "1,32" };
+        var concurrency = new Option<string>("--concurrency")
+            { Description = "comma-separated caller counts to run one after the other", DefaultValueFactory = _ => "1,32" };
         var seconds = new Option<double>("--seconds") { Description = "duration of each level", DefaultValueFactory = _ => 20 };
         var promptTokens = new Option<int>("--prompt-tokens") { Description = "prompt tokens per item", DefaultValueFactory = _ => 64 };
         var responseTokens = new Option<int>("--response-tokens") { Description = "response tokens per item", DefaultValueFactory = _ => 64 };
-        var baseline = new Option<bool>("--forward-baseline") { Description = "also time bench-forward on the same batch shape and print the service's share of it" };
-        var cmd = new Command("bench", "Load-test a running QService and report throughput and latency.") { server, concurrency, seconds, promptTokens, responseTokens, baseline };
-        cmd.SetAction(r => CliErrors.Run(() => Execute(r.GetValue(server)!, r.GetValue(concurrency)!, r.GetValue(seconds), r.GetValue(promptTokens), r.GetValue(responseTokens),
+        var baseline = new Option<bool>("--forward-baseline")
+            { Description = "also time bench-forward on the same batch shape and print the service's share of it" };
+        var cmd = new Command("bench", "Load-test a running QService and report throughput and latency.")
+            { server, concurrency, seconds, promptTokens, responseTokens, baseline };
+        cmd.SetAction(r => CliErrors.Run(() => Execute(r.GetValue(server)!, r.GetValue(concurrency)!, r.GetValue(seconds),
+            r.GetValue(promptTokens), r.GetValue(responseTokens),
             r.GetValue(baseline)).GetAwaiter().GetResult()));
         return cmd;
     }
@@ -50,7 +54,8 @@ static class BenchCommand
             var (requests, errors, tokensPerSecond, latencies) = await level;
             first ??= tokensPerSecond;
             last = tokensPerSecond;
-            Console.WriteLine($"{callers,8} {requests,9} {tokensPerSecond,10:F0} {Percentile(latencies, 0.5),9:F1} {Percentile(latencies, 0.9),9:F1} {Percentile(latencies, 0.99),9:F1} {errors,7}" +
+            Console.WriteLine($"{callers,8} {requests,9} {tokensPerSecond,10:F0} {Percentile(latencies, 0.5),9:F1} {Percentile(latencies, 0.9),9:F1} " +
+                $"{Percentile(latencies, 0.99),9:F1} {errors,7}" +
                 (callers != levels[0] ? $"   x{tokensPerSecond / first.Value:F2} vs {levels[0]} caller(s)" : ""));
         }
         Console.WriteLine("tokens/s counts prompt + response tokens scored by both models per second.");
@@ -58,7 +63,8 @@ static class BenchCommand
         {
             int batch = levels[^1], length = promptTokens + responseTokens;
             double forward = ForwardPairTokensPerSecond(batch, length, info.Dtype);
-            Console.WriteLine($"bench-forward --batch {batch} --length {length} --dtype {info.Dtype} (random 134M Llama, same run): {forward:F0} pair tokens/s; " +
+            Console.WriteLine($"bench-forward --batch {batch} --length {length} --dtype {info.Dtype} (random 134M Llama, same run): " +
+                $"{forward:F0} pair tokens/s; " +
                 $"the service at {batch} callers reached {last!.Value / forward:P1} of it");
         }
         return 0;

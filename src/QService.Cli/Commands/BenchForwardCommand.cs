@@ -21,16 +21,22 @@ static class BenchForwardCommand
 {
     public static Command Create()
     {
-        var shapes = new Option<string>("--shapes") { Description = "batch x length of each forward pass to time, comma-separated", DefaultValueFactory = _ => "1x128,8x256,32x128" };
+        var shapes = new Option<string>("--shapes")
+            { Description = "batch x length of each forward pass to time, comma-separated", DefaultValueFactory = _ => "1x128,8x256,32x128" };
         var batch = new Option<int?>("--batch") { Description = "sequences per forward pass (with --length: one shape instead of --shapes)" };
         var length = new Option<int?>("--length") { Description = "tokens per sequence (with --batch)" };
         var repeats = new Option<int>("--repeats") { Description = "timed forward passes per shape (the median is reported)", DefaultValueFactory = _ => 3 };
         var dtype = new Option<string>("--dtype") { Description = "compute dtype: float32, bfloat16 or float16", DefaultValueFactory = _ => "float32" };
         var threads = new Option<int>("--threads") { Description = "LibTorch intra-op threads (0 = one per physical core)", DefaultValueFactory = _ => 0 };
         var model = new Option<string?>("--model") { Description = "HuggingFace model folder to time instead of the random 134M Llama" };
-        var fixes = new Option<string>("--speed-fixes") { Description = "which CPU speed fixes are on: on (default, both), off, mkl-off (malloc only) or malloc-off (MKL vendor override only)", DefaultValueFactory = _ => "on" };
+        var fixes = new Option<string>("--speed-fixes")
+        {
+            Description = "which CPU speed fixes are on: on (default, both), off, mkl-off (malloc only) or malloc-off (MKL vendor override only)",
+            DefaultValueFactory = _ => "on"
+        };
         var compare = new Option<bool>("--compare") { Description = "also run with other speed fixes (--compare-with, in a child process) and print both" };
-        var compareWith = new Option<string>("--compare-with") { Description = "the speed fixes of the --compare run: off (default), mkl-off or malloc-off", DefaultValueFactory = _ => "off" };
+        var compareWith = new Option<string>("--compare-with")
+            { Description = "the speed fixes of the --compare run: off (default), mkl-off or malloc-off", DefaultValueFactory = _ => "off" };
         var json = new Option<bool>("--json") { Description = "print one JSON object instead of the table" };
         var cmd = new Command("bench-forward", "Benchmark the scoring forward pass against the machine's matmul peak.")
             { shapes, batch, length, repeats, dtype, threads, model, fixes, compare, compareWith, json };
@@ -139,7 +145,8 @@ static class BenchForwardCommand
         // A reduced-precision dtype's matmuls against float32's, on the same machine in the same run: what it buys, or costs where it is emulated.
         double? float32Peak = dtype == ScalarType.Float32 ? null : MeasureMatmulPeak(ScalarType.Float32) / 1e9;
         return new ForwardBench(s.Model ?? "random Llama 134M", model.ParameterCount, matmulParams, s.Dtype, get_num_threads(),
-            CpuFeatures.Here.Describe(), CpuFeatures.Here.NativeBFloat16, s.FixesName, speed.Summary, [.. speed.Lines], peak, float32Peak, [.. shapes], precision);
+            CpuFeatures.Here.Describe(), CpuFeatures.Here.NativeBFloat16, s.FixesName, speed.Summary, [.. speed.Lines], peak,
+            float32Peak, [.. shapes], precision);
     }
 
     /// <summary>The model in float32 (random with the seed, or from the folder), converted when another dtype is asked for.</summary>
@@ -234,19 +241,22 @@ static class BenchForwardCommand
         {
             if (run is null) continue;
             foreach (var s in run.Shapes)
-                Console.WriteLine($"| {run.FixesSetting} | {s.Batch} x {s.Length} | {s.MedianMs:F0} | {s.ModelTokensPerSecond:F0} | {s.PairTokensPerSecond:F0} | {s.Gflops:F1} | " +
+                Console.WriteLine($"| {run.FixesSetting} | {s.Batch} x {s.Length} | {s.MedianMs:F0} | {s.ModelTokensPerSecond:F0} | " +
+                    $"{s.PairTokensPerSecond:F0} | {s.Gflops:F1} | " +
                     $"{s.FractionOfPeak:P1} | {s.PageFaultsPerPass:N0} | {s.ResidentBytesEnd / (1024.0 * 1024):F0} |");
         }
         if (r.Precision is { } p)
         {
             Console.WriteLine();
-            Console.WriteLine($"{r.Dtype} against float32 on the same weights (4 x 128 random tokens): |d log p| max {p.MaxLogprobError:E2}, mean {p.MeanLogprobError:E2}" +
+            Console.WriteLine($"{r.Dtype} against float32 on the same weights (4 x 128 random tokens): |d log p| max {p.MaxLogprobError:E2}, " +
+                $"mean {p.MeanLogprobError:E2}" +
                 (p.MaxCreditError is double mc ? $"; |d credit| (beta 0.1, random pair) max {mc:E2}, mean {p.MeanCreditError:E2}" : ""));
         }
         if (off is null) return;
         Console.WriteLine();
         foreach (var (on, before) in r.Shapes.Zip(off.Shapes))
-            Console.WriteLine($"{on.Batch} x {on.Length}: {on.ModelTokensPerSecond / before.ModelTokensPerSecond:F2}x the tokens/s with --speed-fixes {r.FixesSetting} against {off.FixesSetting}");
+            Console.WriteLine($"{on.Batch} x {on.Length}: {on.ModelTokensPerSecond / before.ModelTokensPerSecond:F2}x the tokens/s with --speed-fixes " +
+                $"{r.FixesSetting} against {off.FixesSetting}");
         Console.WriteLine($"matmul peak: {r.PeakGflops / off.PeakGflops:F2}x");
     }
 

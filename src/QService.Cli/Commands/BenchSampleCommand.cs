@@ -19,7 +19,8 @@ static class BenchSampleCommand
         var n = new Option<int>("--n") { Description = "samples per call", DefaultValueFactory = _ => 4 };
         var newTokens = new Option<int>("--new-tokens") { Description = "tokens per sample", DefaultValueFactory = _ => 64 };
         var promptTokens = new Option<int>("--prompt-tokens") { Description = "random prompt tokens per call", DefaultValueFactory = _ => 32 };
-        var cmd = new Command("bench-sample", "Measure Sample: concurrent vs one-at-a-time throughput, decode step cost vs prefix length, scoring latency under samplers.")
+        var cmd = new Command("bench-sample",
+            "Measure Sample: concurrent vs one-at-a-time throughput, decode step cost vs prefix length, scoring latency under samplers.")
             { server, callers, n, newTokens, promptTokens };
         cmd.SetAction(r => CliErrors.Run(() => Execute(r.GetValue(server)!, r.GetValue(callers), r.GetValue(n), r.GetValue(newTokens), r.GetValue(promptTokens))
             .GetAwaiter().GetResult()));
@@ -37,7 +38,8 @@ static class BenchSampleCommand
         {
             var item = new ScoreItem();
             item.PromptTokenIds.Add(prompt);
-            var reply = await scorer.SampleAsync(new SampleRequest { Item = item, N = samples, MaxNewTokens = tokens, Seed = 1 }, cancellationToken: cancellation);
+            var reply = await scorer.SampleAsync(new SampleRequest { Item = item, N = samples, MaxNewTokens = tokens, Seed = 1 },
+                cancellationToken: cancellation);
             return reply.Samples.Sum(s => s.Scores.TokenIds.Count);
         }
         Console.WriteLine($"{info.PolicyModel} / {info.ReferenceModel} ({info.PolicyArchitecture}, vocab {info.VocabSize}, {info.Dtype} on {info.Device})");

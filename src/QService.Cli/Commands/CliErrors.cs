@@ -9,7 +9,8 @@ static class CliErrors
     public static int Run(Func<int> body)
     {
         try { return body(); }
-        catch (Exception e) when (e is CheckpointException or TokenizerLoadException or ArgumentException or InvalidOperationException or FileNotFoundException or DirectoryNotFoundException)
+        catch (Exception e) when (e is CheckpointException or TokenizerLoadException or ArgumentException or InvalidOperationException
+            or FileNotFoundException or DirectoryNotFoundException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;
@@ -44,7 +45,8 @@ static class Display
             Console.WriteLine();
             Console.WriteLine(title(item));
             Console.WriteLine($"  {Client.Rendering.ConsoleHeatmap.Tokens(item, scale, color)}");
-            Console.WriteLine($"  Q {Client.Rendering.ConsoleHeatmap.Sparkline(item.QValues)}  ({Client.Rendering.Signed.Format(item.QValues.FirstOrDefault(), 3)} -> {Client.Rendering.Signed.Format(item.QValues.LastOrDefault(), 3)})");
+            Console.WriteLine($"  Q {Client.Rendering.ConsoleHeatmap.Sparkline(item.QValues)}  " +
+                $"({Client.Rendering.Signed.Format(item.QValues.FirstOrDefault(), 3)} -> {Client.Rendering.Signed.Format(item.QValues.LastOrDefault(), 3)})");
             after?.Invoke(item);
         }
         if (!color) Console.WriteLine("\n(no terminal colours: each token is shown as [text|credit])");

@@ -16,7 +16,8 @@ static class DecodeCommand
         var server = new Option<string>("--server") { Description = "server address", DefaultValueFactory = _ => "http://127.0.0.1:50051" };
         var prompt = new Option<string>("--prompt") { Description = "the prompt", Required = true };
         var strategy = new Option<string>("--strategy") { Description = "sample | bon | beam | guided", DefaultValueFactory = _ => "sample" };
-        var from = new Option<string?>("--from") { Description = "policy | reference: what sample, bon and beam draw from (default: policy for sample, reference for bon and beam)" };
+        var from = new Option<string?>("--from")
+            { Description = "policy | reference: what sample, bon and beam draw from (default: policy for sample, reference for bon and beam)" };
         var n = new Option<int>("--n") { Description = "bon: responses to choose from", DefaultValueFactory = _ => 4 };
         var width = new Option<int>("--width") { Description = "beam: beams kept (W)", DefaultValueFactory = _ => 2 };
         var expansions = new Option<int>("--expansions") { Description = "beam: continuations per beam (K)", DefaultValueFactory = _ => 4 };
@@ -31,13 +32,16 @@ static class DecodeCommand
         var json = new Option<bool>("--json") { Description = "print one JSON object: text, token_ids, credits, reward, strategy, forward_tokens" };
         var html = new Option<string?>("--html") { Description = "also write the chosen and rejected responses as a page (heatmaps, Q curves)" };
         var rejected = new Option<bool>("--show-rejected") { Description = "also print the candidates the strategy rejected, with their Q" };
-        var cmd = new Command("decode", "Generate a response with reward-guided decoding (sampling, best-of-N, chunk beam search, guided sampling) and show its credits.")
+        var cmd = new Command("decode", "Generate a response with reward-guided decoding (sampling, best-of-N, chunk beam search, " +
+            "guided sampling) and show its credits.")
             { server, prompt, strategy, from, n, width, expansions, chunk, delimiter, alpha, maxTokens, temperature, topK, topP, seed, json, html, rejected };
         cmd.SetAction(r => CliErrors.Run(() =>
         {
             var spec = new StrategySpec(r.GetValue(strategy)!, r.GetValue(from), r.GetValue(n), r.GetValue(width), r.GetValue(expansions), r.GetValue(chunk),
-                r.GetValue(delimiter), r.GetValue(alpha), r.GetValue(maxTokens), new SamplingSettings(Temperature: r.GetValue(temperature), TopK: r.GetValue(topK), TopP: r.GetValue(topP)));
-            return Execute(r.GetValue(server)!, r.GetValue(prompt)!, spec, r.GetValue(seed) ?? (ulong)Random.Shared.NextInt64(), r.GetValue(json), r.GetValue(html), r.GetValue(rejected));
+                r.GetValue(delimiter), r.GetValue(alpha), r.GetValue(maxTokens),
+                new SamplingSettings(Temperature: r.GetValue(temperature), TopK: r.GetValue(topK), TopP: r.GetValue(topP)));
+            return Execute(r.GetValue(server)!, r.GetValue(prompt)!, spec, r.GetValue(seed) ?? (ulong)Random.Shared.NextInt64(), r.GetValue(json),
+                r.GetValue(html), r.GetValue(rejected));
         }));
         return cmd;
     }
@@ -67,7 +71,8 @@ static class DecodeCommand
             }));
             return 0;
         }
-        Console.WriteLine($"{result.Strategy} (seed {seed}): reward {Signed.Format(result.Reward)} over {result.TokenIds.Length} tokens, {result.ForwardTokens} forward tokens per model");
+        Console.WriteLine($"{result.Strategy} (seed {seed}): reward {Signed.Format(result.Reward)} over {result.TokenIds.Length} tokens, " +
+            $"{result.ForwardTokens} forward tokens per model");
         Console.WriteLine($"prompt: {Display.Quote(prompt)}");
         Display.Heatmaps(shown.Results, item => $"{item.Id}: Q {Signed.Format(item.Reward)}", shown: showRejected ? null : 1);
         if (htmlFile != null)
@@ -111,9 +116,11 @@ sealed record StrategySpec(string Strategy, string? From, int N, int Width, int 
         if (MaxTokens < 1) throw new ArgumentException($"--max-tokens is {MaxTokens}; it must be at least 1");
         return Strategy.ToLowerInvariant() switch
         {
-            "sample" => new SingleSample(Sampler(scorer, Source(SampleFrom.Policy)), MaxTokens, $"sample-{Source(SampleFrom.Policy).ToString().ToLowerInvariant()}"),
+            "sample" => new SingleSample(Sampler(scorer, Source(SampleFrom.Policy)), MaxTokens,
+                $"sample-{Source(SampleFrom.Policy).ToString().ToLowerInvariant()}"),
             "guided" => new SingleSample(new ServiceSampler(scorer, Sampling with { From = SampleFrom.Guided, Alpha = Alpha }), MaxTokens, $"guided-a{Alpha}"),
-            "bon" => N >= 1 ? new BestOfN(Sampler(scorer, Source(SampleFrom.Reference)), N, MaxTokens) : throw new ArgumentException($"--n is {N}; it must be at least 1"),
+            "bon" => N >= 1 ? new BestOfN(Sampler(scorer, Source(SampleFrom.Reference)), N, MaxTokens)
+                : throw new ArgumentException($"--n is {N}; it must be at least 1"),
             "beam" => Width >= 1 && Expansions >= 1 && Chunk >= 1
                 ? new ChunkBeamSearch(Sampler(scorer, Source(SampleFrom.Reference), Delimiter), Width, Expansions, Chunk, MaxTokens)
                 : throw new ArgumentException("--width, --expansions and --chunk must each be at least 1"),

@@ -10,14 +10,16 @@ static class LogprobsCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "HuggingFace model folder (config.json, *.safetensors, tokenizer.json for --text)", Required = true };
+        var model = new Option<string>("--model")
+            { Description = "HuggingFace model folder (config.json, *.safetensors, tokenizer.json for --text)", Required = true };
         var ids = new Option<string?>("--ids") { Description = "comma-separated token ids, e.g. 1,2,3" };
         var text = new Option<string?>("--text") { Description = "text to tokenize (with the tokenizer's BOS rule) and score" };
         var json = new Option<bool>("--json") { Description = "print one JSON object {\"token_ids\":[...],\"logprobs\":[...]}" };
         var device = new Option<string>("--device") { Description = "auto, cpu, cuda or cuda:N", DefaultValueFactory = _ => "auto" };
         var dtype = new Option<string>("--dtype") { Description = "compute dtype: float32, bfloat16 or float16", DefaultValueFactory = _ => "float32" };
         var cmd = new Command("logprobs", "Print the log-probability of each token given the ones before it.") { model, ids, text, json, device, dtype };
-        cmd.SetAction(r => CliErrors.Run(() => Execute(r.GetValue(model)!, r.GetValue(ids), r.GetValue(text), r.GetValue(json), r.GetValue(device)!, r.GetValue(dtype)!)));
+        cmd.SetAction(r => CliErrors.Run(() => Execute(r.GetValue(model)!, r.GetValue(ids), r.GetValue(text), r.GetValue(json),
+            r.GetValue(device)!, r.GetValue(dtype)!)));
         return cmd;
     }
 

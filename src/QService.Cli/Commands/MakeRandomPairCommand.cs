@@ -15,7 +15,8 @@ static class MakeRandomPairCommand
         var hidden = new Option<int>("--hidden") { Description = "hidden size", DefaultValueFactory = _ => 768 };
         var layers = new Option<int>("--layers") { Description = "decoder layers", DefaultValueFactory = _ => 12 };
         var vocab = new Option<int>("--vocab") { Description = "vocabulary size", DefaultValueFactory = _ => 32000 };
-        var cmd = new Command("make-random-pair", "Write a random Llama pair (reference seed 1, policy seed 2) for benchmarks.") { output, hidden, layers, vocab };
+        var cmd = new Command("make-random-pair", "Write a random Llama pair (reference seed 1, policy seed 2) for benchmarks.")
+            { output, hidden, layers, vocab };
         cmd.SetAction(r => CliErrors.Run(() =>
         {
             var config = BenchForwardCommand.BenchConfig() with

@@ -13,7 +13,8 @@ static class ScoreCommand
     {
         var server = new Option<string>("--server") { Description = "server address", DefaultValueFactory = _ => "http://127.0.0.1:50051" };
         var prompt = new Option<string>("--prompt") { Description = "the prompt", Required = true };
-        var responses = new Option<string[]>("--response") { Description = "a response to score (repeat for several)", Required = true, AllowMultipleArgumentsPerToken = false };
+        var responses = new Option<string[]>("--response")
+            { Description = "a response to score (repeat for several)", Required = true, AllowMultipleArgumentsPerToken = false };
         var beta = new Option<float?>("--beta") { Description = "override the server's beta" };
         var eos = new Option<bool>("--eos") { Description = "score the end-of-sequence token too (a finished response)" };
         var json = new Option<bool>("--json") { Description = "print the raw response as JSON" };
@@ -67,7 +68,8 @@ static class ScoreTable
         for (int t = 0; t < item.TokenIds.Count; t++)
         {
             string token = t < item.TokenTexts.Count ? Display.Quote(item.TokenTexts[t]) : item.TokenIds[t].ToString();
-            Console.WriteLine($"  {t,3}  {Truncate(token, 18),-18} {item.PolicyLogprobs[t],9:F4} {item.ReferenceLogprobs[t],10:F4} {Signed.Format(item.Credits[t]),9} {Signed.Format(item.QValues[t]),9}");
+            Console.WriteLine($"  {t,3}  {Truncate(token, 18),-18} {item.PolicyLogprobs[t],9:F4} {item.ReferenceLogprobs[t],10:F4} " +
+                $"{Signed.Format(item.Credits[t]),9} {Signed.Format(item.QValues[t]),9}");
         }
     }
 

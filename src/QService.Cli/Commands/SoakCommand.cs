@@ -68,12 +68,15 @@ static class SoakCommand
                     }
                     else if (kind == 1)
                     {
-                        await channel.Scorer.NextTokensAsync(new NextTokensRequest { Items = { new ScoreItem { PromptTokenIds = { Ids(32) } } }, TopK = 5 }, cancellationToken: stop.Token);
+                        await channel.Scorer.NextTokensAsync(new NextTokensRequest { Items = { new ScoreItem { PromptTokenIds = { Ids(32) } } }, TopK = 5 },
+                            cancellationToken: stop.Token);
                         Interlocked.Add(ref tokens, 32);
                     }
                     else
                     {
-                        var reply = await channel.Scorer.SampleAsync(new SampleRequest { Item = new ScoreItem { PromptTokenIds = { Ids(16) } }, N = 2, MaxNewTokens = 16 }, cancellationToken: stop.Token);
+                        var reply = await channel.Scorer.SampleAsync(
+                            new SampleRequest { Item = new ScoreItem { PromptTokenIds = { Ids(16) } }, N = 2, MaxNewTokens = 16 },
+                            cancellationToken: stop.Token);
                         Interlocked.Add(ref tokens, 16 + reply.Samples.Sum(s => s.Scores.TokenIds.Count));
                     }
                 }
@@ -120,11 +123,13 @@ static class SoakCommand
             var scraped = Parse(await http.GetStringAsync("/metrics"));
             double seconds = clock.Elapsed.TotalSeconds;
             long now = Interlocked.Read(ref tokens);
-            var sample = new Sample(seconds, scraped.GetValueOrDefault("qservice_resident_memory_bytes") / 1048576, scraped.GetValueOrDefault("qservice_managed_heap_bytes") / 1048576,
+            var sample = new Sample(seconds, scraped.GetValueOrDefault("qservice_resident_memory_bytes") / 1048576,
+                scraped.GetValueOrDefault("qservice_managed_heap_bytes") / 1048576,
                 scraped.GetValueOrDefault("qservice_live_tensors"), Interlocked.Read(ref errors), (now - lastTokens) / (seconds - lastSeconds));
             (lastTokens, lastSeconds) = (now, seconds);
             samples.Add(sample);
-            if (!json) Console.WriteLine($"{sample.Seconds,6:F0} {sample.ResidentMb,8:F1} {sample.HeapMb,8:F1} {sample.LiveTensors,8:F0} {sample.Errors,7} {sample.TokensPerSecond,9:F1}");
+            if (!json) Console.WriteLine($"{sample.Seconds,6:F0} {sample.ResidentMb,8:F1} {sample.HeapMb,8:F1} {sample.LiveTensors,8:F0} {sample.Errors,7} " +
+                $"{sample.TokensPerSecond,9:F1}");
         }
         await Task.WhenAll(load);
         double tensorsAtEnd = await LiveTensorsAtRest();
@@ -148,9 +153,11 @@ static class SoakCommand
         if (json) Console.WriteLine(JsonSerializer.Serialize(summary, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
         else
         {
-            Console.WriteLine($"resident memory {afterWarmup.ResidentMb:F1} MB after {warmupSeconds:F0} s of warm-up -> {middle.ResidentMb:F1} MB at {middle.Seconds:F0} s -> "
+            Console.WriteLine($"resident memory {afterWarmup.ResidentMb:F1} MB after {warmupSeconds:F0} s of warm-up -> "
+                + $"{middle.ResidentMb:F1} MB at {middle.Seconds:F0} s -> "
                 + $"{last.ResidentMb:F1} MB at the end ({100 * growth:+0.0;-0.0} % in all, {100 * lateGrowth:+0.0;-0.0} % in the second half); "
-                + $"live tensors at rest {tensorsAfterWarmup ?? afterWarmup.LiveTensors:F0} -> {tensorsAtEnd:F0}; {last.Errors} errors; {tokens / last.Seconds:F1} tokens/s");
+                + $"live tensors at rest {tensorsAfterWarmup ?? afterWarmup.LiveTensors:F0} -> {tensorsAtEnd:F0}; {last.Errors} errors; "
+                + $"{tokens / last.Seconds:F1} tokens/s");
             foreach (var e in firstErrors) Console.WriteLine($"  error: {e}");
         }
         return 0;

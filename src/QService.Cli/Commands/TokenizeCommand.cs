@@ -9,7 +9,8 @@ static class TokenizeCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "model folder holding tokenizer.json (and tokenizer_config.json), or a folder with only tokenizer.json", Required = true };
+        var model = new Option<string>("--model")
+            { Description = "model folder holding tokenizer.json (and tokenizer_config.json), or a folder with only tokenizer.json", Required = true };
         var text = new Option<string>("--text") { Description = "text to tokenize", Required = true };
         var json = new Option<bool>("--json") { Description = "print {\"ids\":[...],\"offsets\":[[s,e],...]} (offsets in Unicode code points)" };
         var special = new Option<bool>("--add-special-tokens") { Description = "add BOS when the tokenizer's config asks for it" };

@@ -13,7 +13,8 @@ static class TrainDemoCommand
         var seed = new Option<int>("--seed") { Description = "seed of every random choice", DefaultValueFactory = _ => 1 };
         var beta = new Option<double>("--beta") { Description = "beta of the implicit reward", DefaultValueFactory = _ => 0.1 };
         var tiny = new Option<bool>("--tiny") { Description = "a few steps of everything (seconds), to check the pipeline" };
-        var cmd = new Command("train-demo", "Train the demo pair: BPE tokenizer, SFT reference, then a DPO (or NCA) policy.") { output, loss, seed, beta, tiny };
+        var cmd = new Command("train-demo", "Train the demo pair: BPE tokenizer, SFT reference, then a DPO (or NCA) policy.")
+            { output, loss, seed, beta, tiny };
         cmd.SetAction(r => CliErrors.Run(() =>
         {
             string lossName = r.GetValue(loss)!;

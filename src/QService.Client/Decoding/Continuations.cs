@@ -16,8 +16,12 @@ public sealed record ContinuationBatch(IReadOnlyList<Continuation> Continuations
 /// </summary>
 public interface IContinuationSource
 {
-    /// <summary>n continuations of <paramref name="prompt"/> + <paramref name="response"/>, of at most <paramref name="maxNewTokens"/> tokens each, scored.</summary>
-    Task<ContinuationBatch> ContinueAsync(string prompt, IReadOnlyList<int> response, int n, int maxNewTokens, ulong seed, CancellationToken cancellation = default);
+    /// <summary>
+    /// n continuations of <paramref name="prompt"/> + <paramref name="response"/>, of at most
+    /// <paramref name="maxNewTokens"/> tokens each, scored.
+    /// </summary>
+    Task<ContinuationBatch> ContinueAsync(string prompt, IReadOnlyList<int> response, int n, int maxNewTokens, ulong seed,
+        CancellationToken cancellation = default);
 }
 
 /// <summary>A candidate response a strategy considered: its tokens, text, credits and Q (the sum of its credits).</summary>

@@ -13,7 +13,8 @@ public sealed record Proposal(int[] TokenIds, string Text, bool Ended);
 public sealed class ExternalGenerator(QScorer.QScorerClient scorer,
     Func<string, IReadOnlyList<int>, int, int, ulong, CancellationToken, Task<IReadOnlyList<Proposal>>> generate, double? beta = null) : IContinuationSource
 {
-    public async Task<ContinuationBatch> ContinueAsync(string prompt, IReadOnlyList<int> response, int n, int maxNewTokens, ulong seed, CancellationToken cancellation = default)
+    public async Task<ContinuationBatch> ContinueAsync(string prompt, IReadOnlyList<int> response, int n, int maxNewTokens, ulong seed,
+        CancellationToken cancellation = default)
     {
         var proposals = await generate(prompt, response, n, maxNewTokens, seed, cancellation);
         var request = new ScoreRequest();

@@ -11,7 +11,8 @@ public sealed class ServiceSampler(QScorer.QScorerClient scorer, SamplingSetting
 {
     public SamplingSettings Settings { get; } = settings;
 
-    public async Task<ContinuationBatch> ContinueAsync(string prompt, IReadOnlyList<int> response, int n, int maxNewTokens, ulong seed, CancellationToken cancellation = default)
+    public async Task<ContinuationBatch> ContinueAsync(string prompt, IReadOnlyList<int> response, int n, int maxNewTokens, ulong seed,
+        CancellationToken cancellation = default)
     {
         var request = new SampleRequest
         {

@@ -23,7 +23,8 @@ public static class CreditHtmlPage
             .Append(".tokens{font-family:ui-monospace,monospace;line-height:2;white-space:pre-wrap}.tok{border-radius:3px;padding:1px 0}")
             .Append("table{border-collapse:collapse;font-size:90%}td,th{padding:2px 6px;text-align:right}")
             .Append("</style></head><body>\n");
-        html.Append($"<h1>Token credits</h1>\n<p>policy <b>{Esc(response.PolicyModel)}</b> vs reference <b>{Esc(response.ReferenceModel)}</b>, beta {F(response.Beta)}. ")
+        html.Append($"<h1>Token credits</h1>\n<p>policy <b>{Esc(response.PolicyModel)}</b> vs reference " +
+            $"<b>{Esc(response.ReferenceModel)}</b>, beta {F(response.Beta)}. ")
             .Append("credit = beta·(log π − log π<sub>ref</sub>); Q = running sum of credits; reward = Q at the last token.</p>\n");
         html.Append($"<p>Prompt: <code>{Esc(prompt)}</code></p>\n<div class=\"row\">\n");
         double scale = Math.Max(1e-6, response.Results.SelectMany(r => r.Credits).Select(c => Math.Abs((double)c)).DefaultIfEmpty(0).Max());
@@ -34,14 +35,16 @@ public static class CreditHtmlPage
 
     static void AppendItem(StringBuilder html, ScoredItem item, double scale)
     {
-        html.Append($"<div class=\"item\" data-id=\"{Esc(item.Id)}\" data-reward=\"{R(item.Reward)}\">\n<h2>{Esc(item.Id)}: reward {Signed.Format(item.Reward)}</h2>\n<div class=\"tokens\">");
+        html.Append($"<div class=\"item\" data-id=\"{Esc(item.Id)}\" data-reward=\"{R(item.Reward)}\">\n<h2>{Esc(item.Id)}: " +
+            $"reward {Signed.Format(item.Reward)}</h2>\n<div class=\"tokens\">");
         for (int t = 0; t < item.TokenIds.Count; t++)
         {
             string text = t < item.TokenTexts.Count ? item.TokenTexts[t] : $"[{item.TokenIds[t]}]";
             double c = item.Credits[t];
             html.Append($"<span class=\"tok\" data-index=\"{t}\" data-token-id=\"{item.TokenIds[t]}\" data-credit=\"{R(c)}\" data-q=\"{R(item.QValues[t])}\" ")
                 .Append($"data-policy-logprob=\"{R(item.PolicyLogprobs[t])}\" data-reference-logprob=\"{R(item.ReferenceLogprobs[t])}\" ")
-                .Append($"style=\"background:{Shade(c, scale)}\" title=\"credit {F(c)}, Q {F(item.QValues[t])}, log π {F(item.PolicyLogprobs[t])}, log π_ref {F(item.ReferenceLogprobs[t])}\">")
+                .Append($"style=\"background:{Shade(c, scale)}\" title=\"credit {F(c)}, Q {F(item.QValues[t])}, log π {F(item.PolicyLogprobs[t])}, " +
+                    $"log π_ref {F(item.ReferenceLogprobs[t])}\">")
                 .Append(Esc(text)).Append("</span>");
         }
         html.Append("</div>\n");
@@ -67,7 +70,8 @@ public static class CreditHtmlPage
         double Y(double q) => pad + (h - 2.0 * pad) * (max - q) / (max - min);
         var points = string.Join(" ", item.QValues.Select((q, t) => $"{X(t).ToString("F1", Inv)},{Y(q).ToString("F1", Inv)}"));
         return $"<svg class=\"q-plot\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"Q over tokens\">" +
-               $"<line x1=\"{pad}\" x2=\"{w - pad}\" y1=\"{Y(0).ToString("F1", Inv)}\" y2=\"{Y(0).ToString("F1", Inv)}\" stroke=\"#999\" stroke-dasharray=\"4 3\"/>" +
+               $"<line x1=\"{pad}\" x2=\"{w - pad}\" y1=\"{Y(0).ToString("F1", Inv)}\" y2=\"{Y(0).ToString("F1", Inv)}\" " +
+               "stroke=\"#999\" stroke-dasharray=\"4 3\"/>" +
                $"<polyline fill=\"none\" stroke=\"#1f5fbf\" stroke-width=\"2\" points=\"{points}\"/>" +
                $"<text x=\"{pad}\" y=\"12\" font-size=\"11\">Q (max {F(max)}, min {F(min)})</text></svg>\n";
     }

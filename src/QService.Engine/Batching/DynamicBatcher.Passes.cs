@@ -20,7 +20,8 @@ internal sealed partial class DynamicBatcher
         {
             // Only a saving: if it fails (out of memory), each item computes its prefix in its own pass.
             try { PrefillSharedPrefixes(models, batch); }
-            catch (Exception e) { _logger.LogWarning("Computing the batch's shared prefixes first failed ({Message}); the items compute them themselves", e.Message); }
+            catch (Exception e) { _logger.LogWarning("Computing the batch's shared prefixes first failed ({Message}); " +
+                "the items compute them themselves", e.Message); }
         }
         foreach (var pass in BatchPlanner.SplitByLength(batch, _options))
         {

@@ -76,7 +76,9 @@ internal sealed class ContinuousDecoder(EngineTelemetry telemetry, PrefixCache? 
     static ReadOnlyMemory<float>[] AddToBatch(IDecodeBatch batch, PrefixCache? cache, IReadOnlyList<SampleWave> waves)
     {
         var works = waves.Select(w => w.Work).ToList();
-        if (cache is null) return [.. batch.Add([.. waves.Select(w => new DecodeStart(new PassInput(w.Work.Tokens, w.Work.Tokens.Length), w.Count))]).Select(a => a.NextLogprobs)];
+        if (cache is null)
+            return [.. batch.Add([.. waves.Select(w => new DecodeStart(new PassInput(w.Work.Tokens, w.Work.Tokens.Length), w.Count))])
+                .Select(a => a.NextLogprobs)];
         try
         {
             // Decoding scores only the next token, so no cached log-probabilities are asked for.

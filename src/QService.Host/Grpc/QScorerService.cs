@@ -39,7 +39,8 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
         {
             throw lifetime.ApplicationStopping.IsCancellationRequested
                 ? new RpcException(new Status(StatusCode.Unavailable, "the service is shutting down; open a new stream on another instance"))
-                : new RpcException(new Status(StatusCode.DeadlineExceeded, $"the stream sent no message for {idle.TotalSeconds:0.#} s (Limits:StreamIdleSeconds); open a new one when needed"));
+                : new RpcException(new Status(StatusCode.DeadlineExceeded,
+                    $"the stream sent no message for {idle.TotalSeconds:0.#} s (Limits:StreamIdleSeconds); open a new one when needed"));
         }
     }
 
@@ -107,7 +108,9 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
 
     /// <summary>Who is calling, for fair queueing: the API key's name when keys are on, else the connection.</summary>
     static string Caller(ServerCallContext context) =>
-        context.GetHttpContext().Items.TryGetValue(Security.ApiKeys.CallerItem, out var key) && key is string name ? $"key:{name}" : $"connection:{context.GetHttpContext().Connection.Id}";
+        context.GetHttpContext().Items.TryGetValue(Security.ApiKeys.CallerItem, out var key) && key is string name
+            ? $"key:{name}"
+            : $"connection:{context.GetHttpContext().Connection.Id}";
 
     Task<ScoreResponse> ScoreOne(string rpc, ScoreRequest request, ServerCallContext context) =>
         Observe(rpc, request.Items.Count, async () =>

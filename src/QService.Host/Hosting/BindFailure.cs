@@ -44,12 +44,15 @@ public static partial class BindFailure
     static string Line(ServerOptions server, string? name, int port, string? flag, string host, SocketException e)
     {
         string setting = name is null ? $"port {port}" : $"Server:{name} {port}";
-        string addressSetting = name == "HttpPort" && !string.IsNullOrEmpty(server.ManagementBindAddress) ? "Server:ManagementBindAddress" : "Server:BindAddress (--bind)";
+        string addressSetting = name == "HttpPort" && !string.IsNullOrEmpty(server.ManagementBindAddress)
+            ? "Server:ManagementBindAddress"
+            : "Server:BindAddress (--bind)";
         return e.SocketErrorCode switch
         {
             SocketError.AddressAlreadyInUse => $"{setting} is in use by another process on {host}; choose another with {flag ?? "its setting"}" +
                 (name == "HttpApiPort" ? ", or 0 to turn the JSON API off" : ""),
-            SocketError.AddressNotAvailable => $"{setting} cannot be bound: {host} is not an address of this machine; set {addressSetting} to one of its addresses, e.g. 127.0.0.1 or 0.0.0.0",
+            SocketError.AddressNotAvailable => $"{setting} cannot be bound: {host} is not an address of this machine; " +
+                $"set {addressSetting} to one of its addresses, e.g. 127.0.0.1 or 0.0.0.0",
             SocketError.AccessDenied => $"{setting} on {host} needs privileges this process does not have; use a port above 1023",
             _ => $"{setting} on {host} cannot be bound: {e.Message}",
         };

@@ -105,7 +105,8 @@ public static class HostingExtensions
                 headers["grpc-message"] = "the request is not a valid protobuf message of this method's request type";
             }
             else if (headers["grpc-status"] == "8" && headers["grpc-message"] == TooLarge)
-                headers["grpc-message"] = $"the request message is larger than the limit of {maxReceiveBytes:N0} bytes (64 bytes per token of Limits:MaxTokensPerRequest, plus 1 MiB); split it";
+                headers["grpc-message"] = $"the request message is larger than the limit of {maxReceiveBytes:N0} bytes (64 bytes per token of " +
+                    "Limits:MaxTokensPerRequest, plus 1 MiB); split it";
         }
     }
 
@@ -146,7 +147,8 @@ public static class HostingExtensions
             {
                 ctx.Response.ContentType = "text/plain";
                 var entry = report.Entries.Values.FirstOrDefault();
-                await ctx.Response.WriteAsync($"{(report.Status == Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy ? "ready" : "not ready")}: {entry.Description}\n");
+                await ctx.Response.WriteAsync(
+                    $"{(report.Status == Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy ? "ready" : "not ready")}: {entry.Description}\n");
             },
         });
         app.MapGrpcService<QScorerService>();

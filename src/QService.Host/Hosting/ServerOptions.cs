@@ -15,7 +15,10 @@ public sealed class ServerOptions
     /// <summary>JSON over HTTP/1.1 (the unary RPCs, e.g. POST /v1/score): this port, on BindAddress. 0 turns it off. Default 50052.</summary>
     public int HttpApiPort { get; set; } = 50052;
 
-    /// <summary>Address of the management endpoint; empty: the same as BindAddress (e.g. keep metrics on loopback while serving gRPC on all interfaces).</summary>
+    /// <summary>
+    /// Address of the management endpoint; empty: the same as BindAddress (e.g. keep metrics on loopback while serving
+    /// gRPC on all interfaces).
+    /// </summary>
     public string? ManagementBindAddress { get; set; }
 
     /// <summary>

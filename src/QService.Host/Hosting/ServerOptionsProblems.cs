@@ -2,7 +2,10 @@ using System.Net;
 
 namespace QService.Host.Hosting;
 
-/// <summary>What is wrong with the Server section, as sentences that name the setting and what to set it to (like <see cref="Engine.OptionsProblems"/>).</summary>
+/// <summary>
+/// What is wrong with the Server section, as sentences that name the setting and what to set it to (like
+/// <see cref="Engine.OptionsProblems"/>).
+/// </summary>
 public static class ServerOptionsProblems
 {
     public static IEnumerable<string> Of(ServerOptions s)
@@ -20,7 +23,8 @@ public static class ServerOptionsProblems
         for (int i = 0; i < endpoints.Count; i++)
             for (int j = i + 1; j < endpoints.Count; j++)
                 if (endpoints[i].Port == endpoints[j].Port && Overlap(endpoints[i].Address, endpoints[j].Address))
-                    yield return $"Server:{endpoints[i].Name} and Server:{endpoints[j].Name} are both {endpoints[i].Port}; give each endpoint its own port ({endpoints[i].Flag}, {endpoints[j].Flag})";
+                    yield return $"Server:{endpoints[i].Name} and Server:{endpoints[j].Name} are both {endpoints[i].Port}; " +
+                        $"give each endpoint its own port ({endpoints[i].Flag}, {endpoints[j].Flag})";
         if (!double.IsFinite(s.DrainSeconds) || s.DrainSeconds < 0 || s.DrainSeconds > 3600)
             yield return $"Server:DrainSeconds is {s.DrainSeconds}; use 0 to 3600 seconds";
         if (s.MaxConnections < 1) yield return $"Server:MaxConnections is {s.MaxConnections}; it must be >= 1";
@@ -41,5 +45,6 @@ public static class ServerOptionsProblems
 
     /// <summary>Two bind addresses compete for a port when they are equal or one of them is the wildcard.</summary>
     static bool Overlap(IPAddress? a, IPAddress? b) =>
-        a is null || b is null || a.Equals(b) || a.Equals(IPAddress.Any) || b.Equals(IPAddress.Any) || a.Equals(IPAddress.IPv6Any) || b.Equals(IPAddress.IPv6Any);
+        a is null || b is null || a.Equals(b)
+        || a.Equals(IPAddress.Any) || b.Equals(IPAddress.Any) || a.Equals(IPAddress.IPv6Any) || b.Equals(IPAddress.IPv6Any);
 }

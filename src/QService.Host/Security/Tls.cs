@@ -14,8 +14,10 @@ public static class Tls
 
     public static HttpsConnectionAdapterOptions Options(ServerOptions server)
     {
-        if (string.IsNullOrEmpty(server.TlsKeyPath)) throw new ConfigurationException("Server:TlsCertificatePath is set but Server:TlsKeyPath is not; give the certificate's private key (PEM)");
-        var options = new HttpsConnectionAdapterOptions { ServerCertificate = X509Certificate2.CreateFromPemFile(server.TlsCertificatePath!, server.TlsKeyPath) };
+        if (string.IsNullOrEmpty(server.TlsKeyPath))
+            throw new ConfigurationException("Server:TlsCertificatePath is set but Server:TlsKeyPath is not; give the certificate's private key (PEM)");
+        var options = new HttpsConnectionAdapterOptions
+            { ServerCertificate = X509Certificate2.CreateFromPemFile(server.TlsCertificatePath!, server.TlsKeyPath) };
         if (!string.IsNullOrEmpty(server.TlsClientCaPath))
         {
             var ca = X509Certificate2.CreateFromPem(File.ReadAllText(server.TlsClientCaPath));

@@ -87,7 +87,8 @@ public sealed class Checkpoint
         BytesRead += info.End - info.Begin;
         Progress?.Invoke(BytesRead, TotalBytes);
         if (!info.Shape.SequenceEqual(expectedShape))
-            throw new CheckpointException($"{file.Path}: tensor '{name}' has shape [{string.Join(", ", info.Shape)}], the model config expects [{string.Join(", ", expectedShape)}]");
+            throw new CheckpointException($"{file.Path}: tensor '{name}' has shape [{string.Join(", ", info.Shape)}], " +
+                $"the model config expects [{string.Join(", ", expectedShape)}]");
         var stored = file.Read(name);
         if (stored.dtype == dtype) return stored;
         using (stored) return stored.to(dtype);

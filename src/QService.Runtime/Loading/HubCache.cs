@@ -48,7 +48,8 @@ public static partial class HubCache
             if (Directory.Exists(Path.Combine(snapshots, commit))) return Path.Combine(snapshots, commit);
             if (revision is null && Directory.GetDirectories(snapshots) is [var only]) return only;
             if (revision is not null)
-                throw new CheckpointException($"{pathOrId}: {repo} has no snapshot for revision '{revision}' (it has: {string.Join(", ", Directory.GetDirectories(snapshots).Select(Path.GetFileName))})");
+                throw new CheckpointException($"{pathOrId}: {repo} has no snapshot for revision '{revision}' (it has: " +
+                    $"{string.Join(", ", Directory.GetDirectories(snapshots).Select(Path.GetFileName))})");
         }
         throw new CheckpointException($"{pathOrId}: not a folder, and not in the HuggingFace cache (looked in {string.Join(", ", roots)}); "
             + $"download it first (e.g. `huggingface-cli download {id}`) or give its folder");

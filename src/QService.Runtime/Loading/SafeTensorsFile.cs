@@ -64,7 +64,8 @@ public sealed class SafeTensorsFile
                 }
                 var info = ParseEntry(path, entry);
                 if (info.End > dataLength)
-                    throw new CheckpointException($"{path}: tensor '{info.Name}' ends at byte {info.End} of the data section, but the file holds only {dataLength} data bytes (truncated file?)");
+                    throw new CheckpointException($"{path}: tensor '{info.Name}' ends at byte {info.End} of the data section, " +
+                        $"but the file holds only {dataLength} data bytes (truncated file?)");
                 tensors[info.Name] = info;
             }
         }
@@ -91,7 +92,8 @@ public sealed class SafeTensorsFile
         var info = new SafeTensorInfo(entry.Name, dtype, shape, offsets[0], offsets[1]);
         long expected = checked(info.ElementCount * ElementSize(path, info));
         if (offsets[1] - offsets[0] != expected)
-            throw new CheckpointException($"{path}: tensor '{entry.Name}' ({dtype}, shape [{string.Join(", ", shape)}]) needs {expected} bytes but its data_offsets span {offsets[1] - offsets[0]}");
+            throw new CheckpointException($"{path}: tensor '{entry.Name}' ({dtype}, shape [{string.Join(", ", shape)}]) " +
+                $"needs {expected} bytes but its data_offsets span {offsets[1] - offsets[0]}");
         return info;
     }
 
@@ -107,7 +109,8 @@ public sealed class SafeTensorsFile
         "I8" => ScalarType.Int8,
         "U8" => ScalarType.Byte,
         "BOOL" => ScalarType.Bool,
-        _ => throw new CheckpointException($"{path}: tensor '{info.Name}' has unsupported dtype '{info.DType}' (supported: F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL)"),
+        _ => throw new CheckpointException($"{path}: tensor '{info.Name}' has unsupported dtype '{info.DType}' (supported: F32, F16, BF16, F64, " +
+            "I64, I32, I16, I8, U8, BOOL)"),
     };
 
     static long ElementSize(string path, SafeTensorInfo info) => ToScalarType(path, info) switch

@@ -16,7 +16,10 @@ public interface IAttentionCache
     /// <summary>Positions seen so far plus the new ones: what dynamic RoPE scaling needs.</summary>
     long SequenceLength(long newLength);
 
-    /// <summary>Which keys (past, then new) each new query may attend to, [batch or 1, 1, new, keys] (true = attend); null for plain causal attention from position 0.</summary>
+    /// <summary>
+    /// Which keys (past, then new) each new query may attend to, [batch or 1, 1, new, keys] (true = attend); null for
+    /// plain causal attention from position 0.
+    /// </summary>
     Tensor? Mask(long newLength, int? slidingWindow, Device device);
 
     /// <summary>Adds this layer's keys and values of the new tokens and returns the full ones to attend over.</summary>

@@ -45,7 +45,8 @@ public abstract class CausalLm : nn.Module
         using var generator = new Generator((ulong)seed);
         foreach (var (name, parameter) in named_parameters())
         {
-            if (name.EndsWith("norm.weight", StringComparison.Ordinal) || name.Contains("ln_", StringComparison.Ordinal) && name.EndsWith("weight", StringComparison.Ordinal))
+            if (name.EndsWith("norm.weight", StringComparison.Ordinal)
+                || name.Contains("ln_", StringComparison.Ordinal) && name.EndsWith("weight", StringComparison.Ordinal))
                 parameter.fill_(1.0);
             else if (name.EndsWith("bias", StringComparison.Ordinal))
                 parameter.zero_();

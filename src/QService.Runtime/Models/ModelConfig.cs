@@ -156,7 +156,8 @@ public sealed record ModelConfig
     static int Req(JsonObject j, string key) => Int(j, key) ?? throw new InvalidOperationException($"missing required field '{key}'");
     static int? Int(JsonObject j, string key) => j[key] is JsonValue v && v.GetValueKind() == JsonValueKind.Number ? (int)v.GetValue<double>() : null;
     static double? Dbl(JsonObject j, string key) => j[key] is JsonValue v && v.GetValueKind() == JsonValueKind.Number ? v.GetValue<double>() : null;
-    static bool? Bool(JsonObject j, string key) => j[key] is JsonValue v && v.GetValueKind() is JsonValueKind.True or JsonValueKind.False ? v.GetValue<bool>() : null;
+    static bool? Bool(JsonObject j, string key) =>
+        j[key] is JsonValue v && v.GetValueKind() is JsonValueKind.True or JsonValueKind.False ? v.GetValue<bool>() : null;
     static string? Str(JsonObject j, string key) => j[key] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;
 }
 

@@ -33,7 +33,11 @@ internal sealed class BatchedPast(Tensor?[] pastKeys, Tensor?[] pastValues, long
         for (int b = 0; b < batch; b++)
         {
             for (long j = 0; j < _maxPast; j++) { keyPositions[b * keys + j] = j; valid[b * keys + j] = j < pastLengths[b]; }
-            for (long m = 0; m < newLength; m++) { keyPositions[b * keys + _maxPast + m] = pastLengths[b] + m; valid[b * keys + _maxPast + m] = m < newLengths[b]; }
+            for (long m = 0; m < newLength; m++)
+            {
+                keyPositions[b * keys + _maxPast + m] = pastLengths[b] + m;
+                valid[b * keys + _maxPast + m] = m < newLengths[b];
+            }
         }
         var mask = CausalMask.Build(Positions(newLength, device), tensor(keyPositions, [batch, keys], device: device),
             tensor(valid, [batch, keys], device: device), slidingWindow);

@@ -133,7 +133,8 @@ public sealed class CausalLanguageModel : IDisposable
             inputs[b].ThrowIfPastDoesNotFit(b);
             var (computedFrom, first, length) = (inputs[b].PastLength, inputs[b].FirstTarget, inputs[b].Tokens.Length);
             if (first <= computedFrom || first > length)
-                throw new ArgumentException($"sequence {b}: first scored token {first} must be in [{computedFrom + 1}, {length}] (token 0 has no context; positions before the pass are not recomputed)");
+                throw new ArgumentException($"sequence {b}: first scored token {first} must be in [{computedFrom + 1}, {length}] (token 0 has no context; " +
+                    "positions before the pass are not recomputed)");
         }
         using var inference = inference_mode();
         using var scope = NewDisposeScope();
@@ -171,7 +172,8 @@ public sealed class CausalLanguageModel : IDisposable
         for (int b = 0; b < batch; b++)
         {
             int n = inputs[b].Tokens.Length - inputs[b].FirstTarget;
-            results[b] = new PassResult(all.AsSpan(offset, n).ToArray(), last?[b], past is null ? [] : KvBlock.CutOut(inputs[b], past.NewKeys, past.NewValues, b, firstPosition: pastLengths[b]));
+            results[b] = new PassResult(all.AsSpan(offset, n).ToArray(), last?[b],
+                past is null ? [] : KvBlock.CutOut(inputs[b], past.NewKeys, past.NewValues, b, firstPosition: pastLengths[b]));
             offset += n;
         }
         return results;
@@ -253,7 +255,8 @@ public sealed class CausalLanguageModel : IDisposable
             var s = sequences[b];
             if (s.Length == 0) throw new ArgumentException($"sequence {b} is empty");
             if (pastLength + s.Length > Config.MaxPositionEmbeddings)
-                throw new ArgumentException($"sequence {b} has {pastLength + s.Length} tokens, more than the model context of {Config.MaxPositionEmbeddings} tokens (max_position_embeddings)");
+                throw new ArgumentException($"sequence {b} has {pastLength + s.Length} tokens, more than the model context of {Config.MaxPositionEmbeddings} " +
+                    "tokens (max_position_embeddings)");
             for (int t = 0; t < s.Length; t++)
                 if ((uint)s[t] >= (uint)Config.VocabSize)
                     throw new ArgumentException($"sequence {b}, position {t}: token id {s[t]} is outside the vocabulary [0, {Config.VocabSize})");

@@ -179,7 +179,8 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDecodeBatch
                 for (int b = 0; b < rows; b++)
                     for (int i = 0; i < newLengths[b]; i++) { flat.Add(b * width + i); slots.Add(firstSlot + b); positions.Add(pastLengths[b] + i); }
                 var device = keys.device;
-                var (slotIndex, positionIndex) = (TensorIndex.Tensor(tensor(slots.ToArray(), device: device)), TensorIndex.Tensor(tensor(positions.ToArray(), device: device)));
+                var (slotIndex, positionIndex) = (TensorIndex.Tensor(tensor(slots.ToArray(), device: device)),
+                    TensorIndex.Tensor(tensor(positions.ToArray(), device: device)));
                 Tensor Real(Tensor t) => flat.Count == rows * width
                     ? t.transpose(1, 2).reshape(rows * width, t.shape[1], t.shape[3])
                     : t.transpose(1, 2).reshape(rows * width, t.shape[1], t.shape[3]).index_select(0, tensor(flat.ToArray(), device: device));

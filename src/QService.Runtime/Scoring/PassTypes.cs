@@ -19,7 +19,8 @@ public interface ICachedBlock : IDisposable
 /// <param name="PastLength">positions whose keys and values are read from <paramref name="Past"/>; the pass computes the rest</param>
 /// <param name="CachedLength">positions the cache holds already (at least PastLength): new blocks start there</param>
 /// <param name="NewBlockSize">when > 0, return blocks of this many positions for the complete runs from CachedLength on</param>
-public sealed record PassInput(int[] Tokens, int FirstTarget, IReadOnlyList<ICachedBlock>? Past = null, int PastLength = 0, int CachedLength = 0, int NewBlockSize = 0)
+public sealed record PassInput(int[] Tokens, int FirstTarget, IReadOnlyList<ICachedBlock>? Past = null, int PastLength = 0,
+    int CachedLength = 0, int NewBlockSize = 0)
 {
     /// <summary>The tokens the pass computes: those from PastLength on.</summary>
     internal int[] ComputedTokens => Tokens[PastLength..];
@@ -27,16 +28,23 @@ public sealed record PassInput(int[] Tokens, int FirstTarget, IReadOnlyList<ICac
     /// <summary>The runtime's blocks behind <see cref="Past"/>.</summary>
     internal IEnumerable<KvBlock> PastBlocks => (Past ?? []).Select(KvBlock.Of);
 
-    /// <summary>Throws an ArgumentException naming sequence <paramref name="index"/> unless its lengths fit its tokens and its past covers PastLength.</summary>
+    /// <summary>
+    /// Throws an ArgumentException naming sequence <paramref name="index"/> unless its lengths fit its tokens and its
+    /// past covers PastLength.
+    /// </summary>
     internal void ThrowIfPastDoesNotFit(int index)
     {
         int covered = PastBlocks.Sum(b => b.Length);
         if (PastLength < 0 || PastLength >= Tokens.Length || CachedLength < PastLength || CachedLength > Tokens.Length || covered < PastLength)
-            throw new ArgumentException($"sequence {index}: a past of {PastLength} positions ({covered} cached) and a cached length of {CachedLength} do not fit {Tokens.Length} tokens (a pass computes at least one position)");
+            throw new ArgumentException($"sequence {index}: a past of {PastLength} positions ({covered} cached) " +
+                $"and a cached length of {CachedLength} do not fit {Tokens.Length} tokens (a pass computes at least one position)");
     }
 }
 
-/// <summary>One sequence's share of a forward pass: log-probabilities of positions FirstTarget.., the last position's logits when asked, and the new blocks (the caller owns them).</summary>
+/// <summary>
+/// One sequence's share of a forward pass: log-probabilities of positions FirstTarget.., the last position's logits
+/// when asked, and the new blocks (the caller owns them).
+/// </summary>
 public sealed record PassResult(float[] Logprobs, float[]? LastLogits, IReadOnlyList<ICachedBlock> NewBlocks);
 
 /// <summary>Copies of a sequence to start decoding from; its input's FirstTarget is not used (decoding scores the next token only).</summary>

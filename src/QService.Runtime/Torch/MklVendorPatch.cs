@@ -30,7 +30,8 @@ public static class MklVendorPatch
         if (!enabled) return new(false, "MKL vendor override off by setting");
         if (!cpu.IsX64Linux) return new(false, "MKL vendor override not needed: not x86-64 Linux");
         if (cpu.Vendor == "GenuineIntel") return new(false, "MKL vendor override not needed: Intel CPUs get MKL's best kernels already");
-        if (cpu.Avx512F) return new(true, $"MKL vendor override on: the CPU ({cpu.Vendor}) has AVX-512F, which MKL's vendor check would leave to its AVX2 kernels");
+        if (cpu.Avx512F) return new(true, $"MKL vendor override on: the CPU ({cpu.Vendor}) has AVX-512F, which MKL's vendor check " +
+            "would leave to its AVX2 kernels");
         if (cpu.Avx2) return new(true, $"MKL vendor override on: the CPU ({cpu.Vendor}) has AVX2, whose kernels MKL's vendor check keeps for Intel CPUs");
         return new(false, $"MKL vendor override not applied: the CPU ({cpu.Vendor}) has no AVX2, so MKL has no faster kernels for it");
     }

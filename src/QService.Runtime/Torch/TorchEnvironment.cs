@@ -95,7 +95,9 @@ public static class TorchEnvironment
         if (r.StartsWith("cuda", StringComparison.Ordinal))
         {
             if (!cudaAvailable)
-                throw new InvalidOperationException($"Device '{requested}' was asked for, but CUDA is not available (this build uses the {(IsCudaBuild ? "CUDA" : "CPU")} LibTorch package; build with -p:TorchBackend=cuda on a machine with a GPU), or use device 'cpu'/'auto'.");
+                throw new InvalidOperationException($"Device '{requested}' was asked for, but CUDA is not available (this build uses the " +
+                    $"{(IsCudaBuild ? "CUDA" : "CPU")} LibTorch package; build with -p:TorchBackend=cuda on a machine with a GPU), " +
+                    "or use device 'cpu'/'auto'.");
             return (new Device(r), $"device {r}: as configured");
         }
         throw new ArgumentException($"Unknown device '{requested}': use auto, cpu, cuda or cuda:N.");

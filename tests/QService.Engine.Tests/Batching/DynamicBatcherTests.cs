@@ -9,10 +9,12 @@ namespace QService.Engine.Tests.Batching;
 public class DynamicBatcherTests
 {
     /// <summary>A batcher without a prefix cache unless one is given.</summary>
-    static (DynamicBatcher Batcher, EngineTelemetry Telemetry) Create(Func<IScoringBackend> load, BatchingOptions? options = null, PrefixCacheOptions? cache = null)
+    static (DynamicBatcher Batcher, EngineTelemetry Telemetry) Create(Func<IScoringBackend> load, BatchingOptions? options = null,
+        PrefixCacheOptions? cache = null)
     {
         var telemetry = new EngineTelemetry(() => 0);
-        return (new DynamicBatcher(load, options ?? new BatchingOptions(), telemetry, NullLogger.Instance, cache ?? new PrefixCacheOptions { Enabled = false }), telemetry);
+        return (new DynamicBatcher(load, options ?? new BatchingOptions(), telemetry, NullLogger.Instance, cache ?? new PrefixCacheOptions { Enabled = false }),
+            telemetry);
     }
 
     static WorkItem Item(int[] tokens, int promptTokens = 1, CancellationToken cancellation = default) =>

@@ -31,7 +31,8 @@ public class FaultPathTests
         listener.Start();
         // Passes of more than two sequences run out of memory, as a too-large batch would.
         var backend = new FakeBackend();
-        backend.FailOnCall = _ => backend.Calls[^1].Sequences.Length > 2 ? new Exception("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB") : null;
+        backend.FailOnCall = _ => backend.Calls[^1].Sequences.Length > 2
+            ? new Exception("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB") : null;
         var items = Enumerable.Range(1, 8).Select(i => Item(i, i + 1, i + 2)).ToArray();
         using var batcher = new DynamicBatcher(() => backend, new BatchingOptions { MaxQueueDelayMs = 50 }, telemetry, NullLogger.Instance,
             new PrefixCacheOptions { Enabled = false });

@@ -60,7 +60,8 @@ public class ContinuousDecodingTests
             AssertScoredLikeTheModels([1, 2, 3], together[i]);
         }
         Assert.NotEqual(expected[0].Tokens, expected[1].Tokens); // each sample has its own stream
-        Assert.All(others.Select((o, i) => (o.Completion.Task.Result, Budget: 5 + 7 * i)), x => Assert.All(x.Result, s => Assert.Equal(x.Budget, s.Tokens.Length)));
+        Assert.All(others.Select((o, i) => (o.Completion.Task.Result, Budget: 5 + 7 * i)),
+            x => Assert.All(x.Result, s => Assert.Equal(x.Budget, s.Tokens.Length)));
     }
 
     [Fact]

@@ -4,7 +4,10 @@ using QService.Runtime.Tokenization;
 
 namespace QService.Engine.Tests.Scoring;
 
-/// <summary>A <see cref="ScoringEngine"/> on the fake backend: a pair of 320 tokens and 128 positions, token ids only, the limits of the host's pair-server tests.</summary>
+/// <summary>
+/// A <see cref="ScoringEngine"/> on the fake backend: a pair of 320 tokens and 128 positions, token ids only, the
+/// limits of the host's pair-server tests.
+/// </summary>
 internal static class FakeEngine
 {
     public const int Vocab = 320, Context = 128, Eos = 2;

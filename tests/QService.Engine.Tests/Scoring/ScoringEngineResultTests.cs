@@ -130,7 +130,8 @@ public class ScoringEngineResultTests
     public async Task ASamplesNumbers_AreAssembledAsScoreAssemblesThem()
     {
         using var engine = await StartAsync();
-        var result = await engine.SampleAsync(new ScoreItemInput { PromptTokenIds = [1, 2, 3] }, new SampleOptions { N = 3, MaxNewTokens = 5, Seed = 9, Beta = 0.4 }, default);
+        var result = await engine.SampleAsync(new ScoreItemInput { PromptTokenIds = [1, 2, 3] },
+            new SampleOptions { N = 3, MaxNewTokens = 5, Seed = 9, Beta = 0.4 }, default);
         Assert.Equal((9UL, 3, 0.4), (result.Seed, result.PrefixTokens, result.Beta));
         Assert.Equal(3, result.Samples.Count);
         foreach (var sample in result.Samples)

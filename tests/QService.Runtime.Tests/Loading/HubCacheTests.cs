@@ -67,7 +67,8 @@ public class LoadProgressTests
     public void Loading_ReportsBytesReadUpToTheCheckpointsSize()
     {
         var reports = new List<(long Done, long Total)>();
-        using var model = QService.Runtime.Scoring.CausalLanguageModel.Load(Fixtures.Path("hf-reference", "llama-gqa"), new QService.Runtime.Scoring.ModelLoadOptions("cpu"),
+        using var model = QService.Runtime.Scoring.CausalLanguageModel.Load(Fixtures.Path("hf-reference", "llama-gqa"),
+            new QService.Runtime.Scoring.ModelLoadOptions("cpu"),
             (done, total) => reports.Add((done, total)));
         Assert.True(reports.Count > 3);
         long total = new FileInfo(Fixtures.Path("hf-reference", "llama-gqa", "model.safetensors")).Length;

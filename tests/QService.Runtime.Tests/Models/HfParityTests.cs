@@ -83,7 +83,8 @@ public class HfParityTests
         foreach (int cut in cuts)
         {
             // As the prefix cache asks: the last cached position is recomputed, its output predicting the first new token.
-            var pass = model.Extend([new PassInput(seq[..cut], FirstTarget: Math.Max(1, at), cached, PastLength: Math.Max(0, at - 1), CachedLength: at, NewBlockSize: 1)])[0];
+            var pass = model.Extend([new PassInput(seq[..cut], FirstTarget: Math.Max(1, at), cached, PastLength: Math.Max(0, at - 1),
+                CachedLength: at, NewBlockSize: 1)])[0];
             pieces.AddRange(pass.Logprobs);
             cached.AddRange(pass.NewBlocks);
             at = cut;

@@ -31,7 +31,8 @@ public class DecodeBatchTests
         var (nextA, blocksA) = batch.Add([new DecodeStart(new PassInput(a, a.Length, NewBlockSize: BlockSize), Copies: 2)])[0];
         Assert.Equal(2, blocksA.Count);
         AssertClose(Fresh(model, a), nextA.ToArray(), 1e-4, $"{name}: after the prompt");
-        var joined = batch.Add([new DecodeStart(new PassInput(b, b.Length, [blocksA[0]], PastLength: BlockSize - 1, CachedLength: BlockSize), Copies: 1), new DecodeStart(new PassInput(c, c.Length), Copies: 2)]);
+        var joined = batch.Add([new DecodeStart(new PassInput(b, b.Length, [blocksA[0]], PastLength: BlockSize - 1, CachedLength: BlockSize), Copies: 1),
+            new DecodeStart(new PassInput(c, c.Length), Copies: 2)]);
         AssertClose(Fresh(model, b), joined[0].NextLogprobs.ToArray(), 1e-4, $"{name}: continuing a cached block");
         AssertClose(Fresh(model, c), joined[1].NextLogprobs.ToArray(), 1e-4, $"{name}: a shorter prompt in the same pass");
 

@@ -79,7 +79,8 @@ public class ExtendTests
         for (int i = 0; i < 20; i++)
         {
             var blocks = Blocks(model, seq, 2 * BlockSize);
-            foreach (var b in model.Extend([Continuing(seq, 2 * BlockSize, 2 * BlockSize, blocks, BlockSize)], includeLastLogits: true)[0].NewBlocks) b.Dispose();
+            foreach (var b in model.Extend([Continuing(seq, 2 * BlockSize, 2 * BlockSize, blocks, BlockSize)],
+                includeLastLogits: true)[0].NewBlocks) b.Dispose();
             foreach (var b in blocks) b.Dispose();
         }
         Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
