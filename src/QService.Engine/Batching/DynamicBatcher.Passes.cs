@@ -139,7 +139,8 @@ internal sealed partial class DynamicBatcher
             for (int k = 0; k < results.Length; k++)
             {
                 cache.Insert(hits[k]!, results[k].NewBlocks, results[k].Logprobs);
-                merged[k] = new PassResult([.. hits[k]!.CachedLogprobs, .. results[k].Logprobs], results[k].LastLogits, []);
+                // The pass's result as it came, with the cached log-probabilities in front: other outputs pass through.
+                merged[k] = results[k] with { Logprobs = [.. hits[k]!.CachedLogprobs, .. results[k].Logprobs], NewBlocks = [] };
             }
             var counted = cache.Counts - before;
             _telemetry.PrefixHitTokens.Add(counted.HitTokens, model);
