@@ -90,14 +90,20 @@ public class HfParityTests
             at = cut;
         }
         Assert.Equal(seq.Length, cached.Count);
-        AssertClose(full, pieces.ToArray(), 1e-5, $"{name} incremental");
+        // Passes of 1-3 rows run other matmul kernels than the full pass (MKL picks them by shape, and with its
+        // vendor override on an AVX2-only AMD EPYC one logprob of -10.02 differed by 1.4e-5): float32 rounding of
+        // the same function, proportional to the value, on top of the absolute 1e-5.
+        AssertClose(full, pieces.ToArray(), 1e-5, $"{name} incremental", relative: 2e-6);
         foreach (var block in cached) block.Dispose();
     }
 
-    internal static void AssertClose(float[] a, float[] b, double tol, string what)
+    internal static void AssertClose(float[] a, float[] b, double tol, string what, double relative = 0)
     {
         Assert.Equal(a.Length, b.Length);
         for (int i = 0; i < a.Length; i++)
-            Assert.True(Math.Abs(a[i] - b[i]) <= tol, $"{what} [{i}]: {a[i]} vs {b[i]} (tolerance {tol})");
+        {
+            double allowed = tol + relative * Math.Abs(a[i]);
+            Assert.True(Math.Abs(a[i] - b[i]) <= allowed, $"{what} [{i}]: {a[i]} vs {b[i]} (tolerance {allowed})");
+        }
     }
 }
