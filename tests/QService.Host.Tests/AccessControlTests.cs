@@ -83,7 +83,8 @@ public class AccessControlTests : IDisposable
                 names.AddDnsName("localhost");
                 request.CertificateExtensions.Add(names.Build());
             }
-            using var issued = request.Create(ca, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30), RandomNumberGenerator.GetBytes(8));
+            // Within the CA's own validity (a leaf may not outlive its issuer, and a second has passed since the CA was made).
+            using var issued = request.Create(ca, ca.NotBefore.AddDays(1), ca.NotAfter.AddDays(-1), RandomNumberGenerator.GetBytes(8));
             return issued.CopyWithPrivateKey(key);
         }
         var ca = SelfSigned("qservice test CA");

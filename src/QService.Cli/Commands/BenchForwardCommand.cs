@@ -117,7 +117,7 @@ static class BenchForwardCommand
             if (length > config.MaxPositionEmbeddings) throw new ArgumentException($"length {length} is over the model context {config.MaxPositionEmbeddings}");
             int[][] seqs = Enumerable.Range(0, batch).Select(_ => Enumerable.Range(0, length).Select(_ => rng.Next(config.VocabSize)).ToArray()).ToArray();
             WarmUp(model, seqs);
-            long rssWarm = ProcessStats.ResidentBytes();
+            long rssWarm = ProcessStats.ResidentBytes(), nativeWarm = NativeBytes();
             long faults0 = ProcessStats.MinorFaults();
             var times = new List<double>();
             for (int i = 0; i < s.Repeats; i++)
@@ -134,7 +134,7 @@ static class BenchForwardCommand
             double tokens = (double)batch * length;
             double gflops = 2.0 * matmulParams * tokens / median / 1e9;
             shapes.Add(new ShapeResult(batch, length, median * 1000, tokens / median, tokens / median / 2, gflops, gflops / peak,
-                faults / s.Repeats, rssWarm, ProcessStats.ResidentBytes()));
+                faults / s.Repeats, rssWarm, ProcessStats.ResidentBytes(), nativeWarm, NativeBytes()));
         }
         // Measured again after the passes, and the better taken: on this shared machine a single measurement
         // sometimes catches a descheduled thread (bfloat16 especially came out at half its rate in some runs).
@@ -203,6 +203,12 @@ static class BenchForwardCommand
         for (int i = 0; i < 2 || sw.Elapsed.TotalSeconds < 1; i++) model.ScoreNextTokens(seqs);
         Collect();
     }
+
+    /// <summary>
+    /// Resident memory outside the managed heap: what LibTorch and malloc hold. The GC keeps the memory of a
+    /// collection committed for a while, so resident memory alone moves by tens of MB with managed garbage.
+    /// </summary>
+    static long NativeBytes() => ProcessStats.ResidentBytes() - GC.GetGCMemoryInfo().TotalCommittedBytes;
 
     static void Collect()
     {
@@ -298,7 +304,8 @@ static class BenchForwardCommand
 }
 
 sealed record ShapeResult(int Batch, int Length, double MedianMs, double ModelTokensPerSecond, double PairTokensPerSecond,
-    double Gflops, double FractionOfPeak, long PageFaultsPerPass, long ResidentBytesAfterWarmup, long ResidentBytesEnd);
+    double Gflops, double FractionOfPeak, long PageFaultsPerPass, long ResidentBytesAfterWarmup, long ResidentBytesEnd,
+    long NativeBytesAfterWarmup, long NativeBytesEnd);
 
 sealed record ForwardBench(string Model, long Parameters, long MatmulParameters, string Dtype, int Threads, string Cpu, bool NativeBfloat16,
     string FixesSetting, string SpeedFixes,
