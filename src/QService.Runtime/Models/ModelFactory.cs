@@ -1,6 +1,7 @@
 using QService.Runtime.Models.Gpt2;
 using QService.Runtime.Models.Llama;
 using QService.Runtime.Models.Mistral;
+using QService.Runtime.Models.Olmo2;
 using QService.Runtime.Models.Qwen2;
 using QService.Runtime.Models.Qwen3;
 using static TorchSharp.torch;
@@ -16,6 +17,7 @@ public static class ModelFactory
         "MistralForCausalLM" => new MistralForCausalLM(config, dtype, device),
         "Qwen2ForCausalLM" => new Qwen2ForCausalLM(config, dtype, device),
         "Qwen3ForCausalLM" => new Qwen3ForCausalLM(config, dtype, device),
+        "Olmo2ForCausalLM" => new Olmo2ForCausalLM(config, dtype, device),
         "GPT2LMHeadModel" => new Gpt2LMHeadModel(config, dtype, device),
         _ => throw new NotSupportedArchitectureException(config.Architecture),
     };
