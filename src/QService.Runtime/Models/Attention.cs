@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace QService.Runtime.Models;
 
-/// <summary>Causal scaled-dot-product attention shared by all architectures, on LibTorch's fused kernel.</summary>
+/// <summary>Causal scaled-dot-product attention shared by all architectures, on LibTorch's fused kernel (or eager where it cannot serve).</summary>
 public static class Attention
 {
     /// <summary>[batch, length, heads · head_dim] → [batch, heads, length, head_dim].</summary>
@@ -30,6 +30,32 @@ public static class Attention
         k = RotaryEmbedding.Apply(k, angles);
         if (cache != null) (k, v) = cache.Update(layer, k, v);
         return MergeHeads(CausalSdpa(q, k, v, mask)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// HF's eager attention: softmax(q·kᵀ·scale, soft-capped as tanh(s / cap)·cap when <paramref name="softcap"/> is
+    /// set, then masked) · v, the softmax in float32. For what SDPA cannot do (Gemma2's capping, Gemma's scale).
+    /// The mask is CausalMask's boolean, a DecodeBatch additive one, or null for plain causal from position 0.
+    /// </summary>
+    public static Tensor CausalEager(Tensor q, Tensor k, Tensor v, Tensor? mask, double scale, double? softcap)
+    {
+        using var scope = NewDisposeScope();
+        (k, v) = RepeatKv(q, k, v);
+        using var scaleScalar = scale.ToScalar();
+        var scores = q.matmul(k.transpose(-2, -1)).mul_(scaleScalar);
+        if (softcap is double cap)
+        {
+            using var capScalar = cap.ToScalar();
+            scores = scores.div_(capScalar).tanh_().mul_(capScalar);
+        }
+        mask ??= CausalMask.Build(Positions.Range(0, q.shape[2], q.device).unsqueeze(0), Positions.Range(0, k.shape[2], q.device).unsqueeze(0), null, null);
+        if (mask.dtype == ScalarType.Bool)
+        {
+            using var minusInfinity = double.NegativeInfinity.ToScalar();
+            scores = scores.masked_fill_(mask.logical_not(), minusInfinity);
+        }
+        else scores = scores.add_(mask, Scalars.One);
+        return scores.softmax(-1, ScalarType.Float32).to(q.dtype).matmul(v).MoveToOuterDisposeScope();
     }
 
     /// <summary>Grouped-query attention: each kv head serves heads/kv_heads query heads (HF's repeat_kv).</summary>

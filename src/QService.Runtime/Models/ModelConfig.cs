@@ -56,8 +56,8 @@ public sealed record ModelConfig
     public int? WindowOf(int layer) => LayerTypes is null || LayerTypes[layer] == "sliding_attention" ? SlidingWindow : null;
 
     public static readonly string[] SupportedArchitectures =
-        ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Olmo2ForCausalLM", "GPT2LMHeadModel",
-         ];
+        ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Olmo2ForCausalLM", "Gemma2ForCausalLM",
+         "GPT2LMHeadModel"];
 
     public static ModelConfig Load(string folder)
     {

@@ -1,3 +1,4 @@
+using QService.Runtime.Models.Gemma2;
 using QService.Runtime.Models.Gpt2;
 using QService.Runtime.Models.Llama;
 using QService.Runtime.Models.Mistral;
@@ -18,6 +19,7 @@ public static class ModelFactory
         "Qwen2ForCausalLM" => new Qwen2ForCausalLM(config, dtype, device),
         "Qwen3ForCausalLM" => new Qwen3ForCausalLM(config, dtype, device),
         "Olmo2ForCausalLM" => new Olmo2ForCausalLM(config, dtype, device),
+        "Gemma2ForCausalLM" => new Gemma2ForCausalLM(config, dtype, device),
         "GPT2LMHeadModel" => new Gpt2LMHeadModel(config, dtype, device),
         _ => throw new NotSupportedArchitectureException(config.Architecture),
     };
