@@ -1,4 +1,5 @@
 using QService.Runtime.Models.Gemma2;
+using QService.Runtime.Models.Gemma3;
 using QService.Runtime.Models.Gpt2;
 using QService.Runtime.Models.Llama;
 using QService.Runtime.Models.Mistral;
@@ -20,6 +21,7 @@ public static class ModelFactory
         "Qwen3ForCausalLM" => new Qwen3ForCausalLM(config, dtype, device),
         "Olmo2ForCausalLM" => new Olmo2ForCausalLM(config, dtype, device),
         "Gemma2ForCausalLM" => new Gemma2ForCausalLM(config, dtype, device),
+        "Gemma3ForCausalLM" => new Gemma3ForCausalLM(config, dtype, device),
         "GPT2LMHeadModel" => new Gpt2LMHeadModel(config, dtype, device),
         _ => throw new NotSupportedArchitectureException(config.Architecture),
     };

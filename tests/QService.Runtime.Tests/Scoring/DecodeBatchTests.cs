@@ -89,6 +89,7 @@ public class DecodeBatchTests
 
     [Theory]
     [InlineData("llama-gqa")]
+    [InlineData("gemma3-text")] // the eager attention, sliding and full masks, two RoPE bases
     public void DecodingLeavesNoLiveTensors_AndGivesTheStorageBack_WhenTheLastSequenceLeaves(string name)
     {
         using var model = CausalLanguageModel.Load(Fixture(name), new ModelLoadOptions("cpu"));

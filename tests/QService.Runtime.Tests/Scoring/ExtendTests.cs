@@ -54,7 +54,7 @@ public class ExtendTests
     }
 
     /// <summary>The fixtures with sliding-window layers, and Qwen3's with its window switched on (see <see cref="WindowedFolder"/>).</summary>
-    public static TheoryData<string> WindowedModels => new() { "gemma2-softcap", "qwen3-tied+window" };
+    public static TheoryData<string> WindowedModels => new() { "gemma2-softcap", "gemma3-text", "qwen3-tied+window" };
 
     /// <summary>
     /// A windowed model's folder. "qwen3-tied+window" is the Qwen3 fixture with use_sliding_window on, a window of 8 and
