@@ -57,7 +57,7 @@ public sealed record ModelConfig
 
     public static readonly string[] SupportedArchitectures =
         ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Olmo2ForCausalLM", "Gemma2ForCausalLM",
-         "Gemma3ForCausalLM", "GPT2LMHeadModel"];
+         "Gemma3ForCausalLM", "Phi3ForCausalLM", "GPT2LMHeadModel"];
 
     public static ModelConfig Load(string folder)
     {

@@ -4,6 +4,7 @@ using QService.Runtime.Models.Gpt2;
 using QService.Runtime.Models.Llama;
 using QService.Runtime.Models.Mistral;
 using QService.Runtime.Models.Olmo2;
+using QService.Runtime.Models.Phi3;
 using QService.Runtime.Models.Qwen2;
 using QService.Runtime.Models.Qwen3;
 using static TorchSharp.torch;
@@ -22,6 +23,7 @@ public static class ModelFactory
         "Olmo2ForCausalLM" => new Olmo2ForCausalLM(config, dtype, device),
         "Gemma2ForCausalLM" => new Gemma2ForCausalLM(config, dtype, device),
         "Gemma3ForCausalLM" => new Gemma3ForCausalLM(config, dtype, device),
+        "Phi3ForCausalLM" => new Phi3ForCausalLM(config, dtype, device),
         "GPT2LMHeadModel" => new Gpt2LMHeadModel(config, dtype, device),
         _ => throw new NotSupportedArchitectureException(config.Architecture),
     };
