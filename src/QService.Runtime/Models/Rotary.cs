@@ -44,10 +44,7 @@ public sealed class RotaryEmbedding : IDisposable
     (Tensor Cos, Tensor Sin) Compute(Tensor positionIds, long sequenceLength, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
-        // longrope, as HF decides per forward call: the long factors for every position once the sequence (max position + 1)
-        // outgrows original_max_position_embeddings, else the short ones.
-        var invFreq = _longInverseFrequencies is not null && sequenceLength > _config.RopeScaling!.OriginalMaxPositionEmbeddings
-            ? _longInverseFrequencies
+        var invFreq = _longInverseFrequencies is not null ? LongRopeRows(positionIds)
             : _fixedInverseFrequencies ?? InverseFrequencies(DynamicTheta(sequenceLength));
         var positions = positionIds.to(ScalarType.Float32);
         if (_config.RopeScaling is { Type: "linear" } s)
@@ -64,6 +61,20 @@ public sealed class RotaryEmbedding : IDisposable
             (cos, sin) = (cos.mul_(factor), sin.mul_(factor));
         }
         return (cos.to(dtype).MoveToOuterDisposeScope(), sin.to(dtype).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// longrope's choice, as HF makes it per forward call of one sequence: the long factors for every position once the
+    /// sequence (last position + 1) outgrows original_max_position_embeddings, else the short ones. Made per row, so that
+    /// a sequence gets the same numbers alone as batched with longer ones (HF would take the batch's longest); padding
+    /// repeats a row's last real position, so a row's largest position is its own.
+    /// </summary>
+    Tensor LongRopeRows(Tensor positionIds)
+    {
+        using var scope = NewDisposeScope();
+        using var original = _config.RopeScaling!.OriginalMaxPositionEmbeddings.ToScalar();
+        var isLong = positionIds.amax([-1], keepdim: true).ge(original).unsqueeze(-1); // max position >= original: longer than it
+        return where(isLong, _longInverseFrequencies!, _fixedInverseFrequencies!).MoveToOuterDisposeScope();
     }
 
     /// <summary>Phi3's longrope frequencies for one factor set: 1 / (factor_i · theta^(2i/dim)), in float32 as HF.</summary>

@@ -117,4 +117,21 @@ public class RotaryScalingTests
                 }
         }
     }
+
+    [Fact]
+    public void LongRope_ChoosesPerSequence_SoThatBatchingWithALongerOneChangesNothing()
+    {
+        var scaling = new RopeScaling("longrope", 4, OriginalMaxPositionEmbeddings: 32, ShortFactor: [1, 1.5, 2, 3], LongFactor: [2, 4, 8, 16],
+            AttentionFactor: 1.2);
+        using var rotary = new RotaryEmbedding(Config(scaling) with { PartialRotaryFactor = 0.5 }, CPU);
+        using var scope = NewDisposeScope();
+        // Row 0 has 24 positions (then padding repeating its last), row 1 has 40: short and long factors in one pass.
+        var angles = rotary.Angles(Positions.Continuing([0, 0], [24, 40], 40, CPU), 40, ScalarType.Float32);
+        foreach (var (row, length) in new[] { (0, 24), (1, 40) })
+        {
+            var (cos, sin) = rotary.Compute(0, length, ScalarType.Float32);
+            Assert.True(angles.Cos[row, 0].narrow(0, 0, length).eq(cos).all().item<bool>(), $"cos of row {row}");
+            Assert.True(angles.SignedSin[row, 0].narrow(0, 0, length).narrow(-1, 4, 4).eq(sin.narrow(-1, 4, 4)).all().item<bool>(), $"sin of row {row}");
+        }
+    }
 }

@@ -6,7 +6,7 @@ namespace QService.Runtime.Models.Phi3;
 // Phi3ForCausalLM, bottom-up as HF's modeling_phi3. Diff vs Llama: fused projections under HF's keys, qkv_proj
 // (rows q, k, v) and gate_up_proj (rows gate, up), whose outputs are split; RoPE on the first
 // head_dim × partial_rotary_factor dimensions only (RotaryEmbedding); longrope scaling (short factors, or long ones for
-// a pass longer than original_max_position_embeddings, and the attention factor on cos/sin: RotaryEmbedding);
+// a sequence longer than original_max_position_embeddings, and the attention factor on cos/sin: RotaryEmbedding);
 // no biases; the sliding window, when set, on every layer. The decoder layer, model and head are Llama's.
 #pragma warning disable IDE1006
 
