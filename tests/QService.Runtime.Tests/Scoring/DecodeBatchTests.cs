@@ -60,7 +60,7 @@ public class DecodeBatchTests
     [Theory, MemberData(nameof(ExtendTests.WindowedModels), MemberType = typeof(ExtendTests))]
     public void DecodingAcrossTheSlidingWindow_GivesTheNumbersOfAFreshPass(string name)
     {
-        using var model = CausalLanguageModel.Load(ExtendTests.WindowedFolder(name), new ModelLoadOptions("cpu"));
+        using var model = ExtendTests.LoadWindowed(name);
         int window = model.Config.SlidingWindow!.Value;
         var inputs = ScoringTests.Inputs(name.Split('+')[0]);
         var (longest, other) = (inputs.MaxBy(s => s.Length)!, inputs[0]);

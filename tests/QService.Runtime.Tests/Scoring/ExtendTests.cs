@@ -53,31 +53,39 @@ public class ExtendTests
         }
     }
 
-    /// <summary>The fixtures with sliding-window layers, and Qwen3's with its window switched on (see <see cref="WindowedFolder"/>).</summary>
+    /// <summary>The fixtures with sliding-window layers, and Qwen3's with its window switched on (see <see cref="LoadWindowed"/>).</summary>
     public static TheoryData<string> WindowedModels => new() { "gemma2-softcap", "gemma3-text", "qwen3-tied+window" };
 
     /// <summary>
-    /// A windowed model's folder. "qwen3-tied+window" is the Qwen3 fixture with use_sliding_window on, a window of 8 and
+    /// A windowed model. "qwen3-tied+window" is the Qwen3 fixture with use_sliding_window on, a window of 8 and
     /// max_window_layers 1 (HF's default layer_types then make layer 1 sliding): HF has no numbers for it, but cached
     /// and decoding passes must still give a fresh pass's.
     /// </summary>
-    internal static string WindowedFolder(string name)
+    internal static CausalLanguageModel LoadWindowed(string name)
     {
-        if (name != "qwen3-tied+window") return Fixture(name);
+        if (name != "qwen3-tied+window") return CausalLanguageModel.Load(Fixture(name), new ModelLoadOptions("cpu"));
         var folder = Directory.CreateTempSubdirectory("qwen3-window-").FullName;
-        foreach (var file in Directory.GetFiles(Fixture("qwen3-tied"))) File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
-        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "config.json")))!.AsObject();
-        config.Remove("layer_types");
-        (config["use_sliding_window"], config["sliding_window"], config["max_window_layers"]) = (true, 8, 1);
-        File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
-        return folder;
+        try
+        {
+            foreach (var file in Directory.GetFiles(Fixture("qwen3-tied"))) File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
+            var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "config.json")))!.AsObject();
+            config.Remove("layer_types");
+            (config["use_sliding_window"], config["sliding_window"], config["max_window_layers"]) = (true, 8, 1);
+            File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
+            return CausalLanguageModel.Load(folder, new ModelLoadOptions("cpu"));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
     }
 
     [Theory, MemberData(nameof(WindowedModels))]
     public void ExtendingACachedPrefixAcrossTheSlidingWindow_GivesTheNumbersOfAFreshPass(string name)
     {
-        using var model = CausalLanguageModel.Load(WindowedFolder(name), new ModelLoadOptions("cpu"));
+        using var model = LoadWindowed(name);
         int window = model.Config.SlidingWindow!.Value;
+        Assert.Contains(Enumerable.Range(0, model.Config.NumHiddenLayers), i => model.Config.WindowOf(i) == window);
         var seq = Inputs(name.Split('+')[0]).MaxBy(s => s.Length)!;
         Assert.True(seq.Length > 2 * window + 2, "the sequence must cross the window twice");
         var fresh = model.ScoreTokens([seq], [1], includeLastLogits: true)[0];
