@@ -48,6 +48,17 @@ public static class CausalMask
         return allowed.unsqueeze(1).MoveToOuterDisposeScope();
     }
 
+    /// <summary>The mask of a pass with or without a cache (see <see cref="Fresh"/>).</summary>
+    public static Tensor? Of(IAttentionCache? cache, long length, int? slidingWindow, Device device) =>
+        cache is null ? Fresh(length, slidingWindow, device) : cache.Mask(length, slidingWindow, device);
+
+    /// <summary>One mask per layer for the given per-layer windows, each distinct one made once per pass.</summary>
+    public static Tensor?[] PerLayer(int?[] windows, IAttentionCache? cache, long length, Device device)
+    {
+        var masks = windows.Distinct().ToDictionary(w => w ?? -1, w => Of(cache, length, w, device));
+        return [.. windows.Select(w => masks[w ?? -1])];
+    }
+
     /// <summary>The mask for a fresh pass from position 0: null (plain causal) unless the sliding window bites.</summary>
     public static Tensor? Fresh(long length, int? slidingWindow, Device device)
     {

@@ -70,11 +70,14 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
     readonly Parameter weight;
     readonly Scalar _eps; // made once: a Scalar per call would leak until finalised (see Positions)
+    readonly bool _unitOffset;
 
-    public RmsNorm(long dim, double eps, ScalarType dtype, Device device) : base(nameof(RmsNorm))
+    /// <param name="unitOffset">Gemma's norm: scale by (1 + weight), all in float32 before the cast back</param>
+    public RmsNorm(long dim, double eps, ScalarType dtype, Device device, bool unitOffset = false) : base(nameof(RmsNorm))
     {
         weight = new Parameter(empty([dim], dtype, device));
         _eps = eps.ToScalar();
+        _unitOffset = unitOffset;
         RegisterComponents();
     }
 
@@ -91,6 +94,8 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
         // In place wherever the tensor is our own temporary; every Scalar explicit (see Scalars).
         var h = x.to(ScalarType.Float32);
         var inverseRms = h.mul(h).mean([-1], keepdim: true).add_(_eps, Scalars.One).rsqrt_(); // not square(): pow(2) leaks a Scalar
+        if (_unitOffset)
+            return (h * inverseRms).mul_(weight.to(ScalarType.Float32).add(Scalars.One, Scalars.One)).to(x.dtype).MoveToOuterDisposeScope();
         var normed = (h * inverseRms).to(x.dtype);
         return normed.mul_(weight).MoveToOuterDisposeScope();
     }

@@ -4,8 +4,12 @@ using QService.Runtime.Loading;
 
 namespace QService.Runtime.Models;
 
-/// <summary>RoPE scaling as in config.json <c>rope_scaling</c>: linear, dynamic (NTK) or llama3.</summary>
-public sealed record RopeScaling(string Type, double Factor, double LowFreqFactor = 1, double HighFreqFactor = 4, int OriginalMaxPositionEmbeddings = 8192);
+/// <summary>
+/// RoPE scaling as in config.json <c>rope_scaling</c>: linear, dynamic (NTK), llama3 or longrope (Phi3: per-frequency
+/// short and long factors, and the attention factor that scales cos and sin).
+/// </summary>
+public sealed record RopeScaling(string Type, double Factor, double LowFreqFactor = 1, double HighFreqFactor = 4, int OriginalMaxPositionEmbeddings = 8192,
+    double[]? ShortFactor = null, double[]? LongFactor = null, double AttentionFactor = 1);
 
 /// <summary>
 /// The fields of a HuggingFace <c>config.json</c> that the supported architectures use, under one set of
@@ -34,9 +38,26 @@ public sealed record ModelConfig
     public string HiddenAct { get; init; } = "silu";
     public int? BosTokenId { get; init; }
     public int[] EosTokenIds { get; init; } = [];
+    /// <summary>Per layer "full_attention" or "sliding_attention" (Qwen3, Gemma2, Gemma3); null: <see cref="SlidingWindow"/> applies to every layer.</summary>
+    public string[]? LayerTypes { get; init; }
+    /// <summary>Gemma: attention scores are scaled by query_pre_attn_scalar^-0.5 instead of head_dim^-0.5.</summary>
+    public double? QueryPreAttnScalar { get; init; }
+    /// <summary>Gemma2: tanh soft-capping of attention scores and of the final logits.</summary>
+    public double? AttnLogitSoftcapping { get; init; }
+    public double? FinalLogitSoftcapping { get; init; }
+    /// <summary>Gemma3: the RoPE base of sliding-window layers (which use no rope scaling).</summary>
+    public double? RopeLocalBaseFreq { get; init; }
+    /// <summary>Phi3: RoPE acts on the first head_dim × this dimensions of each head only.</summary>
+    public double PartialRotaryFactor { get; init; } = 1;
+
+    public int RotaryDim => (int)(HeadDim * PartialRotaryFactor);
+
+    /// <summary>The sliding window of one layer: its layer type decides when the config has them.</summary>
+    public int? WindowOf(int layer) => LayerTypes is null || LayerTypes[layer] == "sliding_attention" ? SlidingWindow : null;
 
     public static readonly string[] SupportedArchitectures =
-        ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "GPT2LMHeadModel"];
+        ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Olmo2ForCausalLM", "Gemma2ForCausalLM",
+         "Gemma3ForCausalLM", "Phi3ForCausalLM", "GPT2LMHeadModel"];
 
     public static ModelConfig Load(string folder)
     {
@@ -79,24 +100,35 @@ public sealed record ModelConfig
                 BosTokenId = bos, EosTokenIds = eos,
             }.Gpt2Checks(j);
         }
-        int hidden = Req(j, "hidden_size"), nHeads = Req(j, "num_attention_heads");
-        bool useSliding = arch == "MistralForCausalLM" || (Bool(j, "use_sliding_window") ?? false);
+        int hidden = Req(j, "hidden_size"), nHeads = Req(j, "num_attention_heads"), nLayers = Req(j, "num_hidden_layers");
+        bool gemma = arch is "Gemma2ForCausalLM" or "Gemma3ForCausalLM";
+        // As HF's configs: Mistral, Phi3 and Gemma always have the window (Gemma on its sliding layers only); Qwen2/Qwen3 with use_sliding_window.
+        bool useSliding = arch is "MistralForCausalLM" or "Phi3ForCausalLM" || gemma || (Bool(j, "use_sliding_window") ?? false);
+        int? window = useSliding ? Int(j, "sliding_window") ?? (gemma ? 4096 : null) : null;
         return new ModelConfig
         {
             Architecture = arch, ModelType = modelType, VocabSize = Req(j, "vocab_size"), HiddenSize = hidden,
-            NumHiddenLayers = Req(j, "num_hidden_layers"), NumAttentionHeads = nHeads,
+            NumHiddenLayers = nLayers, NumAttentionHeads = nHeads,
             NumKeyValueHeads = Int(j, "num_key_value_heads") ?? nHeads,
-            HeadDim = Int(j, "head_dim") ?? hidden / nHeads,
+            HeadDim = Int(j, "head_dim") ?? (gemma ? 256 : hidden / nHeads),
             IntermediateSize = Req(j, "intermediate_size"), MaxPositionEmbeddings = Int(j, "max_position_embeddings") ?? 2048,
-            NormEps = Dbl(j, "rms_norm_eps") ?? 1e-6, RopeTheta = Dbl(j, "rope_theta") ?? 10000,
-            RopeScaling = ParseRopeScaling(j["rope_scaling"] as JsonObject),
-            TieWordEmbeddings = Bool(j, "tie_word_embeddings") ?? false,
+            NormEps = Dbl(j, "rms_norm_eps") ?? 1e-6,
+            RopeTheta = Dbl(j, "rope_theta") ?? (arch == "Gemma3ForCausalLM" ? 1e6 : 10000),
+            RopeScaling = ParseRopeScaling(j["rope_scaling"] as JsonObject, j),
+            TieWordEmbeddings = Bool(j, "tie_word_embeddings") ?? gemma, // save_pretrained leaves out Gemma's default (true)
             // Qwen2 always has q/k/v biases (and no o_proj bias); Llama only when attention_bias is set.
             AttentionBias = arch == "Qwen2ForCausalLM" || (Bool(j, "attention_bias") ?? false),
             MlpBias = Bool(j, "mlp_bias") ?? false,
-            SlidingWindow = useSliding ? Int(j, "sliding_window") : null,
-            HiddenAct = Str(j, "hidden_act") ?? "silu",
+            SlidingWindow = window,
+            LayerTypes = LayerTypesOf(arch, j, nLayers, window),
+            HiddenAct = (gemma ? Str(j, "hidden_activation") : null) ?? Str(j, "hidden_act") ?? (gemma ? "gelu_pytorch_tanh" : "silu"),
             BosTokenId = bos, EosTokenIds = eos,
+            QueryPreAttnScalar = gemma ? Dbl(j, "query_pre_attn_scalar") ?? 256 : null,
+            // Gemma2's class defaults are 50 and 30 (a config.json may leave them out), Gemma3's null.
+            AttnLogitSoftcapping = gemma ? DblOrClassDefault(j, "attn_logit_softcapping", arch == "Gemma2ForCausalLM" ? 50 : null) : null,
+            FinalLogitSoftcapping = gemma ? DblOrClassDefault(j, "final_logit_softcapping", arch == "Gemma2ForCausalLM" ? 30 : null) : null,
+            RopeLocalBaseFreq = arch == "Gemma3ForCausalLM" ? Dbl(j, "rope_local_base_freq") ?? 10000 : null,
+            PartialRotaryFactor = arch == "Phi3ForCausalLM" ? Dbl(j, "partial_rotary_factor") ?? 1 : 1,
         };
     }
 
@@ -128,13 +160,40 @@ public sealed record ModelConfig
         return this;
     }
 
-    static RopeScaling? ParseRopeScaling(JsonObject? o)
+    /// <summary>HF's layer_types, or the default pattern its config class derives when config.json has none.</summary>
+    static string[]? LayerTypesOf(string arch, JsonObject j, int layers, int? window)
+    {
+        if (j["layer_types"] is JsonArray a) return [.. a.Select(x => x!.GetValue<string>())];
+        Func<int, bool>? sliding = arch switch
+        {
+            "Qwen3ForCausalLM" => i => window != null && i >= (Int(j, "max_window_layers") ?? 28),
+            "Gemma2ForCausalLM" => i => (i + 1) % 2 != 0,
+            "Gemma3ForCausalLM" => i => (i + 1) % (Int(j, "_sliding_window_pattern") ?? Int(j, "sliding_window_pattern") ?? 6) != 0,
+            _ => null,
+        };
+        return sliding is null ? null : [.. Enumerable.Range(0, layers).Select(i => sliding(i) ? "sliding_attention" : "full_attention")];
+    }
+
+    static RopeScaling? ParseRopeScaling(JsonObject? o, JsonObject config)
     {
         if (o == null) return null;
         string type = Str(o, "rope_type") ?? Str(o, "type") ?? "default";
         if (type == "default") return null;
-        if (type is not ("linear" or "dynamic" or "llama3"))
-            throw new InvalidOperationException($"rope_scaling type '{type}' is not supported (supported: linear, dynamic, llama3)");
+        if (type is not ("linear" or "dynamic" or "llama3" or "longrope"))
+            throw new InvalidOperationException($"rope_scaling type '{type}' is not supported (supported: linear, dynamic, llama3, longrope)");
+        if (type == "longrope")
+        {
+            // As HF's _compute_longrope_parameters: the original context is config.original_max_position_embeddings, and
+            // cos/sin are scaled by attention_factor, by default sqrt(1 + ln s / ln original), s = max / original.
+            int max = Int(config, "max_position_embeddings") ?? 2048;
+            int original = Int(config, "original_max_position_embeddings") ?? Int(o, "original_max_position_embeddings") ?? max;
+            double s = (double)max / original;
+            double attention = Dbl(o, "attention_factor") ?? (s <= 1 ? 1 : Math.Sqrt(1 + Math.Log(s) / Math.Log(original)));
+            double[] Factors(string key) => (o[key] as JsonArray)?.Select(x => x!.GetValue<double>()).ToArray()
+                ?? throw new InvalidOperationException($"longrope rope_scaling needs '{key}'");
+            return new RopeScaling(type, s, OriginalMaxPositionEmbeddings: original,
+                ShortFactor: Factors("short_factor"), LongFactor: Factors("long_factor"), AttentionFactor: attention);
+        }
         return new RopeScaling(type, Dbl(o, "factor") ?? 1,
             Dbl(o, "low_freq_factor") ?? 1, Dbl(o, "high_freq_factor") ?? 4, Int(o, "original_max_position_embeddings") ?? 8192);
     }
@@ -147,6 +206,10 @@ public sealed record ModelConfig
             throw new InvalidOperationException($"num_attention_heads ({NumAttentionHeads}) is not a multiple of num_key_value_heads ({NumKeyValueHeads})");
         if (Architecture == "GPT2LMHeadModel" && HiddenSize % NumAttentionHeads != 0)
             throw new InvalidOperationException($"n_embd ({HiddenSize}) is not divisible by n_head ({NumAttentionHeads})");
+        if (RopeScaling is { Type: "longrope" } r && (r.ShortFactor!.Length != RotaryDim / 2 || r.LongFactor!.Length != RotaryDim / 2))
+            throw new InvalidOperationException($"longrope short_factor and long_factor need rotary_dim / 2 = {RotaryDim / 2} entries");
+        if (LayerTypes is { } types && (types.Length != NumHiddenLayers || types.Any(t => t is not ("full_attention" or "sliding_attention"))))
+            throw new InvalidOperationException("layer_types needs one 'full_attention' or 'sliding_attention' per layer");
         if (HiddenAct is not ("silu" or "gelu_new" or "gelu" or "gelu_pytorch_tanh" or "relu"))
             throw new InvalidOperationException($"activation '{HiddenAct}' is not supported (silu, gelu, gelu_new, gelu_pytorch_tanh, relu)");
         _ = path;
@@ -156,6 +219,7 @@ public sealed record ModelConfig
     static int Req(JsonObject j, string key) => Int(j, key) ?? throw new InvalidOperationException($"missing required field '{key}'");
     static int? Int(JsonObject j, string key) => j[key] is JsonValue v && v.GetValueKind() == JsonValueKind.Number ? (int)v.GetValue<double>() : null;
     static double? Dbl(JsonObject j, string key) => j[key] is JsonValue v && v.GetValueKind() == JsonValueKind.Number ? v.GetValue<double>() : null;
+    static double? DblOrClassDefault(JsonObject j, string key, double? classDefault) => j.ContainsKey(key) ? Dbl(j, key) : classDefault;
     static bool? Bool(JsonObject j, string key) =>
         j[key] is JsonValue v && v.GetValueKind() is JsonValueKind.True or JsonValueKind.False ? v.GetValue<bool>() : null;
     static string? Str(JsonObject j, string key) => j[key] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;

@@ -6,7 +6,8 @@ namespace QService.Runtime.Models;
 /// <summary>
 /// Rotary position embeddings (RoPE) with HF's layout: the two halves of each head are rotated together
 /// (rotate_half), not interleaved pairs. Frequencies and angles are computed in float32 whatever the
-/// compute dtype (as HF forces), then cast.
+/// compute dtype (as HF forces), then cast. With a partial rotary factor (Phi3) the angles cover the first
+/// rotary_dim dimensions of a head and the rest passes unchanged.
 /// </summary>
 public sealed class RotaryEmbedding : IDisposable
 {
@@ -14,19 +15,24 @@ public sealed class RotaryEmbedding : IDisposable
     readonly Device _device;
     /// <summary>The inverse frequencies, computed once; null under dynamic scaling, where they depend on the length.</summary>
     readonly Tensor? _fixedInverseFrequencies;
+    /// <summary>longrope's inverse frequencies under its long factors (<see cref="_fixedInverseFrequencies"/> has the short ones).</summary>
+    readonly Tensor? _longInverseFrequencies;
 
     public RotaryEmbedding(ModelConfig config, Device device)
     {
         _config = config;
         _device = device;
-        if (config.RopeScaling is not { Type: "dynamic" })
+        using var scope = NewDisposeScope();
+        if (config.RopeScaling is { Type: "longrope" } longRope)
         {
-            using var scope = NewDisposeScope();
-            _fixedInverseFrequencies = InverseFrequencies(config.RopeTheta).DetachFromDisposeScope();
+            _fixedInverseFrequencies = LongRope(longRope.ShortFactor!).DetachFromDisposeScope();
+            _longInverseFrequencies = LongRope(longRope.LongFactor!).DetachFromDisposeScope();
         }
+        else if (config.RopeScaling is not { Type: "dynamic" })
+            _fixedInverseFrequencies = InverseFrequencies(config.RopeTheta).DetachFromDisposeScope();
     }
 
-    /// <summary>cos and sin for positions [start, start + length), shaped [length, head_dim], in <paramref name="dtype"/>.</summary>
+    /// <summary>cos and sin for positions [start, start + length), shaped [length, rotary_dim], in <paramref name="dtype"/>.</summary>
     public (Tensor Cos, Tensor Sin) Compute(long start, long length, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
@@ -38,7 +44,8 @@ public sealed class RotaryEmbedding : IDisposable
     (Tensor Cos, Tensor Sin) Compute(Tensor positionIds, long sequenceLength, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
-        var invFreq = _fixedInverseFrequencies ?? InverseFrequencies(DynamicTheta(sequenceLength));
+        var invFreq = _longInverseFrequencies is not null ? LongRopeRows(positionIds)
+            : _fixedInverseFrequencies ?? InverseFrequencies(DynamicTheta(sequenceLength));
         var positions = positionIds.to(ScalarType.Float32);
         if (_config.RopeScaling is { Type: "linear" } s)
         {
@@ -47,13 +54,41 @@ public sealed class RotaryEmbedding : IDisposable
         }
         var freqs = positions.unsqueeze(-1).mul(invFreq); // the outer product, one rounding per entry as HF's
         var emb = cat([freqs, freqs], -1);
-        return (emb.cos().to(dtype).MoveToOuterDisposeScope(), emb.sin().to(dtype).MoveToOuterDisposeScope());
+        var (cos, sin) = (emb.cos(), emb.sin());
+        if (_config.RopeScaling is { Type: "longrope", AttentionFactor: var attention } && attention != 1)
+        {
+            using var factor = attention.ToScalar();
+            (cos, sin) = (cos.mul_(factor), sin.mul_(factor));
+        }
+        return (cos.to(dtype).MoveToOuterDisposeScope(), sin.to(dtype).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// longrope's choice, as HF makes it per forward call of one sequence: the long factors for every position once the
+    /// sequence (last position + 1) outgrows original_max_position_embeddings, else the short ones. Made per row, so that
+    /// a sequence gets the same numbers alone as batched with longer ones (HF would take the batch's longest); padding
+    /// repeats a row's last real position, so a row's largest position is its own.
+    /// </summary>
+    Tensor LongRopeRows(Tensor positionIds)
+    {
+        using var scope = NewDisposeScope();
+        using var original = _config.RopeScaling!.OriginalMaxPositionEmbeddings.ToScalar();
+        var isLong = positionIds.amax([-1], keepdim: true).ge(original).unsqueeze(-1); // max position >= original: longer than it
+        return where(isLong, _longInverseFrequencies!, _fixedInverseFrequencies!).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Phi3's longrope frequencies for one factor set: 1 / (factor_i · theta^(2i/dim)), in float32 as HF.</summary>
+    Tensor LongRope(double[] factors)
+    {
+        int dim = _config.RotaryDim;
+        var exponents = arange(0, dim, 2, ScalarType.Int64, _device).to(ScalarType.Float32) / dim;
+        return 1.0f / tensor(factors, ScalarType.Float32, _device).mul_(pow(tensor(_config.RopeTheta, ScalarType.Float32, _device), exponents));
     }
 
     /// <summary>Dynamic NTK scaling raises the base once the sequence outgrows the trained context (HF semantics).</summary>
     double DynamicTheta(long sequenceLength)
     {
-        int dim = _config.HeadDim;
+        int dim = _config.RotaryDim;
         double theta = _config.RopeTheta;
         var scaling = _config.RopeScaling!;
         if (sequenceLength > _config.MaxPositionEmbeddings)
@@ -65,7 +100,7 @@ public sealed class RotaryEmbedding : IDisposable
     /// dynamic-scaling pass.)</summary>
     Tensor InverseFrequencies(double theta)
     {
-        int dim = _config.HeadDim;
+        int dim = _config.RotaryDim;
         var exponents = arange(0, dim, 2, ScalarType.Int64, _device).to(ScalarType.Float32) / dim;
         var invFreq = 1.0f / pow(tensor(theta, ScalarType.Float32, _device), exponents);
         return _config.RopeScaling is { Type: "llama3" } scaling ? Llama3(invFreq, scaling) : invFreq;
@@ -84,7 +119,11 @@ public sealed class RotaryEmbedding : IDisposable
         return where(isMedium, smoothed, scaled);
     }
 
-    public void Dispose() => _fixedInverseFrequencies?.Dispose();
+    public void Dispose()
+    {
+        _fixedInverseFrequencies?.Dispose();
+        _longInverseFrequencies?.Dispose();
+    }
 
     /// <summary>
     /// The angles for positions [batch or 1, length], once per forward pass for every layer, shaped
@@ -108,6 +147,9 @@ public sealed class RotaryEmbedding : IDisposable
     public static Tensor Apply(Tensor x, RotaryAngles angles)
     {
         using var scope = NewDisposeScope();
+        long rotary = angles.Cos.shape[^1], dim = x.shape[^1];
+        if (rotary < dim) // partial rotary: the first rotary_dim dimensions turn, the rest pass
+            return cat([Apply(x.narrow(-1, 0, rotary), angles), x.narrow(-1, rotary, dim - rotary)], -1).MoveToOuterDisposeScope();
         long half = x.shape[^1] / 2;
         var swapped = cat([x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
         return x.mul(angles.Cos).add_(swapped.mul_(angles.SignedSin), Scalars.One).MoveToOuterDisposeScope();

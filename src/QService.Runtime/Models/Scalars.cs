@@ -31,6 +31,10 @@ public static class Positions
         return tensor(positions, [pastLengths.Length, count], device: device);
     }
 
+    /// <summary>The new tokens' positions: after the cache's past, or from 0 in a fresh pass.</summary>
+    public static Tensor Of(IAttentionCache? cache, long length, Device device) =>
+        cache?.Positions(length, device) ?? Range(0, length, device).unsqueeze(0);
+
     /// <summary>[start, stop) as int64 on the device.</summary>
     public static Tensor Range(long start, long stop, Device device)
     {

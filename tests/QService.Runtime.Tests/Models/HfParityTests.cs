@@ -1,29 +1,43 @@
 using System.Text.Json;
 using QService.Runtime.Scoring;
+using Xunit.Abstractions;
 
 namespace QService.Runtime.Tests.Models;
 
 /// <summary>Our log-probabilities against HuggingFace transformers' on the reference checkpoints.</summary>
-public class HfParityTests
+public class HfParityTests(ITestOutputHelper output)
 {
-    public static TheoryData<string> ModelNames => new() { "llama-gqa", "llama-tied-rope-linear", "qwen2", "mistral", "gpt2" };
+    public static TheoryData<string> ModelNames => new()
+    {
+        "llama-gqa", "llama-tied-rope-linear", "qwen2", "mistral", "gpt2",
+        "qwen3-tied", "olmo2", "llama3-rope", "gemma2-softcap", "gemma3-text", "phi3-partial-rotary",
+    };
+
+    /// <summary>The fixtures of tests/fixtures/hf-reference-2026 (the rest are in hf-reference).</summary>
+    static readonly string[] Fixtures2026 = ["qwen3-tied", "olmo2", "llama3-rope", "gemma2-softcap", "gemma3-text", "phi3-partial-rotary"];
+
+    /// <summary>A reference model's folder (or a file in it), whichever fixture set holds it; missing fails.</summary>
+    public static string Fixture(string name, params string[] file) =>
+        Fixtures.Path([Fixtures2026.Contains(name) ? "hf-reference-2026" : "hf-reference", name, .. file]);
 
     sealed record Expected(string architecture, int[][] input_ids, double[][] next_token_logprobs, double[][] last_logits,
         double[] sum_next_token_logprob, int[][] greedy_next_tokens);
 
     static Expected LoadExpected(string model) =>
-        JsonSerializer.Deserialize<Expected>(File.ReadAllText(Fixtures.Path("hf-reference", model, "expected.json")))!;
+        JsonSerializer.Deserialize<Expected>(File.ReadAllText(Fixture(model, "expected.json")))!;
 
     [Theory, MemberData(nameof(ModelNames))]
     public void NextTokenLogprobs_MatchTransformers(string name)
     {
         var expected = LoadExpected(name);
-        using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", name), new ModelLoadOptions("cpu"));
+        using var model = CausalLanguageModel.Load(Fixture(name), new ModelLoadOptions("cpu"));
         Assert.Equal(expected.architecture, model.Config.Architecture);
+        double maxDelta = 0;
         for (int s = 0; s < expected.input_ids.Length; s++)
         {
             var result = model.ScoreNextTokens([expected.input_ids[s]], includeLastLogits: true)[0];
             Assert.Equal(expected.next_token_logprobs[s].Length, result.Logprobs.Length);
+            maxDelta = Math.Max(maxDelta, result.Logprobs.Select((l, t) => Math.Abs(l - expected.next_token_logprobs[s][t])).Max());
             for (int t = 0; t < result.Logprobs.Length; t++)
                 Assert.True(Math.Abs(result.Logprobs[t] - expected.next_token_logprobs[s][t]) <= 1e-4,
                     $"{name} seq {s} pos {t}: ours {result.Logprobs[t]} vs HF {expected.next_token_logprobs[s][t]}");
@@ -32,13 +46,14 @@ public class HfParityTests
                 Assert.True(Math.Abs(result.LastLogits![v] - expected.last_logits[s][v]) <= 1e-4,
                     $"{name} seq {s} last logit {v}: ours {result.LastLogits[v]} vs HF {expected.last_logits[s][v]}");
         }
+        output.WriteLine($"{name}: max |Δ logprob| = {maxDelta:E2}");
     }
 
     [Theory, MemberData(nameof(ModelNames))]
     public void GreedyContinuation_MatchesTransformers(string name)
     {
         var expected = LoadExpected(name);
-        using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", name), new ModelLoadOptions("cpu"));
+        using var model = CausalLanguageModel.Load(Fixture(name), new ModelLoadOptions("cpu"));
         for (int s = 0; s < expected.input_ids.Length; s++)
         {
             var tokens = expected.input_ids[s].ToList();
@@ -58,7 +73,7 @@ public class HfParityTests
     public void Batch_EqualsEachSequenceAlone(string name)
     {
         var expected = LoadExpected(name);
-        using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", name), new ModelLoadOptions("cpu"));
+        using var model = CausalLanguageModel.Load(Fixture(name), new ModelLoadOptions("cpu"));
         var batched = model.ScoreNextTokens(expected.input_ids, includeLastLogits: true);
         for (int s = 0; s < expected.input_ids.Length; s++)
         {
@@ -72,7 +87,7 @@ public class HfParityTests
     public void IncrementalWithCachedBlocks_EqualsFullRecompute(string name)
     {
         var expected = LoadExpected(name);
-        using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", name), new ModelLoadOptions("cpu"));
+        using var model = CausalLanguageModel.Load(Fixture(name), new ModelLoadOptions("cpu"));
         var seq = expected.input_ids[^1];
         var full = model.ScoreNextTokens([seq])[0].Logprobs;
         var cached = new List<ICachedBlock>();

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace QService.Runtime.Tests.Models;
 
 /// <summary>
-/// RoPE scaling types without HF reference checkpoints in the fixtures (dynamic, llama3) checked against the
+/// RoPE scaling types without HF reference checkpoints in the fixtures (dynamic, llama3, longrope) checked against the
 /// formulas of transformers' modeling_rope_utils, computed here in double. Linear scaling is covered by the
 /// llama-tied-rope-linear parity test.
 /// </summary>
@@ -80,4 +80,58 @@ public class RotaryScalingTests
     [Fact]
     public void Linear_DividesPositions() =>
         AssertAngles(new RopeScaling("linear", 4.0), 20, DefaultInvFreq(Theta).Select(f => f / 4).ToArray());
+
+    [Theory]
+    [InlineData(24, false)] // within original_max_position_embeddings: the short factors
+    [InlineData(40, true)]  // a longer pass: the long factors, for every position
+    public void LongRope_PicksTheFactorsByThePassLength_OnThePartialRotaryDims_ScaledByTheAttentionFactor(int length, bool useLong)
+    {
+        const int original = 32, max = 128, rotaryDim = HeadDim / 2;
+        double[] shortFactor = [1, 1.5, 2, 3], longFactor = [2, 4, 8, 16];
+        static string List(double[] xs) => string.Join(", ", xs.Select(x => x.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        var json = System.Text.Json.Nodes.JsonNode.Parse($$$"""
+            {"architectures": ["Phi3ForCausalLM"], "vocab_size": 10, "hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4,
+             "intermediate_size": 8, "max_position_embeddings": {{{max}}}, "original_max_position_embeddings": {{{original}}},
+             "partial_rotary_factor": 0.5, "rope_theta": {{{Theta}}},
+             "rope_scaling": {"type": "longrope", "short_factor": [{{{List(shortFactor)}}}], "long_factor": [{{{List(longFactor)}}}]}}
+            """)!.AsObject();
+        var config = ModelConfig.Parse(json);
+        // HF's _compute_longrope_parameters: attention_factor = sqrt(1 + ln(max / original) / ln(original)).
+        double attention = Math.Sqrt(1 + Math.Log((double)max / original) / Math.Log(original));
+        Assert.Equal(attention, config.RopeScaling!.AttentionFactor, 12);
+        Assert.Equal(rotaryDim, config.RotaryDim);
+        var factors = useLong ? longFactor : shortFactor;
+        var invFreq = Enumerable.Range(0, rotaryDim / 2).Select(i => 1.0 / (factors[i] * Math.Pow(Theta, 2.0 * i / rotaryDim))).ToArray();
+        var (cos, sin) = new RotaryEmbedding(config, CPU).Compute(0, length, ScalarType.Float32);
+        using (cos) using (sin)
+        {
+            Assert.Equal([length, rotaryDim], cos.shape);
+            var c = cos.data<float>().ToArray();
+            var s = sin.data<float>().ToArray();
+            for (int p = 0; p < length; p++)
+                for (int i = 0; i < rotaryDim; i++)
+                {
+                    double angle = p * invFreq[i % (rotaryDim / 2)];
+                    Assert.True(Math.Abs(c[p * rotaryDim + i] - attention * Math.Cos(angle)) < 2e-4, $"cos at position {p}, dim {i}");
+                    Assert.True(Math.Abs(s[p * rotaryDim + i] - attention * Math.Sin(angle)) < 2e-4, $"sin at position {p}, dim {i}");
+                }
+        }
+    }
+
+    [Fact]
+    public void LongRope_ChoosesPerSequence_SoThatBatchingWithALongerOneChangesNothing()
+    {
+        var scaling = new RopeScaling("longrope", 4, OriginalMaxPositionEmbeddings: 32, ShortFactor: [1, 1.5, 2, 3], LongFactor: [2, 4, 8, 16],
+            AttentionFactor: 1.2);
+        using var rotary = new RotaryEmbedding(Config(scaling) with { PartialRotaryFactor = 0.5 }, CPU);
+        using var scope = NewDisposeScope();
+        // Row 0 has 24 positions (then padding repeating its last), row 1 has 40: short and long factors in one pass.
+        var angles = rotary.Angles(Positions.Continuing([0, 0], [24, 40], 40, CPU), 40, ScalarType.Float32);
+        foreach (var (row, length) in new[] { (0, 24), (1, 40) })
+        {
+            var (cos, sin) = rotary.Compute(0, length, ScalarType.Float32);
+            Assert.True(angles.Cos[row, 0].narrow(0, 0, length).eq(cos).all().item<bool>(), $"cos of row {row}");
+            Assert.True(angles.SignedSin[row, 0].narrow(0, 0, length).narrow(-1, 4, 4).eq(sin.narrow(-1, 4, 4)).all().item<bool>(), $"sin of row {row}");
+        }
+    }
 }

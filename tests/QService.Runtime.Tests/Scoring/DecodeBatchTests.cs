@@ -20,7 +20,7 @@ public class DecodeBatchTests
     [Theory, MemberData(nameof(ModelNames), MemberType = typeof(Models.HfParityTests))]
     public void Steps_GiveTheNumbersOfAFreshPass_WhileSequencesJoinAndLeave(string name)
     {
-        using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", name), new ModelLoadOptions("cpu"));
+        using var model = CausalLanguageModel.Load(Fixture(name), new ModelLoadOptions("cpu"));
         var seqs = ScoringTests.Inputs(name).Where(s => s.Length > 2 * BlockSize + 1).Take(2).ToArray();
         int[] a = seqs[0][..(2 * BlockSize + 1)], b = [.. a[..BlockSize], .. seqs[1][..2]], c = seqs[1][..3];
         int vocab = model.Config.VocabSize;
@@ -58,11 +58,43 @@ public class DecodeBatchTests
         foreach (var block in blocksA) block.Dispose();
     }
 
-    [Fact]
-    public void DecodingLeavesNoLiveTensors_AndGivesTheStorageBack_WhenTheLastSequenceLeaves()
+    [Theory, MemberData(nameof(ExtendTests.WindowedModels), MemberType = typeof(ExtendTests))]
+    public void DecodingAcrossTheSlidingWindow_GivesTheNumbersOfAFreshPass(string name)
     {
-        using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", "llama-gqa"), new ModelLoadOptions("cpu"));
-        var prompt = ScoringTests.Inputs("llama-gqa")[0];
+        using var model = ExtendTests.LoadWindowed(name);
+        int window = model.Config.SlidingWindow!.Value;
+        var inputs = ScoringTests.Inputs(name.Split('+')[0]);
+        var (longest, other) = (inputs.MaxBy(s => s.Length)!, inputs[0]);
+        using var batch = new DecodeBatch(model);
+        // A prompt continuing a cached block, decoded together with a shorter one, both past twice the window.
+        var (_, blocks) = batch.Add([new DecodeStart(new PassInput(longest[..(BlockSize + 2)], BlockSize + 2, NewBlockSize: BlockSize), Copies: 1)])[0];
+        batch.Remove(0);
+        var prompt = longest[..(BlockSize + 3)];
+        var started = batch.Add([
+            new DecodeStart(new PassInput(prompt, prompt.Length, [blocks[0]], PastLength: BlockSize - 1, CachedLength: BlockSize), Copies: 1),
+            new DecodeStart(new PassInput(other[..2], 2), Copies: 1)]);
+        AssertClose(Fresh(model, longest[..(BlockSize + 3)]), started[0].NextLogprobs.ToArray(), 1e-4, $"{name}: after the prompt");
+        var sequences = new List<List<int>> { longest[..(BlockSize + 3)].ToList(), other[..2].ToList() };
+        for (int step = 0; sequences[0].Count < longest.Length; step++)
+        {
+            int[] tokens = [longest[sequences[0].Count], other[sequences[1].Count % other.Length]];
+            for (int s = 0; s < tokens.Length; s++) sequences[s].Add(tokens[s]);
+            var next = batch.Step(tokens);
+            for (int s = 0; s < sequences.Count; s++)
+                AssertClose(Fresh(model, [.. sequences[s]]), next[s].ToArray(), 1e-4,
+                    $"{name}: step {step}, slot {s} (length {sequences[s].Count}, window {window})");
+        }
+        Assert.True(sequences[1].Count > 2 * window);
+        foreach (var block in blocks) block.Dispose();
+    }
+
+    [Theory]
+    [InlineData("llama-gqa")]
+    [InlineData("gemma3-text")] // the eager attention, sliding and full masks, two RoPE bases
+    public void DecodingLeavesNoLiveTensors_AndGivesTheStorageBack_WhenTheLastSequenceLeaves(string name)
+    {
+        using var model = CausalLanguageModel.Load(Fixture(name), new ModelLoadOptions("cpu"));
+        var prompt = ScoringTests.Inputs(name)[0];
         using var batch = new DecodeBatch(model);
         void Round()
         {

@@ -25,7 +25,7 @@ public class ExtendTests
     [Theory, MemberData(nameof(ModelNames), MemberType = typeof(Models.HfParityTests))]
     public void CachedPrefixes_GiveTheNumbersOfAFreshPass_EvenBatchedWithOtherPasts(string name)
     {
-        using var model = CausalLanguageModel.Load(Fixtures.Path("hf-reference", name), new ModelLoadOptions("cpu"));
+        using var model = CausalLanguageModel.Load(Fixture(name), new ModelLoadOptions("cpu"));
         var seqs = Inputs(name).Where(s => s.Length > 3 * BlockSize).Take(3).ToArray();
         Assert.True(seqs.Length >= 2, "the fixture needs two sequences longer than three blocks");
         int[] firstTargets = [2, 3 * BlockSize + 1, 1];
@@ -51,6 +51,60 @@ public class ExtendTests
         {
             foreach (var block in blocks0.Concat(blocks1)) block.Dispose();
         }
+    }
+
+    /// <summary>The fixtures with sliding-window layers, and Qwen3's with its window switched on (see <see cref="LoadWindowed"/>).</summary>
+    public static TheoryData<string> WindowedModels => new() { "gemma2-softcap", "gemma3-text", "qwen3-tied+window" };
+
+    /// <summary>
+    /// A windowed model. "qwen3-tied+window" is the Qwen3 fixture with use_sliding_window on, a window of 8 and
+    /// max_window_layers 1 (HF's default layer_types then make layer 1 sliding): HF has no numbers for it, but cached
+    /// and decoding passes must still give a fresh pass's.
+    /// </summary>
+    internal static CausalLanguageModel LoadWindowed(string name)
+    {
+        if (name != "qwen3-tied+window") return CausalLanguageModel.Load(Fixture(name), new ModelLoadOptions("cpu"));
+        var folder = Directory.CreateTempSubdirectory("qwen3-window-").FullName;
+        try
+        {
+            foreach (var file in Directory.GetFiles(Fixture("qwen3-tied"))) File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
+            var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "config.json")))!.AsObject();
+            config.Remove("layer_types");
+            (config["use_sliding_window"], config["sliding_window"], config["max_window_layers"]) = (true, 8, 1);
+            File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
+            return CausalLanguageModel.Load(folder, new ModelLoadOptions("cpu"));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Theory, MemberData(nameof(WindowedModels))]
+    public void ExtendingACachedPrefixAcrossTheSlidingWindow_GivesTheNumbersOfAFreshPass(string name)
+    {
+        using var model = LoadWindowed(name);
+        int window = model.Config.SlidingWindow!.Value;
+        Assert.Contains(Enumerable.Range(0, model.Config.NumHiddenLayers), i => model.Config.WindowOf(i) == window);
+        var seq = Inputs(name.Split('+')[0]).MaxBy(s => s.Length)!;
+        Assert.True(seq.Length > 2 * window + 2, "the sequence must cross the window twice");
+        var fresh = model.ScoreTokens([seq], [1], includeLastLogits: true)[0];
+        var cached = new List<ICachedBlock>();
+        var pieces = new List<float>();
+        float[] last = [];
+        // Cuts before, at and past the window: each pass continues the blocks of the last (one position each).
+        int at = 0;
+        foreach (int cut in new[] { 5, window - 1, window + 3, 2 * window + 1, seq.Length })
+        {
+            var pass = model.Extend([Continuing(seq[..cut], Math.Max(1, at), at, cached, newBlockSize: 1)], includeLastLogits: true)[0];
+            pieces.AddRange(pass.Logprobs);
+            cached.AddRange(pass.NewBlocks);
+            last = pass.LastLogits!;
+            at = cut;
+        }
+        AssertClose(fresh.Logprobs, pieces.ToArray(), 1e-4, $"{name} extended across the window");
+        AssertClose(fresh.LastLogits!, last, 1e-4, $"{name} last logits");
+        foreach (var block in cached) block.Dispose();
     }
 
     [Fact]

@@ -8,7 +8,7 @@ namespace QService.Runtime.Tests.Scoring;
 public class ScoringTests
 {
     internal static int[][] Inputs(string model) =>
-        JsonDocument.Parse(File.ReadAllText(Fixtures.Path("hf-reference", model, "expected.json"))).RootElement
+        JsonDocument.Parse(File.ReadAllText(Fixture(model, "expected.json"))).RootElement
             .GetProperty("input_ids").EnumerateArray().Select(s => s.EnumerateArray().Select(e => e.GetInt32()).ToArray()).ToArray();
 
     [Fact]
