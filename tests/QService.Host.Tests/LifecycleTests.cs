@@ -43,7 +43,8 @@ public class LifecycleTests
     [InlineData("--http-port=0", "Server:HttpPort is 0; use a port from 1 to 65535 (--http-port)")]
     [InlineData("--grpc-port=abc", "'Server:GrpcPort'")]
     [InlineData("--Server:DrainSeconds=-1", "Server:DrainSeconds is -1; use 0 to 3600 seconds")]
-    [InlineData("--Server:KeepAlivePingSeconds=0", "Server:KeepAlivePingSeconds is 0; it must be > 0")]
+    [InlineData("--Server:KeepAlivePingSeconds=0.5", "Server:KeepAlivePingSeconds is 0.5; use 1 to 86400 seconds")]
+    [InlineData("--Models:MklAvx512=false", "Models:MklAvx512 was renamed Models:MklVendorOverride")]
     [InlineData("--log-format=xml", "Server:LogFormat is 'xml'; use auto, json or text")]
     public async Task InconsistentSettings_StopTheProcessAtStartUp_WithTheReason(string setting, string reason)
     {
@@ -52,6 +53,16 @@ public class LifecycleTests
         Assert.Equal(1, server.ExitCode);
         Assert.Contains(reason, server.Output);
         Assert.DoesNotContain("   at ", server.Output); // one line, no stack trace
+    }
+
+    [Fact]
+    public async Task ACertificateThatCannotBeRead_StopsTheProcessWithOneLine()
+    {
+        await using var server = ServerProcess.Start("--Server:TlsCertificatePath=/nonexistent/cert.pem", "--Server:TlsKeyPath=/nonexistent/key.pem");
+        Assert.True(await server.WaitForExitAsync(TimeSpan.FromSeconds(60)), server.Output);
+        Assert.Equal(1, server.ExitCode);
+        Assert.Contains("qservice: invalid configuration: Server:TlsCertificatePath and Server:TlsKeyPath: ", server.Output);
+        Assert.DoesNotContain("   at ", server.Output);
     }
 
     [Fact]

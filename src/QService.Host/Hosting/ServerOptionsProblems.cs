@@ -29,8 +29,8 @@ public static class ServerOptionsProblems
             yield return $"Server:DrainSeconds is {s.DrainSeconds}; use 0 to 3600 seconds";
         if (s.MaxConnections < 1) yield return $"Server:MaxConnections is {s.MaxConnections}; it must be >= 1";
         if (s.MaxStreamsPerConnection < 1) yield return $"Server:MaxStreamsPerConnection is {s.MaxStreamsPerConnection}; it must be >= 1";
-        if (!double.IsFinite(s.KeepAlivePingSeconds) || s.KeepAlivePingSeconds <= 0)
-            yield return $"Server:KeepAlivePingSeconds is {s.KeepAlivePingSeconds}; it must be > 0";
+        if (!double.IsFinite(s.KeepAlivePingSeconds) || s.KeepAlivePingSeconds < 1 || s.KeepAlivePingSeconds > 86400)
+            yield return $"Server:KeepAlivePingSeconds is {s.KeepAlivePingSeconds}; use 1 to 86400 seconds";
         if (s.LogFormat.Trim().ToLowerInvariant() is not ("auto" or "json" or "text"))
             yield return $"Server:LogFormat is '{s.LogFormat}'; use auto, json or text (--log-format)";
     }
@@ -43,8 +43,12 @@ public static class ServerOptionsProblems
         ("HttpApiPort", s.HttpApiPort, "--http-api-port"),
     ];
 
-    /// <summary>Two bind addresses compete for a port when they are equal or one of them is the wildcard.</summary>
-    static bool Overlap(IPAddress? a, IPAddress? b) =>
-        a is null || b is null || a.Equals(b)
-        || a.Equals(IPAddress.Any) || b.Equals(IPAddress.Any) || a.Equals(IPAddress.IPv6Any) || b.Equals(IPAddress.IPv6Any);
+    /// <summary>
+    /// Two bind addresses compete for a port when they are equal, or one is a wildcard of the other's family
+    /// (0.0.0.0 covers IPv4 only; [::] is dual-stack and covers both).
+    /// </summary>
+    static bool Overlap(IPAddress? a, IPAddress? b) => a is null || b is null || a.Equals(b) || Covers(a, b) || Covers(b, a);
+
+    static bool Covers(IPAddress wildcard, IPAddress other) =>
+        wildcard.Equals(IPAddress.IPv6Any) || wildcard.Equals(IPAddress.Any) && other.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork;
 }

@@ -28,6 +28,9 @@ public static class StartupSettings
         var batching = Bind<BatchingOptions>("Batching");
         var limits = Bind<RequestLimits>("Limits");
         var cache = Bind<PrefixCacheOptions>("PrefixCache");
+        // A renamed setting is refused by its old name rather than silently ignored.
+        if (configuration["Models:MklAvx512"] is not null)
+            problems.Add("Models:MklAvx512 was renamed Models:MklVendorOverride (it now covers AVX2-only CPUs too); set that instead");
         problems.AddRange(ServerOptionsProblems.Of(server));
         problems.AddRange(OptionsProblems.Of(models));
         problems.AddRange(OptionsProblems.Of(batching));

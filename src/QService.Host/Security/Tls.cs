@@ -17,14 +17,25 @@ public static class Tls
         if (string.IsNullOrEmpty(server.TlsKeyPath))
             throw new ConfigurationException("Server:TlsCertificatePath is set but Server:TlsKeyPath is not; give the certificate's private key (PEM)");
         var options = new HttpsConnectionAdapterOptions
-            { ServerCertificate = X509Certificate2.CreateFromPemFile(server.TlsCertificatePath!, server.TlsKeyPath) };
+            { ServerCertificate = Read("Server:TlsCertificatePath and Server:TlsKeyPath",
+                () => X509Certificate2.CreateFromPemFile(server.TlsCertificatePath!, server.TlsKeyPath)) };
         if (!string.IsNullOrEmpty(server.TlsClientCaPath))
         {
-            var ca = X509Certificate2.CreateFromPem(File.ReadAllText(server.TlsClientCaPath));
+            var ca = Read("Server:TlsClientCaPath", () => X509Certificate2.CreateFromPem(File.ReadAllText(server.TlsClientCaPath)));
             options.ClientCertificateMode = ClientCertificateMode.RequireCertificate;
             options.ClientCertificateValidation = (certificate, _, _) => IssuedBy(certificate, ca);
         }
         return options;
+    }
+
+    /// <summary>A certificate file that is missing, unreadable or not PEM is a setting to fix: its reason, not a stack trace.</summary>
+    static X509Certificate2 Read(string settings, Func<X509Certificate2> read)
+    {
+        try { return read(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or ArgumentException)
+        {
+            throw new ConfigurationException($"{settings}: {e.Message.TrimEnd('.')}; give PEM files this process can read");
+        }
     }
 
     /// <summary>A client certificate chains to the configured CA (and only to it), and is within its validity.</summary>
