@@ -60,9 +60,8 @@ public static partial class BindFailure
 
     static IEnumerable<(string Name, int Port, string Flag, IPAddress Address)> Endpoints(ServerOptions server)
     {
-        var bind = IPAddress.Parse(server.BindAddress);
-        var management = string.IsNullOrEmpty(server.ManagementBindAddress) ? bind : IPAddress.Parse(server.ManagementBindAddress);
-        return ServerOptionsProblems.Ports(server).Where(p => p.Port > 0).Select(p => (p.Name, p.Port, p.Flag, p.Name == "HttpPort" ? management : bind));
+        return ServerOptionsProblems.Ports(server).Where(p => p.Port > 0)
+            .Select(p => (p.Name, p.Port, p.Flag, p.Name == "HttpPort" ? server.ManagementAddress : server.ApiAddress));
     }
 
     static T? Inner<T>(Exception? e) where T : Exception

@@ -60,8 +60,7 @@ public static class HostingExtensions
     /// <summary>Two endpoints: gRPC over HTTP/2 (h2c) and the HTTP/1.1 management port.</summary>
     public static void ConfigureQServiceEndpoints(this ConfigureWebHostBuilder webHost, ServerOptions server)
     {
-        var address = IPAddress.Parse(server.BindAddress);
-        var management = string.IsNullOrEmpty(server.ManagementBindAddress) ? address : IPAddress.Parse(server.ManagementBindAddress);
+        var (address, management) = (server.ApiAddress, server.ManagementAddress);
         webHost.ConfigureKestrel(k =>
         {
             // gRPC bounds each message itself (MaxReceiveBytes) and answers RESOURCE_EXHAUSTED; Kestrel's body

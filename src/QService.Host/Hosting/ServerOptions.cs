@@ -21,6 +21,13 @@ public sealed class ServerOptions
     /// </summary>
     public string? ManagementBindAddress { get; set; }
 
+    /// <summary>The API endpoints' address, parsed (valid once <see cref="ServerOptionsProblems"/> found no problem).</summary>
+    public System.Net.IPAddress ApiAddress => System.Net.IPAddress.Parse(BindAddress);
+
+    /// <summary>The management endpoint's address, parsed: ManagementBindAddress, else BindAddress.</summary>
+    public System.Net.IPAddress ManagementAddress =>
+        string.IsNullOrEmpty(ManagementBindAddress) ? ApiAddress : System.Net.IPAddress.Parse(ManagementBindAddress);
+
     /// <summary>
     /// On SIGTERM: seconds to finish accepted work (readiness 503, health NOT_SERVING and new calls UNAVAILABLE
     /// meanwhile) before the process exits. Default 30; the compose file's stop grace period is longer.
