@@ -9,7 +9,17 @@ public sealed class ModelOptions
     /// </summary>
     public string? PolicyPath { get; set; }
 
-    /// <summary>Folder of the reference (SFT) model the policy was trained from. Must share the policy's tokenizer.</summary>
+    /// <summary>
+    /// Several named policies scored against the one reference (instead of <see cref="PolicyPath"/>): each a full
+    /// checkpoint or a LoRA adapter over the reference. The first is the default for requests that name none.
+    /// On the command line: <c>--policy NAME=DIR</c>, repeated.
+    /// </summary>
+    public List<PolicyOption> Policies { get; set; } = [];
+
+    /// <summary>
+    /// Folder of the reference (SFT) model the policies were trained from. Must share their tokenizer. May be left
+    /// empty when the policies are LoRA adapters: the reference is then their base (base_model_name_or_path).
+    /// </summary>
     public string? ReferencePath { get; set; }
 
     /// <summary>Tokenizer folder (tokenizer.json [+ tokenizer_config.json]); default: the policy folder.</summary>
@@ -50,6 +60,16 @@ public sealed class ModelOptions
     /// value recorded with the pair (qservice-pair.json next to the policy), else 0.1.
     /// </summary>
     public double? Beta { get; set; }
+}
+
+/// <summary>One named policy of <see cref="ModelOptions.Policies"/>.</summary>
+public sealed class PolicyOption
+{
+    /// <summary>What requests call it (ScoreItem.policy): letters, digits, '.', '_' or '-', at most 64.</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary>A model folder or hub id: a full checkpoint, or a PEFT LoRA adapter folder over the reference.</summary>
+    public string Path { get; set; } = "";
 }
 
 /// <summary>

@@ -7,8 +7,9 @@ using QService.Runtime.Torch;
 namespace QService.Engine;
 
 /// <summary>
-/// The policy, its reference and their shared tokenizer, loaded once. Construction refuses a pair whose
-/// vocabularies differ: their log-probabilities would not be over the same tokens.
+/// The served policies (one of a plain pair, or several named ones), the reference they share and their tokenizer,
+/// loaded once. A policy is a full checkpoint or a LoRA adapter over the reference (one copy of the base in memory).
+/// Loading refuses models whose vocabularies differ: their log-probabilities would not be over the same tokens.
 /// </summary>
 public sealed class ModelPair : IDisposable
 {
@@ -16,19 +17,22 @@ public sealed class ModelPair : IDisposable
     public const string PairMetadataFile = "qservice-pair.json";
     const double FallbackBeta = 0.1;
 
-    public CausalLanguageModel Policy { get; }
+    /// <summary>The served policies in order; the first is the default.</summary>
+    public IReadOnlyList<NamedPolicy> Policies { get; }
+    /// <summary>The default (first) policy.</summary>
+    public CausalLanguageModel Policy => Policies[0].Model;
     public CausalLanguageModel Reference { get; }
     /// <summary>Null when neither the policy folder nor Models:TokenizerPath has a tokenizer.json: token ids only.</summary>
     public HfTokenizer? Tokenizer { get; }
     public double DefaultBeta { get; }
     /// <summary>Most characters one token covers (the vocabulary's longest surface, at least 1); 0 without a tokenizer.</summary>
     public int LongestTokenChars { get; }
-    /// <summary>Tokens of prompt + response the models accept (the smaller max_position_embeddings).</summary>
-    public int MaxContext => Math.Min(Policy.Config.MaxPositionEmbeddings, Reference.Config.MaxPositionEmbeddings);
+    /// <summary>Tokens of prompt + response every model accepts (the smallest max_position_embeddings).</summary>
+    public int MaxContext => Policies.Select(p => p.Model).Append(Reference).Min(m => m.Config.MaxPositionEmbeddings);
 
-    ModelPair(CausalLanguageModel policy, CausalLanguageModel reference, HfTokenizer? tokenizer, double beta)
+    ModelPair(IReadOnlyList<NamedPolicy> policies, CausalLanguageModel reference, HfTokenizer? tokenizer, double beta)
     {
-        Policy = policy;
+        Policies = policies;
         Reference = reference;
         Tokenizer = tokenizer;
         DefaultBeta = beta;
@@ -36,7 +40,7 @@ public sealed class ModelPair : IDisposable
     }
 
     /// <summary>
-    /// Loads the configured pair, or the bundled demo pair (<paramref name="defaultPairFolder"/>/policy and
+    /// Loads the configured policies and reference, or the bundled demo pair (<paramref name="defaultPairFolder"/>/policy and
     /// /reference) when no model folders are configured.
     /// </summary>
     /// <param name="progress">told, as the weights are read, which model and how far: (role, bytes read, bytes in all)</param>
@@ -46,29 +50,32 @@ public sealed class ModelPair : IDisposable
         TorchEnvironment.Initialize(new CpuSpeedOptions(options.MklVendorOverride, options.KeepFreedMemory));
         TorchEnvironment.ApplyThreads(options.Threads);
         RefuseEmulatedBFloat16(options);
-        if (string.IsNullOrWhiteSpace(options.PolicyPath) != string.IsNullOrWhiteSpace(options.ReferencePath))
-            throw new InvalidOperationException("Set both Models:PolicyPath and Models:ReferencePath, or neither (for the bundled demo pair).");
-        bool useDefault = string.IsNullOrWhiteSpace(options.PolicyPath);
-        // A folder, or a hub id (org/name[@revision]) found in the local HuggingFace cache.
-        string policyPath = useDefault ? Path.Combine(defaultPairFolder, "policy") : HubCache.Resolve(options.PolicyPath!);
-        string referencePath = useDefault ? Path.Combine(defaultPairFolder, "reference") : HubCache.Resolve(options.ReferencePath!);
+        var sources = PolicySources.Of(options, defaultPairFolder);
+        string referencePath = sources.ReferencePath;
+        string firstPolicyPath = sources.Policies[0].Path;
 
         var load = new ModelLoadOptions(options.Device, options.Dtype);
-        string tokenizerPath = options.TokenizerPath is { } given ? HubCache.Resolve(given) : policyPath;
+        string tokenizerPath = options.TokenizerPath is { } given ? HubCache.Resolve(given) : PolicySources.TokenizerFolder(firstPolicyPath, referencePath);
         var tokenizer = options.TokenizerPath != null || File.Exists(Path.Combine(tokenizerPath, "tokenizer.json"))
             ? HfTokenizer.Load(tokenizerPath)
             : null;
-        CausalLanguageModel? policy = null, reference = null;
+        CausalLanguageModel? reference = null;
+        var policies = new List<NamedPolicy>();
         try
         {
-            policy = CausalLanguageModel.Load(policyPath, load, (done, total) => progress?.Invoke("policy", done, total));
             reference = CausalLanguageModel.Load(referencePath, load, (done, total) => progress?.Invoke("reference", done, total));
-            CheckCompatible(policy, reference, tokenizer, policyPath, referencePath, ownTokenizerPath: options.TokenizerPath is null);
-            return new ModelPair(policy, reference, tokenizer, options.Beta ?? ReadPairBeta(policyPath) ?? FallbackBeta);
+            foreach (var (name, path) in sources.Policies)
+            {
+                string role = sources.Policies.Count == 1 ? "policy" : $"policy {name}";
+                var model = PolicySources.LoadPolicy(path, reference, load, (done, total) => progress?.Invoke(role, done, total));
+                policies.Add(new NamedPolicy(name ?? model.Name, model));
+                CheckCompatible(model, reference, tokenizer, path, referencePath, ownTokenizerPath: options.TokenizerPath is null);
+            }
+            return new ModelPair(policies, reference, tokenizer, options.Beta ?? ReadPairBeta(firstPolicyPath) ?? FallbackBeta);
         }
         catch
         {
-            policy?.Dispose();
+            foreach (var policy in policies) policy.Model.Dispose();
             reference?.Dispose();
             tokenizer?.Dispose();
             throw;
@@ -130,20 +137,25 @@ public sealed class ModelPair : IDisposable
 
     public void Dispose()
     {
-        Policy.Dispose();
+        // Adapter policies share the reference's module: they free only their own tensors, before it.
+        foreach (var policy in Policies) policy.Model.Dispose();
         Reference.Dispose();
         Tokenizer?.Dispose();
     }
 
     /// <summary>What the engine validates requests against and reports.</summary>
     public ServedModels Describe() => new(
-        new ServedPair(Policy.Name, Reference.Name, Policy.Config.Architecture, Reference.Config.Architecture, Policy.Config.VocabSize,
-            MaxContext, DefaultBeta, TorchEnvironment.DtypeName(Policy.Dtype), Policy.Device.ToString(), BosTokenId, EosTokenId),
+        new ServedPair(Policies[0].Name, Reference.Name, Policy.Config.Architecture, Reference.Config.Architecture, Policy.Config.VocabSize,
+            MaxContext, DefaultBeta, TorchEnvironment.DtypeName(Policy.Dtype), Policy.Device.ToString(), BosTokenId, EosTokenId,
+            [.. Policies.Select(p => new ServedPolicy(p.Name, p.Model.Name, p.Model.Config.Architecture, PolicySources.AdapterSummary(p.Model)))]),
         Tokenizer, LongestTokenChars);
 
     /// <summary>BOS: the tokenizer's, else config.json's bos_token_id.</summary>
     public int? BosTokenId => Tokenizer?.BosTokenId ?? Policy.Config.BosTokenId;
 
-    /// <summary>EOS: the tokenizer's, else config.json's (first) eos_token_id.</summary>
+    /// <summary>EOS: the tokenizer's, else config.json's (first) eos_token_id (the default policy's).</summary>
     public int? EosTokenId => Tokenizer?.EosTokenId ?? (Policy.Config.EosTokenIds.Length > 0 ? Policy.Config.EosTokenIds[0] : null);
 }
+
+/// <summary>A served policy: the name requests use and its model.</summary>
+public sealed record NamedPolicy(string Name, CausalLanguageModel Model);

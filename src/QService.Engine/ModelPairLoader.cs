@@ -19,11 +19,14 @@ internal sealed class ModelPairLoader(ModelOptions options, string defaultPairFo
         var progress = new LoadProgress(logger);
         var pair = ModelPair.Load(options, defaultPairFolder, (role, done, total) => _loading = progress.Report(role, done, total));
         _loading = null;
-        logger.LogInformation(
-            "Loaded policy {Policy} and reference {Reference} ({Architecture}, {Parameters:N0} parameters each, {Dtype}) in {Seconds:F1} s; " +
+        logger.LogInformation("Loaded reference {Reference} ({Architecture}, {Parameters:N0} parameters, {Dtype}) and {Count} policies in {Seconds:F1} s; " +
             "{DeviceReason}; default beta {Beta}",
-            pair.Policy.Name, pair.Reference.Name, pair.Policy.Config.Architecture, pair.Policy.ParameterCount,
-            TorchEnvironment.DtypeName(pair.Policy.Dtype), sw.Elapsed.TotalSeconds, pair.Policy.DeviceReason, pair.DefaultBeta);
+            pair.Reference.Name, pair.Reference.Config.Architecture, pair.Reference.ParameterCount, TorchEnvironment.DtypeName(pair.Reference.Dtype),
+            pair.Policies.Count, sw.Elapsed.TotalSeconds, pair.Reference.DeviceReason, pair.DefaultBeta);
+        foreach (var (policy, index) in pair.Policies.Select((p, i) => (p, i)))
+            logger.LogInformation("Policy {Policy}{Default}: {Model} ({Architecture}, {What})", policy.Name, index == 0 ? " (default)" : "",
+                policy.Model.Name, policy.Model.Config.Architecture,
+                PolicySources.AdapterSummary(policy.Model) ?? $"{policy.Model.ParameterCount:N0} parameters");
         var speed = TorchEnvironment.Initialize();
         logger.LogInformation("CPU speed fixes: {SpeedFixes}; {IntraOpThreads} intra-op threads. {Reasons}",
             speed.Summary, TorchSharp.torch.get_num_threads(), string.Join(". ", speed.Lines));

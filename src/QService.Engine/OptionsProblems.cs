@@ -16,7 +16,30 @@ public static class OptionsProblems
         if (device is not ("auto" or "" or "cpu" or "cuda")
             && !(device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(device[5..], out int n) && n >= 0))
             yield return $"Models:Device is '{m.Device}'; use auto, cpu, cuda or cuda:N";
+        foreach (var problem in PolicyProblems(m)) yield return problem;
     }
+
+    static IEnumerable<string> PolicyProblems(ModelOptions m)
+    {
+        if (m.Policies.Count == 0) yield break;
+        if (!string.IsNullOrWhiteSpace(m.PolicyPath))
+            yield return "Models:PolicyPath and Models:Policies are both set; give one policy as PolicyPath (--policy DIR), or name them all in " +
+                "Policies (--policy NAME=DIR, repeated)";
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < m.Policies.Count; i++)
+        {
+            var (name, path) = (m.Policies[i].Name ?? "", m.Policies[i].Path ?? "");
+            if (!ValidPolicyName(name))
+                yield return $"Models:Policies:{i}:Name is '{(name.Length <= 64 ? name : name[..64] + "…")}'; a policy name is 1 to 64 letters, " +
+                    "digits, '.', '_' or '-'";
+            else if (!seen.Add(name)) yield return $"Models:Policies:{i}:Name '{name}' is given twice; name each policy once";
+            if (string.IsNullOrWhiteSpace(path)) yield return $"Models:Policies:{i}:Path is empty; give the policy's folder (or hub id)";
+        }
+    }
+
+    /// <summary>1 to 64 of [A-Za-z0-9._-]: safe in a metric label, a log line and a command line.</summary>
+    public static bool ValidPolicyName(string name) =>
+        name.Length is > 0 and <= 64 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-');
 
     public static IEnumerable<string> Of(BatchingOptions b)
     {

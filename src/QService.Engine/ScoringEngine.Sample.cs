@@ -19,6 +19,7 @@ public sealed partial class ScoringEngine
         var distribution = CheckSampling(options, models);
         CheckStepDelimiter(options.StepDelimiter, models);
         var stop = CheckStop(options.Stop, models);
+        int policy = PolicyChoice.PerItem([item], models)[0][0];
         var prepared = (await PrepareAllAsync([item], models, new ScoreOptions(), PreparationRules.Sample, cancellation).ConfigureAwait(false))[0];
         int room = models.MaxContext - prepared.Tokens.Length;
         if (options.MaxNewTokens < 0) throw ScoringException.Invalid($"max_new_tokens is {options.MaxNewTokens}; give a count > 0, " +
@@ -30,15 +31,16 @@ public sealed partial class ScoringEngine
         ulong seed = options.Seed ?? BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8));
 
         var work = new SampleWork(prepared.Tokens, options.N, distribution, seed, budget, budgetReason, models.EosTokenId, stop,
-            new RequestContext(Activity.Current?.Context ?? default, caller), cancellation);
+            new RequestContext(Activity.Current?.Context ?? default, caller), cancellation, policy);
         using var registration = cancellation.Register(() => work.Completion.TrySetCanceled(cancellation));
         _batcher.Enqueue(work);
         var generated = await work.Completion.Task.ConfigureAwait(false);
-        var samples = generated.Select(g => Scored(prepared, g, beta, options.StepDelimiter, models)).ToArray();
+        string policyName = models.Info.Policies[policy].Name;
+        var samples = generated.Select(g => Scored(prepared, g, beta, options.StepDelimiter, models, policyName)).ToArray();
         return new SampleResult(samples, seed, prepared.Tokens.Length, beta);
     }
 
-    SampledResponse Scored(PreparedItem prepared, GeneratedSample sample, double beta, string? delimiter, ServedModels models)
+    SampledResponse Scored(PreparedItem prepared, GeneratedSample sample, double beta, string? delimiter, ServedModels models, string policy)
     {
         var tokenizer = models.Tokenizer;
         string text = tokenizer?.Decode(sample.Tokens, skipSpecialTokens: true) ?? "";
@@ -50,7 +52,7 @@ public sealed partial class ScoringEngine
         }
         // Scored as the continuation of the prompt and partial response: its arrays run over the new tokens.
         var item = new PreparedItem(prepared.Id, [.. prepared.Tokens, .. sample.Tokens], prepared.Tokens.Length, null, stepEnds);
-        return new SampledResponse(Finish(item, sample.Policy, sample.Reference, beta), text, sample.Finish);
+        return new SampledResponse(Finish(item, sample.Policy, sample.Reference, beta) with { Policy = policy }, text, sample.Finish);
     }
 
     /// <summary>The distribution the options ask for; each bad field is named with what to fix.</summary>

@@ -128,9 +128,13 @@ public sealed partial class ScoringEngine : IDisposable
         CheckItemCount(items);
 
         CheckStepDelimiter(options.StepDelimiter, models);
+        var policies = PolicyChoice.ForScore(items, options.Policies, models);
         var prepared = await PrepareAllAsync(items, models, options, PreparationRules.Score, cancellation).ConfigureAwait(false);
-        var scores = await RunAsync(prepared, wantsLastLogits: false, caller, cancellation).ConfigureAwait(false);
-        return [.. prepared.Select((p, i) => Finish(p, scores[i].Policy.Logprobs, scores[i].Reference.Logprobs, usedBeta))];
+        var scores = await RunAsync(prepared, policies, wantsLastLogits: false, caller, cancellation).ConfigureAwait(false);
+        var names = models.Info.Policies;
+        // Item-major: each item's results under its policies, in the order they were asked for.
+        return [.. prepared.SelectMany((p, i) => policies[i].Select((policy, k) =>
+            Finish(p, scores[i].Policies[k].Logprobs, scores[i].Reference.Logprobs, usedBeta) with { Policy = names[policy].Name }))];
     }
 
     /// <summary>
@@ -157,13 +161,14 @@ public sealed partial class ScoringEngine : IDisposable
         if (!Enum.IsDefined(options.RankBy)) throw ScoringException.Invalid($"rank_by {(int)options.RankBy} is not POLICY, REFERENCE or CREDIT");
         CheckItemCount(items);
 
+        var policies = PolicyChoice.PerItem(items, models);
         var prepared = await PrepareAllAsync(items, models, new ScoreOptions(), PreparationRules.NextTokens, cancellation).ConfigureAwait(false);
-        var scores = await RunAsync(prepared, wantsLastLogits: true, caller, cancellation).ConfigureAwait(false);
-        return [.. prepared.Select((p, i) => Choose(p, scores[i], beta, options, models))];
+        var scores = await RunAsync(prepared, policies, wantsLastLogits: true, caller, cancellation).ConfigureAwait(false);
+        return [.. prepared.Select((p, i) => Choose(p, scores[i], beta, options, models) with { Policy = models.Info.Policies[policies[i][0]].Name })];
     }
 
     /// <summary>The partial response goes through <see cref="Finish"/> (its Q is its reward), the next token's distributions through the same checks.</summary>
-    NextTokenChoices Choose(PreparedItem item, PairScores scores, double beta, NextTokenOptions options, ServedModels models)
+    NextTokenChoices Choose(PreparedItem item, ItemPasses scores, double beta, NextTokenOptions options, ServedModels models)
     {
         double q = Finish(item, scores.Policy.Logprobs, scores.Reference.Logprobs, beta).Reward;
         float[] policy = LogSoftmax(scores.Policy.LastLogits!), reference = LogSoftmax(scores.Reference.LastLogits!);
@@ -223,21 +228,28 @@ public sealed partial class ScoringEngine : IDisposable
             throw ScoringException.Exhausted($"the request has {items.Count} items, more than the limit of {_limits.MaxItemsPerRequest}; split it");
     }
 
-    /// <summary>Queues a request's items and awaits them all. When the caller leaves, or one item fails, the rest are dropped uncomputed.</summary>
-    async Task<PairScores[]> RunAsync(PreparedItem[] prepared, bool wantsLastLogits, string caller, CancellationToken cancellation)
+    /// <summary>
+    /// Queues a request's items, each for its policies, and awaits them all. When the caller leaves, or one item fails, the rest are
+    /// dropped uncomputed.
+    /// </summary>
+    async Task<ItemPasses[]> RunAsync(PreparedItem[] prepared, int[][] policies, bool wantsLastLogits, string caller, CancellationToken cancellation)
     {
         long totalTokens = prepared.Sum(p => (long)p.Tokens.Length);
         if (totalTokens > _limits.MaxTokensPerRequest)
             throw ScoringException.Exhausted($"the request has {totalTokens} tokens in all, more than the limit of {_limits.MaxTokensPerRequest}; split it");
         var request = new RequestContext(Activity.Current?.Context ?? default, caller);
         using var requestScope = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
-        var work = prepared.Select(p => new WorkItem(p.Tokens, p.PromptTokens, request, requestScope.Token, wantsLastLogits)).ToArray();
+        var work = prepared.Select((p, i) => new WorkItem(p.Tokens, p.PromptTokens, request, requestScope.Token, wantsLastLogits, policies[i])).ToArray();
+        foreach (var (item, p) in work.Zip(prepared))
+            if (item.Cost > _maxBatchTokens)
+                throw ScoringException.Exhausted($"item '{p.Id}': {item.Length} tokens under {item.Policies.Length} policies cost {item.Cost} " +
+                    $"(tokens x {item.Policies.Length + 1} models), more than the batch budget MaxBatchTokens={_maxBatchTokens}; ask for fewer policies at once");
         using var registration = requestScope.Token.Register(() =>
         {
             foreach (var w in work) w.Completion.TrySetCanceled(cancellation);
         });
         _batcher.Enqueue(work);
-        var results = new PairScores[work.Length];
+        var results = new ItemPasses[work.Length];
         try
         {
             for (int i = 0; i < work.Length; i++) results[i] = await work[i].Completion.Task.ConfigureAwait(false);

@@ -14,19 +14,22 @@ public sealed record ScoreItemInput
     public IReadOnlyList<int>? ResponseTokenIds { get; init; }
     /// <summary>Score the end-of-sequence token after the response too, as for a finished response.</summary>
     public bool AppendEos { get; init; }
+    /// <summary>The served policy that scores (or samples) it, by name; null or empty: the default (first) policy.</summary>
+    public string? Policy { get; init; }
 }
 
 /// <summary>How a request is scored.</summary>
 /// <param name="Beta">overrides the configured beta</param>
 /// <param name="IncludeTokenText">return each response token's text and code-point offsets</param>
 /// <param name="StepDelimiter">split the response into steps at this text and return step ends and rewards; null: no steps</param>
-public sealed record ScoreOptions(double? Beta = null, bool IncludeTokenText = false, string? StepDelimiter = null);
+/// <param name="Policies">score every item under each of these served policies (the reference once per item); null or empty: each item's own</param>
+public sealed record ScoreOptions(double? Beta = null, bool IncludeTokenText = false, string? StepDelimiter = null, IReadOnlyList<string>? Policies = null);
 
 /// <summary>A response token's text and its [start, end) offsets in the response text, in Unicode code points.</summary>
 public readonly record struct TokenSpan(string Text, int CharStart, int CharEnd);
 
 /// <summary>
-/// Per response token: policy and reference log-probabilities, credit = beta·(policy − reference) and the
+/// Per response token, under the named policy: policy and reference log-probabilities, credit = beta·(policy − reference) and the
 /// running Q (q[t] = credit[0] + … + credit[t]); reward = Σ credits, accumulated in double.
 /// </summary>
 public sealed record ItemScores(
@@ -39,7 +42,8 @@ public sealed record ItemScores(
     double Reward,
     int PromptTokens,
     TokenSpan[]? Tokens,
-    StepScores? Steps = null);
+    StepScores? Steps = null,
+    string Policy = "");
 
 /// <summary>Steps of a response: the token index that ends each step, and each step's summed credits (they add up to the reward).</summary>
 public sealed record StepScores(int[] Ends, double[] Rewards);
@@ -60,10 +64,23 @@ public sealed record NextTokenCandidate(int Id, string Text, float PolicyLogprob
 /// For a prompt and partial response: Q of the partial response so far (the sum of its credits, 0 when it
 /// is empty) and the candidates for the next token.
 /// </summary>
-public sealed record NextTokenChoices(string Id, int PromptTokens, int ResponseTokens, double Q, NextTokenCandidate[] Candidates);
+public sealed record NextTokenChoices(string Id, int PromptTokens, int ResponseTokens, double Q, NextTokenCandidate[] Candidates, string Policy = "");
 
-/// <summary>The models being served, for GetModelInfo and the model-info metric.</summary>
+/// <summary>
+/// The models being served, for GetModelInfo and the model-info metric: the default (first) policy's name and
+/// architecture, the reference's, and every policy in <see cref="Policies"/>.
+/// </summary>
 public sealed record ServedPair(
     string PolicyName, string ReferenceName, string PolicyArchitecture, string ReferenceArchitecture,
     int VocabSize, int MaxContext, double DefaultBeta, string Dtype, string Device,
-    int? BosTokenId, int? EosTokenId);
+    int? BosTokenId, int? EosTokenId, IReadOnlyList<ServedPolicy>? PolicyList = null)
+{
+    /// <summary>The served policies in order (the first is the default); one named after the policy of a plain pair.</summary>
+    public IReadOnlyList<ServedPolicy> Policies => PolicyList ?? [new ServedPolicy(PolicyName, PolicyName, PolicyArchitecture)];
+}
+
+/// <summary>
+/// One served policy: the name requests use, the model it is (folder name), its architecture and, for a LoRA
+/// adapter over the reference, a description of the adapter (null for a full checkpoint).
+/// </summary>
+public sealed record ServedPolicy(string Name, string Model, string Architecture, string? Adapter = null);

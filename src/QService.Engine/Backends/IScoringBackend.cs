@@ -2,8 +2,23 @@ using QService.Runtime.Scoring;
 
 namespace QService.Engine.Backends;
 
-/// <summary>Which of the pair a forward pass runs.</summary>
-public enum ModelRole { Policy, Reference }
+/// <summary>
+/// Which model a forward pass runs: one of the served policies (by its index in the served order) or the
+/// reference they all share.
+/// </summary>
+public readonly record struct ModelRole(int PolicyIndex)
+{
+    /// <summary>The first policy: the default one, and the only one of a plain pair.</summary>
+    public static readonly ModelRole Policy = new(0);
+    public static readonly ModelRole Reference = new(-1);
+
+    public static ModelRole OfPolicy(int index) =>
+        index >= 0 ? new(index) : throw new ArgumentOutOfRangeException(nameof(index), index, "a policy index is >= 0");
+
+    public bool IsReference => PolicyIndex < 0;
+
+    public override string ToString() => IsReference ? "reference" : $"policy {PolicyIndex}";
+}
 
 /// <summary>
 /// The seam between the batcher and the models: what the model-owner thread asks of them, in the runtime's
@@ -26,6 +41,9 @@ public interface IScoringBackend : IDisposable
 
     /// <summary>Tensors alive on the calling (owner) thread: what a leak would grow.</summary>
     long LiveTensors { get; }
+
+    /// <summary>The served names of the policies it runs against its one reference, by index (metric and log labels).</summary>
+    IReadOnlyList<string> PolicyNames => ["policy"];
 
     /// <summary>An empty decode batch of one model, for sampling.</summary>
     IDecodeBatch StartDecoding(ModelRole role);

@@ -2,7 +2,7 @@ using QService.Runtime.Scoring;
 
 namespace QService.Engine.Backends;
 
-/// <summary>The LibTorch backend: the loaded <see cref="ModelPair"/>, whose models take the seam's records as they are.</summary>
+/// <summary>The LibTorch backend: the loaded <see cref="ModelPair"/> (its policies and reference), whose models take the seam's records as they are.</summary>
 public sealed class ModelPairBackend(ModelPair pair) : IScoringBackend
 {
     public ModelPair Pair { get; } = pair;
@@ -10,7 +10,7 @@ public sealed class ModelPairBackend(ModelPair pair) : IScoringBackend
     public void WarmUp()
     {
         int[] tokens = [0, 1, 2, 3];
-        Pair.Policy.ScoreNextTokens([tokens]);
+        foreach (var policy in Pair.Policies) policy.Model.ScoreNextTokens([tokens]);
         Pair.Reference.ScoreNextTokens([tokens]);
     }
 
@@ -21,7 +21,9 @@ public sealed class ModelPairBackend(ModelPair pair) : IScoringBackend
 
     public IDecodeBatch StartDecoding(ModelRole role) => new DecodeBatch(Model(role));
 
-    CausalLanguageModel Model(ModelRole role) => role == ModelRole.Policy ? Pair.Policy : Pair.Reference;
+    public IReadOnlyList<string> PolicyNames { get; } = [.. pair.Policies.Select(p => p.Name)];
+
+    CausalLanguageModel Model(ModelRole role) => role.IsReference ? Pair.Reference : Pair.Policies[role.PolicyIndex].Model;
 
     public void Dispose() => Pair.Dispose();
 }

@@ -6,10 +6,11 @@ namespace QService.Engine.Batching;
 /// </summary>
 internal static class BatchPlanner
 {
-    /// <summary>Two models score every token.</summary>
+    /// <summary>A policy and the reference score every token.</summary>
     public const int ModelsPerToken = 2;
 
-    public static int Cost(int tokens) => tokens * ModelsPerToken;
+    /// <summary>A sequence's share of the batch budget: each token once per model that runs it.</summary>
+    public static int Cost(int tokens, int models = ModelsPerToken) => tokens * models;
 
     /// <summary>
     /// The items of the next batch, within the token budget and sequence limit, fairly across callers: one
@@ -38,7 +39,7 @@ internal static class BatchPlanner
             foreach (var own in callers)
             {
                 if (batch.Count >= options.MaxBatchSequences || own.Count == 0) continue;
-                int next = Cost(own.Peek().Length);
+                int next = own.Peek().Cost;
                 if (batch.Count > 0 && cost + next > options.MaxBatchTokens) continue; // this caller's next item waits; others may still fit
                 batch.Add(own.Dequeue());
                 cost += next;
@@ -54,7 +55,7 @@ internal static class BatchPlanner
         int cost = 0, count = 0;
         foreach (var item in queue)
         {
-            cost += Cost(item.Length);
+            cost += item.Cost;
             if (++count >= options.MaxBatchSequences || cost >= options.MaxBatchTokens) return true;
         }
         return false;

@@ -1,12 +1,14 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using QService.Engine.Backends;
+using QService.Engine.Telemetry;
 using QService.Runtime.Scoring;
 
 namespace QService.Engine.Batching;
 
-// The forward passes of a scoring batch: one pass per length group, both models, continuing cached prefixes,
-// with the batch's shared prefixes computed once first, and the spans that trace them.
+// The forward passes of a scoring batch: one pass per length group and model (each policy its items asked for,
+// the reference once over all of them), continuing cached prefixes, with the batch's shared prefixes computed
+// once first, and the spans that trace them.
 internal sealed partial class DynamicBatcher
 {
     void Run(IScoringBackend models, IReadOnlyList<WorkItem> batch)
@@ -16,7 +18,7 @@ internal sealed partial class DynamicBatcher
             _telemetry.QueueWait.Record(Stopwatch.GetElapsedTime(item.EnqueuedAt, start).TotalSeconds);
         TraceQueueWait(batch, start);
 
-        if (_policyCache != null)
+        if (_caches != null)
         {
             // Only a saving: if it fails (out of memory), each item computes its prefix in its own pass.
             try { PrefillSharedPrefixes(models, batch); }
@@ -44,21 +46,29 @@ internal sealed partial class DynamicBatcher
     }
 
     /// <summary>
-    /// One forward pass of both models over the items. A pass that runs out of memory is split in halves and
-    /// retried before any item fails; any other failure fails its items (with a generic message), not the service.
+    /// One forward pass of each policy over its items and one of the reference over them all. A pass that runs out of
+    /// memory is split in halves and retried before any item fails; any other failure fails its items (with a generic
+    /// message), not the service.
     /// </summary>
     void RunPass(IScoringBackend models, List<WorkItem> live)
     {
         try
         {
             bool lastLogits = live.Any(i => i.WantsLastLogits);
-            var policy = Forward(models, ModelRole.Policy, lastLogits, live);
+            var byPolicy = new Dictionary<(WorkItem, int), PassResult>(); // items compare by reference
+            foreach (int p in live.SelectMany(i => i.Policies).Distinct().Order())
+            {
+                var items = live.Where(i => i.Policies.Contains(p)).ToList();
+                var results = Forward(models, ModelRole.OfPolicy(p), lastLogits, items);
+                for (int k = 0; k < items.Count; k++) byPolicy[(items[k], p)] = results[k];
+            }
             var reference = Forward(models, ModelRole.Reference, lastLogits, live);
             _failures.Succeeded(); // before the callers see their results: readiness is already up to date for them
             for (int i = 0; i < live.Count; i++)
             {
-                _telemetry.ScoredTokens.Add(policy[i].Logprobs.Length);
-                live[i].Completion.TrySetResult(new PairScores(policy[i], reference[i]));
+                var policies = live[i].Policies.Select(p => byPolicy[(live[i], p)]).ToArray();
+                _telemetry.ScoredTokens.Add(reference[i].Logprobs.Length);
+                live[i].Completion.TrySetResult(new ItemPasses(policies, reference[i]));
             }
         }
         catch (Exception e) when (PassFailures.IsOutOfMemory(e) && live.Count > 1)
@@ -77,13 +87,14 @@ internal sealed partial class DynamicBatcher
     /// <summary>
     /// Items of one batch that share a prefix (candidates after one prompt, samples of one partial response)
     /// would each compute it in the same pass, before any of them has cached it. So the shared prefixes not yet
-    /// cached run first, once each, and the items then continue them from the cache.
+    /// cached run first, once each (through every policy that one of those items asks for, and the reference),
+    /// and the items then continue them from the cache.
     /// </summary>
     void PrefillSharedPrefixes(IScoringBackend models, IReadOnlyList<WorkItem> batch)
     {
-        int size = _policyCache!.BlockSize;
+        int size = _caches!.BlockSize;
         var live = batch.Where(i => !i.IsAbandoned).OrderBy(i => i.Tokens, TokenOrder.Instance).ToList();
-        var prefixes = new Dictionary<string, WorkItem>();
+        var prefixes = new Dictionary<string, (WorkItem Prefix, HashSet<int> Policies)>();
         for (int k = 0; k + 1 < live.Count; k++)
         {
             var (a, b) = (live[k].Tokens, live[k + 1].Tokens);
@@ -91,16 +102,23 @@ internal sealed partial class DynamicBatcher
             int limit = Math.Min(a.Length, b.Length) - 1; // each item keeps at least one token of its own to compute
             while (common < limit && a[common] == b[common]) common++;
             int length = common / size * size;
-            if (length < size || _policyCache.CachedLength(a, length) >= length && _referenceCache!.CachedLength(a, length) >= length) continue;
+            var policies = live[k].Policies.Union(live[k + 1].Policies).ToHashSet();
+            if (length < size || _caches.AllHold(a, length, policies)) continue;
             int[] prefix = a[..length];
             string key = string.Join(',', prefix);
             int firstTarget = Math.Min(length, Math.Min(live[k].PromptTokens, live[k + 1].PromptTokens));
-            if (!prefixes.TryGetValue(key, out var existing) || existing.PromptTokens > firstTarget)
-                prefixes[key] = new WorkItem(prefix, Math.Max(1, firstTarget), live[k].Request, CancellationToken.None);
+            if (prefixes.TryGetValue(key, out var existing))
+            {
+                policies.UnionWith(existing.Policies);
+                if (existing.Prefix.PromptTokens <= firstTarget) firstTarget = existing.Prefix.PromptTokens;
+            }
+            var item = new WorkItem(prefix, Math.Max(1, firstTarget), live[k].Request, CancellationToken.None, policies: [.. policies.Order()]);
+            prefixes[key] = (item, policies);
         }
         if (prefixes.Count == 0) return;
-        var items = prefixes.Values.ToList();
-        Forward(models, ModelRole.Policy, lastLogits: false, items);
+        var items = prefixes.Values.Select(v => v.Prefix).ToList();
+        foreach (int p in items.SelectMany(i => i.Policies).Distinct().Order())
+            Forward(models, ModelRole.OfPolicy(p), lastLogits: false, [.. items.Where(i => i.Policies.Contains(p))]);
         Forward(models, ModelRole.Reference, lastLogits: false, items);
     }
 
@@ -117,9 +135,10 @@ internal sealed partial class DynamicBatcher
     /// </summary>
     PassResult[] Forward(IScoringBackend backend, ModelRole modelRole, bool lastLogits, List<WorkItem> items)
     {
-        string role = modelRole == ModelRole.Policy ? "policy" : "reference";
-        var model = new KeyValuePair<string, object?>("model", role);
-        var cache = modelRole == ModelRole.Policy ? _policyCache : _referenceCache;
+        var tags = ModelTags.Of(modelRole, _policyNames);
+        string role = modelRole.IsReference ? "reference" : "policy";
+        string name = modelRole.IsReference ? "reference" : _policyNames[modelRole.PolicyIndex];
+        var cache = _caches?.For(modelRole);
         var hits = items.Select(i => cache?.Lookup(i.Tokens, i.PromptTokens)).ToArray();
         var inputs = items.Select((i, k) => hits[k]?.Input() ?? new PassInput(i.Tokens, i.PromptTokens)).ToArray();
         try
@@ -128,10 +147,11 @@ internal sealed partial class DynamicBatcher
             long start = Stopwatch.GetTimestamp();
             var results = backend.Forward(modelRole, inputs, lastLogits);
             var elapsed = Stopwatch.GetElapsedTime(start);
-            _telemetry.ForwardDuration.Record(elapsed.TotalSeconds, model);
+            _telemetry.ForwardDuration.Record(elapsed.TotalSeconds, tags);
+            _telemetry.ForwardTokens.Add(inputs.Sum(i => (long)(i.Tokens.Length - i.PastLength)), tags);
             foreach (var request in items.Select(i => i.Request).Distinct())
-                EmitSpan($"forward {role}", request.Parent, startTime, elapsed,
-                    ("qservice.model", role), ("qservice.batch.sequences", items.Count), ("qservice.batch.max_length", items.Max(i => i.Length)));
+                EmitSpan($"forward {role}", request.Parent, startTime, elapsed, ("qservice.model", role), ("qservice.policy", name),
+                    ("qservice.batch.sequences", items.Count), ("qservice.batch.max_length", items.Max(i => i.Length)));
             if (cache is null) return results;
 
             var before = cache.Counts;
@@ -143,9 +163,9 @@ internal sealed partial class DynamicBatcher
                 merged[k] = results[k] with { Logprobs = [.. hits[k]!.CachedLogprobs, .. results[k].Logprobs], NewBlocks = [] };
             }
             var counted = cache.Counts - before;
-            _telemetry.PrefixHitTokens.Add(counted.HitTokens, model);
-            _telemetry.PrefixComputedTokens.Add(counted.ComputedTokens, model);
-            _telemetry.PrefixEvictions.Add(counted.Evictions, model);
+            _telemetry.PrefixHitTokens.Add(counted.HitTokens, tags);
+            _telemetry.PrefixComputedTokens.Add(counted.ComputedTokens, tags);
+            _telemetry.PrefixEvictions.Add(counted.Evictions, tags);
             return merged;
         }
         finally

@@ -27,8 +27,8 @@ internal sealed partial class DynamicBatcher : IDisposable
     readonly LinkedList<WorkItem> _queue = new();
     /// <summary>Sample requests waiting to join the decoder, in arrival order. Guarded by _lock.</summary>
     readonly LinkedList<SampleWork> _samples = new();
-    /// <summary>The running samples. Owner thread only.</summary>
-    readonly ContinuousDecoder _decoder;
+    /// <summary>The running samples; made once the models are loaded. Owner thread only.</summary>
+    ContinuousDecoder? _decoder;
     readonly PassFailures _failures;
     /// <summary>When the running pass or step started (Stopwatch ticks), 0 when the owner thread is idle.</summary>
     long _busySince;
@@ -38,31 +38,34 @@ internal sealed partial class DynamicBatcher : IDisposable
     bool _draining;
     readonly TaskCompletionSource<IScoringBackend> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     readonly Thread _owner;
-    /// <summary>One prefix cache per model; null when PrefixCache:Enabled is false. Owner thread only.</summary>
-    readonly PrefixCache? _policyCache, _referenceCache;
+    readonly PrefixCacheOptions? _cacheOptions;
+    /// <summary>One prefix cache per model, made once the models are loaded; null when PrefixCache:Enabled is false. Owner thread only.</summary>
+    ModelCaches? _caches;
+    IReadOnlyList<string> _policyNames = [];
     bool _stopping;
 
     public DynamicBatcher(Func<IScoringBackend> loadBackend, BatchingOptions options, EngineTelemetry telemetry, ILogger logger,
         PrefixCacheOptions? prefixCache = null)
     {
-        if (prefixCache is { Enabled: true })
-        {
-            long half = prefixCache.EffectiveMaxBytes / 2; // the two models' blocks are the same size
-            _policyCache = new PrefixCache(half, prefixCache.BlockSize);
-            _referenceCache = new PrefixCache(half, prefixCache.BlockSize);
-            telemetry.PrefixCacheBytes = () =>
-            [
-                new Measurement<long>(_policyCache.Bytes, new KeyValuePair<string, object?>("model", "policy")),
-                new Measurement<long>(_referenceCache.Bytes, new KeyValuePair<string, object?>("model", "reference")),
-            ];
-        }
-        _decoder = new ContinuousDecoder(telemetry, _policyCache, _referenceCache);
+        _cacheOptions = prefixCache is { Enabled: true } ? prefixCache : null;
         _failures = new PassFailures(telemetry, logger);
         _loadBackend = loadBackend;
         _options = options;
         _telemetry = telemetry;
         _logger = logger;
         _owner = new Thread(OwnerLoop) { IsBackground = true, Name = "qservice-model-owner" };
+    }
+
+    /// <summary>Once the backend says which policies it serves: a prefix cache per model (when enabled) and the decoder over them.</summary>
+    void StartServing(IScoringBackend models)
+    {
+        _policyNames = models.PolicyNames;
+        if (_cacheOptions is { } options)
+        {
+            var caches = _caches = new ModelCaches(_policyNames.Count, options.EffectiveMaxBytes, options.BlockSize);
+            _telemetry.PrefixCacheBytes = () => caches.Bytes(_policyNames);
+        }
+        _decoder = new ContinuousDecoder(_telemetry, _caches, _policyNames);
     }
 
     /// <summary>Completes with the loaded, warmed-up backend; faults if loading fails.</summary>
@@ -155,6 +158,7 @@ internal sealed partial class DynamicBatcher : IDisposable
         try
         {
             models = _loadBackend();
+            StartServing(models);
             models.WarmUp();
             _ready.SetResult(models);
         }
@@ -178,22 +182,23 @@ internal sealed partial class DynamicBatcher : IDisposable
                     foreach (var item in batch) item.Completion.TrySetException(error);
                 }
             }
-            if (admitted.Count > 0 || _decoder.Running > 0)
+            var decoder = _decoder!;
+            if (admitted.Count > 0 || decoder.Running > 0)
             {
                 try
                 {
-                    _decoder.Iterate(models, admitted);
+                    decoder.Iterate(models, admitted);
                     _failures.Succeeded();
                 }
                 catch (Exception e)
                 {
-                    _decoder.Fail(_failures.Failed(e, "sampling", admitted.Select(w => w.Work.Request.Parent)), admitted);
+                    decoder.Fail(_failures.Failed(e, "sampling", admitted.Select(w => w.Work.Request.Parent)), admitted);
                 }
             }
             Interlocked.Exchange(ref _liveTensors, models.LiveTensors);
             lock (_lock)
             {
-                _busy = _decoder.Running > 0;
+                _busy = decoder.Running > 0;
                 Interlocked.Exchange(ref _busySince, 0);
             }
         }
@@ -212,7 +217,7 @@ internal sealed partial class DynamicBatcher : IDisposable
             {
                 DropAbandoned();
                 if (_stopping) return null;
-                switch (WorkPlanner.Plan(_queue, _samples, _decoder.Running, Stopwatch.GetTimestamp(), _options))
+                switch (WorkPlanner.Plan(_queue, _samples, _decoder!.Running, Stopwatch.GetTimestamp(), _options))
                 {
                     case WorkPlan.Run run:
                         return Taken(run);
@@ -299,10 +304,9 @@ internal sealed partial class DynamicBatcher : IDisposable
             return;
         }
         FailPending(shutdown);
-        _decoder.Fail(shutdown, []); // its batches hold the backend's tensors: freed before the backend
+        _decoder?.Fail(shutdown, []); // its batches hold the backend's tensors: freed before the backend
         // The caches hold the backend's tensors: freed before the backend, after the owner thread has stopped.
-        _policyCache?.Dispose();
-        _referenceCache?.Dispose();
+        _caches?.Dispose();
         if (_ready.Task.IsCompletedSuccessfully) _ready.Task.Result.Dispose();
     }
 }

@@ -14,11 +14,19 @@ internal sealed class RequestContext(ActivityContext parent, string caller = "")
 }
 
 /// <summary>
-/// One sequence waiting to be scored: the prompt+response token ids, where the response starts, and the
-/// completion the caller awaits. Cancelled items are skipped by the batcher, never computed.
+/// One sequence waiting to be scored: the prompt+response token ids, where the response starts, the policies
+/// that score it (by index; the reference scores it once for all of them) and the completion the caller awaits.
+/// Cancelled items are skipped by the batcher, never computed.
 /// </summary>
-internal sealed class WorkItem(int[] tokens, int promptTokens, RequestContext request, CancellationToken cancellation, bool wantsLastLogits = false)
+internal sealed class WorkItem(int[] tokens, int promptTokens, RequestContext request, CancellationToken cancellation, bool wantsLastLogits = false,
+    int[]? policies = null)
 {
+    /// <summary>The policies to run, by index, each once; the default policy alone unless asked otherwise.</summary>
+    public int[] Policies { get; } = policies ?? [0];
+
+    /// <summary>What the item costs a batch: each of its tokens runs through its policies and the reference.</summary>
+    public int Cost => BatchPlanner.Cost(Length, Policies.Length + 1);
+
     /// <summary>The caller wants the logits at the last position too (the next token's distribution).</summary>
     public bool WantsLastLogits { get; } = wantsLastLogits;
     public int[] Tokens { get; } = tokens;
@@ -29,11 +37,18 @@ internal sealed class WorkItem(int[] tokens, int promptTokens, RequestContext re
     public int Length => Tokens.Length;
 
     /// <summary>Continuations run on the thread pool, never on the model owner thread.</summary>
-    public TaskCompletionSource<PairScores> Completion { get; } =
+    public TaskCompletionSource<ItemPasses> Completion { get; } =
         new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public bool IsAbandoned => Completion.Task.IsCompleted || Cancellation.IsCancellationRequested;
 }
 
-/// <summary>Both models' share of the passes that scored an item, as the runtime returned them: nothing to copy field by field.</summary>
-internal sealed record PairScores(PassResult Policy, PassResult Reference);
+/// <summary>
+/// The models' share of the passes that scored an item, as the runtime returned them: one result per policy it
+/// asked for (in its order) and the reference's.
+/// </summary>
+internal sealed record ItemPasses(PassResult[] Policies, PassResult Reference)
+{
+    /// <summary>The item's only (or first) policy.</summary>
+    public PassResult Policy => Policies[0];
+}

@@ -6,11 +6,13 @@ namespace QService.Engine.Decoding;
 /// <summary>
 /// A Sample request waiting for, or in, the decoder: the tokens its samples continue, how many, how to draw
 /// and when to stop. <paramref name="Budget"/> is the most tokens a sample may add, ending it with
-/// <paramref name="BudgetReason"/> (length, or context when no max_new_tokens was given).
+/// <paramref name="BudgetReason"/> (length, or context when no max_new_tokens was given). <paramref name="Policy"/> is the policy
+/// (by index) that samples and scores them with the reference.
 /// </summary>
 internal sealed class SampleWork(int[] tokens, int n, TokenDistribution distribution, ulong seed, int budget, FinishReason budgetReason,
-    int? eosTokenId, StopStrings? stop, RequestContext request, CancellationToken cancellation)
+    int? eosTokenId, StopStrings? stop, RequestContext request, CancellationToken cancellation, int policy = 0)
 {
+    public int Policy { get; } = policy;
     public int[] Tokens { get; } = tokens;
     public int N { get; } = n;
     public TokenDistribution Distribution { get; } = distribution;

@@ -23,6 +23,7 @@ public sealed class EngineTelemetry : IDisposable
     public Histogram<int> BatchTokens { get; }
     public Counter<long> ScoredTokens { get; }
     public Histogram<double> ForwardDuration { get; }
+    public Counter<long> ForwardTokens { get; }
     public Histogram<double> QueueWait { get; }
     public Counter<long> DroppedItems { get; }
     public Counter<long> Batches { get; }
@@ -47,8 +48,11 @@ public sealed class EngineTelemetry : IDisposable
             advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = TokenBuckets.Select(b => (int)b).ToArray() });
         ScoredTokens = _meter.CreateCounter<long>("qservice_scored_tokens", unit: "{token}", description: "Response tokens scored (each by both models).");
         ForwardDuration = _meter.CreateHistogram("qservice_forward_duration", unit: "s",
-            description: "Duration of one forward pass, by model (policy or reference).",
+            description: "Duration of one forward pass, by model (policy or reference) and policy name.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = SecondsBuckets });
+        ForwardTokens = _meter.CreateCounter<long>("qservice_forward_tokens", unit: "{token}",
+            description: "Tokens computed by forward passes of scoring (not read from the prefix cache), by model and policy: the reference's " +
+                "count shows it runs once per item however many policies score it.");
         QueueWait = _meter.CreateHistogram("qservice_queue_wait", unit: "s", description: "Time an item waited in the queue before its batch started.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = SecondsBuckets });
         DroppedItems = _meter.CreateCounter<long>("qservice_dropped_items", unit: "{item}",

@@ -4,8 +4,8 @@ using QService.Runtime.Scoring;
 namespace QService.Engine.Tests.Batching;
 
 /// <summary>
-/// Answers log-prob = token id under the policy and −id under the reference (unless <see cref="LogProb"/> says
-/// otherwise), and for the next token <see cref="FakeDecodeBatch.Next"/> over <see cref="Vocab"/> tokens; records every call.
+/// Answers log-prob = token id (+ 0.25 per policy index) under a policy and −id under the reference (unless <see cref="LogProb"/>
+/// says otherwise), and for the next token <see cref="FakeDecodeBatch.Next"/> over <see cref="Vocab"/> tokens; records every call.
 /// </summary>
 internal sealed class FakeBackend : IScoringBackend
 {
@@ -15,7 +15,8 @@ internal sealed class FakeBackend : IScoringBackend
     /// <summary>Tokens of the next-token distributions, the decoder's ones included.</summary>
     public int Vocab { get; init; } = FakeDecodeBatch.Vocab;
     /// <summary>The log-probability of a scored token under a model.</summary>
-    public Func<ModelRole, int, float> LogProb { get; set; } = (role, token) => role == ModelRole.Policy ? token : -token;
+    public Func<ModelRole, int, float> LogProb { get; set; } = (role, token) => role.IsReference ? -token : token + 0.25f * role.PolicyIndex;
+    public IReadOnlyList<string> PolicyNames { get; init; } = ["policy"];
     /// <summary>The next token's logits after a sequence under a model.</summary>
     public Func<ModelRole, IReadOnlyList<int>, float[]>? NextLogits { get; set; }
 
@@ -85,7 +86,7 @@ internal sealed class FakeDecodeBatch(ModelRole role, FakeBackend owner) : IDeco
 
     public static float[] Next(ModelRole role, IReadOnlyList<int> tokens, int vocab = Vocab)
     {
-        int sum = tokens.Sum() + tokens.Count * (role == ModelRole.Policy ? 1 : 2);
+        int sum = tokens.Sum() + tokens.Count * (role.IsReference ? 2 : 1 + 3 * role.PolicyIndex);
         double[] logits = [.. Enumerable.Range(0, vocab).Select(v => ((sum + 3 * v) % 7) / 2.0)];
         double lse = Math.Log(logits.Sum(Math.Exp));
         return [.. logits.Select(l => (float)(l - lse))];
@@ -93,7 +94,7 @@ internal sealed class FakeDecodeBatch(ModelRole role, FakeBackend owner) : IDeco
 
     public DecodeAdmission[] Add(IReadOnlyList<DecodeStart> starts)
     {
-        if (role == ModelRole.Policy) lock (owner.Admissions) owner.Admissions.Add(starts.Count);
+        if (!role.IsReference) lock (owner.Admissions) owner.Admissions.Add(starts.Count);
         // The real batch's slot order: every start's first sequence, then the further copies.
         foreach (var start in starts) _sequences.Add([.. start.Input.Tokens]);
         foreach (var start in starts)
@@ -103,7 +104,7 @@ internal sealed class FakeDecodeBatch(ModelRole role, FakeBackend owner) : IDeco
 
     public ReadOnlyMemory<float>[] Step(int[] tokens)
     {
-        if (role == ModelRole.Policy)
+        if (!role.IsReference)
         {
             owner.OnStep(_sequences.Count);
             Interlocked.Increment(ref owner.Steps);
