@@ -26,7 +26,7 @@ internal sealed class ModelPairLoader(ModelOptions options, string defaultPairFo
         foreach (var (policy, index) in pair.Policies.Select((p, i) => (p, i)))
             logger.LogInformation("Policy {Policy}{Default}: {Model} ({Architecture}, {What})", policy.Name, index == 0 ? " (default)" : "",
                 policy.Model.Name, policy.Model.Config.Architecture,
-                PolicySources.AdapterSummary(policy.Model) ?? $"{policy.Model.ParameterCount:N0} parameters");
+                PolicySources.AdapterSummary(policy.Model)?.Description ?? $"{policy.Model.ParameterCount:N0} parameters");
         var speed = TorchEnvironment.Initialize();
         logger.LogInformation("CPU speed fixes: {SpeedFixes}; {IntraOpThreads} intra-op threads. {Reasons}",
             speed.Summary, TorchSharp.torch.get_num_threads(), string.Join(". ", speed.Lines));

@@ -56,5 +56,5 @@ internal static class PolicySources
     }
 
     /// <summary>For GetModelInfo: what the adapter is (rank, targets); null for a full checkpoint.</summary>
-    public static string? AdapterSummary(CausalLanguageModel model) => null;
+    public static ServedAdapter? AdapterSummary(CausalLanguageModel model) => null;
 }

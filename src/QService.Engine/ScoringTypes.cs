@@ -81,6 +81,10 @@ public sealed record ServedPair(
 
 /// <summary>
 /// One served policy: the name requests use, the model it is (folder name), its architecture and, for a LoRA
-/// adapter over the reference, a description of the adapter (null for a full checkpoint).
+/// adapter over the reference, what the adapter is (null for a full checkpoint).
 /// </summary>
-public sealed record ServedPolicy(string Name, string Model, string Architecture, string? Adapter = null);
+public sealed record ServedPolicy(string Name, string Model, string Architecture, ServedAdapter? Adapter = null);
+
+/// <summary>A LoRA adapter as configured: r and alpha (before per-module patterns), its targets as written, and one line saying it all.</summary>
+public sealed record ServedAdapter(string PeftType, int Rank, double Alpha, bool UseRslora, IReadOnlyList<string> TargetModules, int ModuleCount,
+    IReadOnlyList<string> ModulesToSave, string Description);

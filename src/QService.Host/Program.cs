@@ -4,10 +4,11 @@ using QService.Host.Telemetry;
 // QService host: gRPC scoring (port 50051) and a management port (8080: /healthz, /readyz, /metrics).
 // Configuration: appsettings.json < QSERVICE__Section__Key environment variables < command-line flags.
 var builder = WebApplication.CreateBuilder(args);
-builder.Configuration.AddEnvironmentVariables(prefix: "QSERVICE__").AddCommandLine(args, CommandLine.SwitchMappings);
 ServerOptions server;
 try
 {
+    // --policy NAME=DIR, repeated, names several policies (Models:Policies); a plain --policy DIR is the one-policy case.
+    builder.Configuration.AddEnvironmentVariables(prefix: "QSERVICE__").AddCommandLine(CommandLine.Expand(args), CommandLine.SwitchMappings);
     // Every section is checked here, before anything starts: a bad setting stops the process with the reason.
     server = StartupSettings.Check(builder.Configuration);
 }

@@ -53,7 +53,10 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
             var response = new NextTokensResponse { Beta = (float)(beta ?? engine.Info.DefaultBeta) };
             foreach (var c in choices)
             {
-                var m = new Protos.V1.NextTokenChoices { Id = c.Id, PromptTokens = c.PromptTokens, ResponseTokens = c.ResponseTokens, Q = c.Q };
+                var m = new Protos.V1.NextTokenChoices
+                {
+                    Id = c.Id, PromptTokens = c.PromptTokens, ResponseTokens = c.ResponseTokens, Q = c.Q, Policy = c.Policy,
+                };
                 m.Candidates.Add(c.Candidates.Select(x => new Protos.V1.NextTokenCandidate
                 {
                     Id = x.Id, Text = x.Text, PolicyLogprob = x.PolicyLogprob, ReferenceLogprob = x.ReferenceLogprob, Credit = x.Credit,
@@ -61,7 +64,7 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
                 response.Results.Add(m);
             }
             return (response, choices.Sum(c => c.PromptTokens + c.ResponseTokens));
-        });
+        }, request.Items.Select(i => i.Policy));
 
     public override Task<SampleResponse> Sample(SampleRequest request, ServerCallContext context) =>
         Observe("Sample", 1, async () =>
@@ -87,7 +90,7 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
                 Scores = ToMessage(s.Scores), Text = s.Text, FinishReason = (Protos.V1.FinishReason)(int)s.Finish,
             }));
             return (response, result.PrefixTokens + result.Samples.Sum(s => s.Scores.TokenIds.Length));
-        });
+        }, [request.Item?.Policy ?? ""]);
 
     public override Task<Protos.V1.ModelInfo> GetModelInfo(GetModelInfoRequest request, ServerCallContext context) =>
         Observe("GetModelInfo", 0, () =>
@@ -103,6 +106,7 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
             };
             if (i.BosTokenId is int bos) info.BosTokenId = bos;
             if (i.EosTokenId is int eos) info.EosTokenId = eos;
+            info.Policies.Add(i.Policies.Select(ToMessage));
             return Task.FromResult((info, 0));
         });
 
@@ -117,13 +121,13 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
         {
             double? beta = request.HasBeta ? request.Beta : null;
             var inputs = request.Items.Select(ToInput).ToList();
-            var options = new ScoreOptions(beta, request.IncludeTokenText, request.HasStepDelimiter ? request.StepDelimiter : null);
+            var options = new ScoreOptions(beta, request.IncludeTokenText, request.HasStepDelimiter ? request.StepDelimiter : null, request.Policies);
             var scored = await engine.ScoreAsync(inputs, options, context.CancellationToken, Caller(context));
             var info = engine.Info;
             var response = new ScoreResponse { PolicyModel = info.PolicyName, ReferenceModel = info.ReferenceName, Beta = (float)(beta ?? info.DefaultBeta) };
             response.Results.AddRange(scored.Select(ToMessage));
             return (response, scored.Sum(s => s.PromptTokens + s.TokenIds.Length));
-        });
+        }, request.Policies.Count > 0 ? request.Policies : request.Items.Select(i => i.Policy));
 
     static ScoreItemInput ToInput(ScoreItem item) => new()
     {
@@ -133,11 +137,28 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
         PromptTokenIds = item.PromptTokenIds,
         ResponseTokenIds = item.ResponseTokenIds,
         AppendEos = item.AppendEos,
+        Policy = item.Policy,
     };
+
+    static PolicyInfo ToMessage(ServedPolicy p)
+    {
+        var m = new PolicyInfo { Name = p.Name, Model = p.Model, Architecture = p.Architecture };
+        if (p.Adapter is { } a)
+        {
+            m.Adapter = new AdapterInfo
+            {
+                PeftType = a.PeftType, Rank = a.Rank, LoraAlpha = (float)a.Alpha, UseRslora = a.UseRslora, ModuleCount = a.ModuleCount,
+                Description = a.Description,
+            };
+            m.Adapter.TargetModules.Add(a.TargetModules);
+            m.Adapter.ModulesToSave.Add(a.ModulesToSave);
+        }
+        return m;
+    }
 
     static Protos.V1.ScoredItem ToMessage(ItemScores s)
     {
-        var m = new Protos.V1.ScoredItem { Id = s.Id, Reward = s.Reward, PromptTokens = s.PromptTokens };
+        var m = new Protos.V1.ScoredItem { Id = s.Id, Reward = s.Reward, PromptTokens = s.PromptTokens, Policy = s.Policy };
         m.TokenIds.Add(s.TokenIds);
         m.PolicyLogprobs.Add(s.PolicyLogprobs);
         m.ReferenceLogprobs.Add(s.ReferenceLogprobs);
@@ -157,8 +178,11 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
         return m;
     }
 
-    /// <summary>Times a call, records its metrics and writes the one log line per request (Warning when refused).</summary>
-    async Task<T> Observe<T>(string rpc, int items, Func<Task<(T Result, int Tokens)>> call)
+    /// <summary>
+    /// Times a call, records its metrics and writes the one log line per request (Warning when refused), with the policies it
+    /// named ("default" when none).
+    /// </summary>
+    async Task<T> Observe<T>(string rpc, int items, Func<Task<(T Result, int Tokens)>> call, IEnumerable<string>? policies = null)
     {
         var sw = Stopwatch.StartNew();
         StatusCode status = StatusCode.OK;
@@ -179,8 +203,9 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
         {
             metrics.Record(rpc, status.ToString(), sw.Elapsed);
             var level = status is StatusCode.OK or StatusCode.Cancelled ? LogLevel.Information : LogLevel.Warning;
-            logger.Log(level, "{Rpc:l} {Status:l} items={Items} tokens={Tokens} in {ElapsedMs:F1} ms {Detail:l}",
-                rpc, status.ToString(), items, tokens, sw.Elapsed.TotalMilliseconds, detail);
+            string named = string.Join(",", (policies ?? []).Select(p => p.Length == 0 ? "default" : p).Distinct().Take(8));
+            logger.Log(level, "{Rpc:l} {Status:l} items={Items} tokens={Tokens} policy={Policy:l} in {ElapsedMs:F1} ms {Detail:l}",
+                rpc, status.ToString(), items, tokens, named.Length == 0 ? "default" : named, sw.Elapsed.TotalMilliseconds, detail);
         }
     }
 }

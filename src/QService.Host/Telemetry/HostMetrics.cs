@@ -38,10 +38,12 @@ public sealed class HostMetrics : IDisposable
     {
         if (!engine.IsReady) yield break;
         var info = engine.Info;
-        foreach (var (role, name, arch) in new[] { ("policy", info.PolicyName, info.PolicyArchitecture),
-                                                   ("reference", info.ReferenceName, info.ReferenceArchitecture) })
-            yield return new Measurement<int>(1,
-                new("role", role), new("name", name), new("architecture", arch), new("dtype", info.Dtype), new("device", info.Device));
+        // One series per policy (labelled with its served name) and one for the reference.
+        var models = info.Policies.Select(p => ("policy", p.Name, p.Model, p.Architecture, p.Adapter is null ? "" : p.Adapter.Description))
+            .Append(("reference", "", info.ReferenceName, info.ReferenceArchitecture, ""));
+        foreach (var (role, policy, name, arch, adapter) in models)
+            yield return new Measurement<int>(1, new("role", role), new("policy", policy), new("name", name), new("architecture", arch),
+                new("adapter", adapter), new("dtype", info.Dtype), new("device", info.Device));
     }
 
     public void Record(string rpc, string status, TimeSpan elapsed)
