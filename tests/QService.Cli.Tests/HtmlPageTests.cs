@@ -28,7 +28,8 @@ public class HtmlPageTests(DefaultServer fixture)
         Assert.StartsWith("<!DOCTYPE html>", html);
         Assert.DoesNotContain("<script", html);
         Assert.DoesNotContain("<solid>", html); // text is escaped
-        var items = Regex.Matches(html, "<div class=\"item\" data-id=\"(?<id>[^\"]*)\" data-reward=\"(?<reward>[^\"]*)\">(?<body>.*?)</svg>",
+        var items = Regex.Matches(html,
+            "<div class=\"item\" data-id=\"(?<id>[^\"]*)\" data-reward=\"(?<reward>[^\"]*)\" data-policy=\"policy\">(?<body>.*?)</svg>",
             RegexOptions.Singleline);
         Assert.Equal(reply.Results.Count, items.Count);
         for (int i = 0; i < items.Count; i++)

@@ -2,7 +2,8 @@
 from .client import QServiceClient
 from .decoding import DecodeResult, ExternalGenerator, ServiceSampler, best_of_n, chunk_beam_search, guided, sample
 from .errors import QServiceError
-from .types import Item, ModelInfo, NextTokenChoices, NextTokensResults, SampleResult, ScoredItem, ScoreResults
+from .types import AdapterInfo, Item, ModelInfo, NextTokenChoices, NextTokensResults, PolicyInfo, SampleResult, ScoredItem, ScoreResults
 
-__all__ = ["QServiceClient", "QServiceError", "Item", "ModelInfo", "ScoredItem", "ScoreResults", "NextTokenChoices", "NextTokensResults",
+__all__ = ["QServiceClient", "QServiceError", "Item", "ModelInfo", "PolicyInfo", "AdapterInfo",
+           "ScoredItem", "ScoreResults", "NextTokenChoices", "NextTokensResults",
            "SampleResult", "ServiceSampler", "ExternalGenerator", "DecodeResult", "sample", "guided", "best_of_n", "chunk_beam_search"]

@@ -46,15 +46,16 @@ class DecodeResult:
 
 class ServiceSampler:
     """Continuations from the service's Sample RPC (policy, reference or guided with alpha), scored as they are made
-    (with beta, when given, in place of the configured one)."""
+    (with beta, when given, in place of the configured one), under the served policy named policy (empty: the default)."""
 
     def __init__(self, client: QServiceClient, sample_from: str = "policy", alpha: Optional[float] = None, temperature: float = 1.0,
-                 top_k: int = 0, top_p: float = 1.0, stop: Optional[str] = None, beta: Optional[float] = None):
-        self.client, self.sample_from, self.alpha = client, sample_from, alpha
+                 top_k: int = 0, top_p: float = 1.0, stop: Optional[str] = None, beta: Optional[float] = None, policy: str = ""):
+        self.client, self.sample_from, self.alpha, self.policy = client, sample_from, alpha, policy
         self.temperature, self.top_k, self.top_p, self.stop, self.beta = temperature, top_k, top_p, stop, beta
 
     def continue_(self, prompt: str, response: Sequence[int], n: int, max_new_tokens: int, seed: int):
-        result = self.client.sample(Item(prompt=prompt, response_ids=list(response)), n=n, sample_from=self.sample_from, alpha=self.alpha,
+        result = self.client.sample(Item(prompt=prompt, response_ids=list(response), policy=self.policy), n=n,
+                                    sample_from=self.sample_from, alpha=self.alpha,
                                     temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, max_new_tokens=max_new_tokens,
                                     stop=[self.stop] if self.stop else [], seed=seed, beta=self.beta)
         continuations = [Continuation(list(s.scores.token_ids), s.text, [float(c) for c in s.scores.credits], s.scores.reward,
@@ -68,15 +69,15 @@ Generate = Callable[[str, List[int], int, int, int], List[tuple]]
 
 class ExternalGenerator:
     """Continuations from any generator (e.g. a larger model elsewhere); the service only scores them (with beta,
-    when given, in place of the configured one)."""
+    when given, in place of the configured one), under the served policy named policy (empty: the default)."""
 
-    def __init__(self, client: QServiceClient, generate: Generate, beta: Optional[float] = None):
-        self.client, self.generate, self.beta = client, generate, beta
+    def __init__(self, client: QServiceClient, generate: Generate, beta: Optional[float] = None, policy: str = ""):
+        self.client, self.generate, self.beta, self.policy = client, generate, beta, policy
 
     def continue_(self, prompt: str, response: Sequence[int], n: int, max_new_tokens: int, seed: int):
         proposals = self.generate(prompt, list(response), n, max_new_tokens, seed)
-        scored = self.client.score([Item(prompt=prompt, response_ids=list(response) + list(ids)) for ids, _, _ in proposals],
-                                   beta=self.beta)
+        items = [Item(prompt=prompt, response_ids=list(response) + list(ids), policy=self.policy) for ids, _, _ in proposals]
+        scored = self.client.score(items, beta=self.beta)
         continuations = []
         for (ids, text, ended), s in zip(proposals, scored):
             credits = [float(c) for c in s.credits[len(response):]]

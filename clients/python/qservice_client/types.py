@@ -21,11 +21,35 @@ class Item:
     response_ids: Optional[List[int]] = None
     id: str = ""
     append_eos: bool = False
+    policy: str = ""  # a served policy's name (ModelInfo.policies); empty: the default, the first
+
+
+@dataclass
+class AdapterInfo:
+    """What a LoRA adapter policy is (its base is the reference)."""
+    peft_type: str
+    rank: int
+    lora_alpha: float
+    use_rslora: bool
+    target_modules: List[str]
+    module_count: int
+    modules_to_save: List[str]
+    description: str
+
+
+@dataclass
+class PolicyInfo:
+    """A served policy: the name requests use, the model it is, its architecture, and its adapter when it is one."""
+    name: str
+    model: str
+    architecture: str
+    adapter: Optional[AdapterInfo] = None
 
 
 @dataclass
 class ModelInfo:
-    """The pair being served; architecture is the policy's. The limits in force (0: not reported) size requests:
+    """The pair being served; policy_model and architecture are the default policy's, policies lists every served one
+    (the first is the default). The limits in force (0: not reported) size requests:
     at most max_items_per_request items and max_tokens_per_request tokens per request, max_batch_tokens per batch."""
     policy_model: str
     reference_model: str
@@ -41,6 +65,7 @@ class ModelInfo:
     max_batch_tokens: int = 0
     max_items_per_request: int = 0
     max_tokens_per_request: int = 0
+    policies: List[PolicyInfo] = field(default_factory=list)
 
     @property
     def policy_architecture(self) -> str:
@@ -70,11 +95,12 @@ class ScoredItem:
     step_rewards: List[float] = field(default_factory=list)
     char_starts: List[int] = field(default_factory=list)
     char_ends: List[int] = field(default_factory=list)
+    policy: str = ""  # the policy whose log-probabilities these are
 
 
 class ScoreResults(list):
-    """Score's results (ScoredItem, in request order) as a list, with the response's beta (the one actually used)
-    and the names of the policy and reference models that scored them."""
+    """Score's results (ScoredItem, in request order; with policies=[...] item-major, each item under each policy) as a
+    list, with the response's beta (the one actually used) and the names of the default policy and the reference."""
 
     def __init__(self, results: Sequence["ScoredItem"] = (), beta: float = 0.0, policy_model: str = "", reference_model: str = ""):
         super().__init__(results)
@@ -100,6 +126,7 @@ class NextTokenChoices:
     response_tokens: int
     q: float
     candidates: List[Candidate]
+    policy: str = ""  # the policy whose log-probabilities these are
 
 
 class NextTokensResults(list):

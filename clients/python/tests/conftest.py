@@ -1,5 +1,7 @@
 """Starts the real server (the built QService.Host on the bundled demo pair) once for the session, on free ports.
-Set QSERVICE_ADDRESS=host:port to test against a server that is already running instead."""
+Set QSERVICE_ADDRESS=host:port to test against a server that is already running instead. serve() starts others
+(the several-policies tests start theirs on the HF reference pair)."""
+import contextlib
 import os
 import pathlib
 import socket
@@ -21,16 +23,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def address():
-    if os.environ.get("QSERVICE_ADDRESS"):
-        yield os.environ["QSERVICE_ADDRESS"]
-        return
+@contextlib.contextmanager
+def serve(*args: str):
+    """The built host on free ports with these extra arguments, once ready; yields its gRPC address."""
     if not HOST.exists():
         pytest.fail(f"{HOST} is missing: build first (dotnet build QService.sln -c Release)")
     grpc_port, http_port, api_port = _free_port(), _free_port(), _free_port()
     server = subprocess.Popen(["dotnet", str(HOST), "--grpc-port", str(grpc_port), "--http-port", str(http_port),
-                               "--http-api-port", str(api_port), "--log-format", "json", "--device", "cpu", "--threads", "1"],
+                               "--http-api-port", str(api_port), "--log-format", "json", "--device", "cpu", "--threads", "1", *args],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
@@ -41,12 +41,21 @@ def address():
             except OSError:
                 pass
             if time.time() > deadline or server.poll() is not None:
-                pytest.fail("the server did not become ready")
+                pytest.fail(f"the server ({' '.join(args) or 'the demo pair'}) did not become ready")
             time.sleep(0.2)
         yield f"127.0.0.1:{grpc_port}"
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def address():
+    if os.environ.get("QSERVICE_ADDRESS"):
+        yield os.environ["QSERVICE_ADDRESS"]
+        return
+    with serve() as served:
+        yield served
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,16 @@ static class Display
     /// <summary>A token or text span in quotes with escapes, so spaces and newlines are visible; non-ASCII stays readable.</summary>
     public static string Quote(string s) => System.Text.Json.JsonSerializer.Serialize(s, Relaxed);
 
+    /// <summary>At most <paramref name="n"/> characters, an ellipsis marking the cut.</summary>
+    public static string Truncate(string s, int n) => s.Length <= n ? s : s[..(n - 1)] + "…";
+
+    /// <summary>Terminal colours: only on a terminal, and not when NO_COLOR is set.</summary>
+    public static bool UseColor => !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("NO_COLOR") is null;
+
+    /// <summary>The colour scale of a set of responses: their largest credit magnitude, so that colours compare across them.</summary>
+    public static double Scale(IEnumerable<Protos.V1.ScoredItem> items) =>
+        items.SelectMany(i => i.Credits).Select(c => Math.Abs((double)c)).DefaultIfEmpty(0).Max();
+
     /// <summary>
     /// Scored responses as `score` and `decode` print them: a title line, the tokens coloured by credit (one
     /// scale for all of them, so colours compare), Q as a sparkline, then whatever <paramref name="after"/> adds.
@@ -38,8 +48,8 @@ static class Display
     public static void Heatmaps(IReadOnlyList<Protos.V1.ScoredItem> items, Func<Protos.V1.ScoredItem, string> title,
         Action<Protos.V1.ScoredItem>? after = null, int? shown = null)
     {
-        bool color = !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("NO_COLOR") is null;
-        double scale = items.SelectMany(i => i.Credits).Select(c => Math.Abs((double)c)).DefaultIfEmpty(0).Max();
+        bool color = UseColor;
+        double scale = Scale(items);
         foreach (var item in items.Take(shown ?? items.Count))
         {
             Console.WriteLine();

@@ -50,12 +50,10 @@ static class LogprobsCommand
             string tok = tokenizer?.TokenSurface(tokenIds[t]) ?? "";
             string shown = Display.Quote(tok);
             string lp = t == 0 ? "—" : logprobs[t - 1].ToString("F4");
-            Console.WriteLine($"{t,5}  {tokenIds[t],7}  {Truncate(shown, 24),-24}  {lp,10}");
+            Console.WriteLine($"{t,5}  {tokenIds[t],7}  {Display.Truncate(shown, 24),-24}  {lp,10}");
         }
         double sum = logprobs.Sum(x => (double)x);
         Console.WriteLine($"sum {sum:F4} over {logprobs.Length} predicted tokens (mean {(logprobs.Length > 0 ? sum / logprobs.Length : 0):F4})");
         return 0;
     }
-
-    static string Truncate(string s, int n) => s.Length <= n ? s : s[..(n - 1)] + "…";
 }

@@ -6,7 +6,10 @@ using QService.Protos.V1;
 
 namespace QService.Cli.Commands;
 
-/// <summary>`qservice score`: asks a running server for per-token credits and prints them as a table.</summary>
+/// <summary>
+/// `qservice score`: asks a running server for per-token credits and prints them as heatmaps (and a table); under one named
+/// policy, or under several side by side.
+/// </summary>
 static class ScoreCommand
 {
     public static Command Create()
@@ -20,17 +23,26 @@ static class ScoreCommand
         var json = new Option<bool>("--json") { Description = "print the raw response as JSON" };
         var html = new Option<string?>("--html") { Description = "also write a self-contained HTML page (token heatmaps and Q plots) to this file" };
         var table = new Option<bool>("--table") { Description = "also print the per-token table (log-probabilities, credit, Q)" };
-        var cmd = new Command("score", "Score responses to a prompt on a running QService: tokens coloured by credit, Q as a sparkline.")
-            { server, prompt, responses, beta, eos, json, html, table };
-        cmd.SetAction(r => CliErrors.Run(() => Execute(r.GetValue(server)!, r.GetValue(prompt)!, r.GetValue(responses)!, r.GetValue(beta),
-            r.GetValue(eos), r.GetValue(json), r.GetValue(html), r.GetValue(table))));
+        // Repeated like the server's own --policy and mapped onto ScoreRequest.policies: one is the plain case, several a comparison.
+        var policies = new Option<string[]>("--policy")
+        {
+            Description = "score under this served policy (default: the server's first); repeat it (--policy A --policy B) to show " +
+                "each response under each policy side by side: every token's credit and the reward under each",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var cmd = new Command("score", "Score responses to a prompt on a running QService: tokens coloured by credit, Q as a sparkline; " +
+            "with --policy A --policy B, two served policies side by side.")
+            { server, prompt, responses, policies, beta, eos, json, html, table };
+        cmd.SetAction(r => CliErrors.Run(() => Execute(r.GetValue(server)!, r.GetValue(prompt)!, r.GetValue(responses)!, r.GetValue(policies) ?? [],
+            r.GetValue(beta), r.GetValue(eos), r.GetValue(json), r.GetValue(html), r.GetValue(table))));
         return cmd;
     }
 
-    static int Execute(string address, string prompt, string[] responses, float? beta, bool eos, bool json, string? htmlFile, bool table)
+    static int Execute(string address, string prompt, string[] responses, string[] policies, float? beta, bool eos, bool json, string? htmlFile,
+        bool table)
     {
         using var channel = new QServiceChannel(address);
-        var request = new ScoreRequest { IncludeTokenText = true };
+        var request = new ScoreRequest { IncludeTokenText = true, Policies = { policies } };
         if (beta is float b) request.Beta = b;
         for (int i = 0; i < responses.Length; i++)
             request.Items.Add(new ScoreItem { Id = $"response {i + 1}", Prompt = prompt, Response = responses[i], AppendEos = eos });
@@ -46,13 +58,16 @@ static class ScoreCommand
             Console.WriteLine(Google.Protobuf.JsonFormatter.Default.Format(reply));
             return 0;
         }
-        Console.WriteLine($"policy {reply.PolicyModel} vs reference {reply.ReferenceModel}, beta {reply.Beta}");
+        var names = reply.PolicyNames();
+        Console.WriteLine($"{(names.Count > 1 ? "policies" : "policy")} {string.Join(", ", names)} vs reference {reply.ReferenceModel}, beta {reply.Beta}");
         Console.WriteLine($"prompt: {Display.Quote(prompt)}");
-        Display.Heatmaps(reply.Results, item => $"{item.Id}: reward {Signed.Format(item.Reward)} over {item.TokenIds.Count} tokens",
-            table ? ScoreTable.Print : null);
+        if (policies.Length > 1) PolicyComparisonDisplay.Print(reply.ByItem(policies.Length), table);
+        else
+            Display.Heatmaps(reply.Results, item => $"{item.Id}: reward {Signed.Format(item.Reward)} over {item.TokenIds.Count} tokens",
+                table ? ScoreTable.Print : null);
         if (htmlFile != null)
         {
-            File.WriteAllText(htmlFile, CreditHtmlPage.Render(prompt, reply));
+            File.WriteAllText(htmlFile, CreditHtmlPage.Render(prompt, reply, Math.Max(1, policies.Length)));
             Console.WriteLine($"wrote {htmlFile}");
         }
         return 0;
@@ -68,10 +83,8 @@ static class ScoreTable
         for (int t = 0; t < item.TokenIds.Count; t++)
         {
             string token = t < item.TokenTexts.Count ? Display.Quote(item.TokenTexts[t]) : item.TokenIds[t].ToString();
-            Console.WriteLine($"  {t,3}  {Truncate(token, 18),-18} {item.PolicyLogprobs[t],9:F4} {item.ReferenceLogprobs[t],10:F4} " +
+            Console.WriteLine($"  {t,3}  {Display.Truncate(token, 18),-18} {item.PolicyLogprobs[t],9:F4} {item.ReferenceLogprobs[t],10:F4} " +
                 $"{Signed.Format(item.Credits[t]),9} {Signed.Format(item.QValues[t]),9}");
         }
     }
-
-    static string Truncate(string s, int n) => s.Length <= n ? s : s[..(n - 1)] + "…";
 }

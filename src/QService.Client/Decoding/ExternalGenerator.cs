@@ -7,11 +7,12 @@ public sealed record Proposal(int[] TokenIds, string Text, bool Ended);
 
 /// <summary>
 /// Continuations from any generator (e.g. a larger model served elsewhere: the weak-to-strong recipe), which
-/// the service only scores. The forward tokens counted are the service's scoring ones; the generator's own
-/// cost is its business.
+/// the service only scores, under the served policy named <paramref name="policy"/> (null: the default). The forward
+/// tokens counted are the service's scoring ones; the generator's own cost is its business.
 /// </summary>
 public sealed class ExternalGenerator(QScorer.QScorerClient scorer,
-    Func<string, IReadOnlyList<int>, int, int, ulong, CancellationToken, Task<IReadOnlyList<Proposal>>> generate, double? beta = null) : IContinuationSource
+    Func<string, IReadOnlyList<int>, int, int, ulong, CancellationToken, Task<IReadOnlyList<Proposal>>> generate, double? beta = null,
+    string? policy = null) : IContinuationSource
 {
     public async Task<ContinuationBatch> ContinueAsync(string prompt, IReadOnlyList<int> response, int n, int maxNewTokens, ulong seed,
         CancellationToken cancellation = default)
@@ -19,7 +20,7 @@ public sealed class ExternalGenerator(QScorer.QScorerClient scorer,
         var proposals = await generate(prompt, response, n, maxNewTokens, seed, cancellation);
         var request = new ScoreRequest();
         if (beta is double b) request.Beta = (float)b;
-        request.Items.Add(proposals.Select(p => Prefix.Item(prompt, [.. response, .. p.TokenIds])));
+        request.Items.Add(proposals.Select(p => Prefix.Item(prompt, [.. response, .. p.TokenIds], policy)));
         var reply = await scorer.ScoreAsync(request, cancellationToken: cancellation);
         var continuations = proposals.Select((p, i) =>
         {

@@ -9,16 +9,28 @@ public static class ConsoleHeatmap
     static readonly char[] Bars = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
     /// <summary>Token texts on coloured backgrounds; plain brackets instead of colours when <paramref name="color"/> is false.</summary>
-    public static string Tokens(ScoredItem item, double scale, bool color)
+    public static string Tokens(ScoredItem item, double scale, bool color) =>
+        string.Concat(Enumerable.Range(0, item.TokenIds.Count).Select(t => Cell(item, t, scale, color).Text));
+
+    /// <summary>
+    /// The same response under several policies, one line each, every token padded to its widest cell across the lines so
+    /// that token t sits at the same column in every line (the texts are the same; without colours the credits differ in width).
+    /// </summary>
+    public static string[] Aligned(IReadOnlyList<ScoredItem> items, double scale, bool color)
     {
-        var parts = new List<string>();
-        for (int t = 0; t < item.TokenIds.Count; t++)
-        {
-            string text = (t < item.TokenTexts.Count ? item.TokenTexts[t] : $"[{item.TokenIds[t]}]").Replace("\n", "\\n");
-            double c = item.Credits[t];
-            parts.Add(color ? $"{Background(c, scale)}{text}{Reset}" : $"[{text}|{Signed.Format(c, 3)}]");
-        }
-        return string.Concat(parts);
+        var cells = items.Select(i => Enumerable.Range(0, i.TokenIds.Count).Select(t => Cell(i, t, scale, color)).ToArray()).ToArray();
+        int tokens = cells.Max(c => c.Length);
+        int[] widths = [.. Enumerable.Range(0, tokens).Select(t => cells.Max(c => t < c.Length ? c[t].Width : 0))];
+        return [.. cells.Select(line => string.Concat(line.Select((c, t) => c.Text + new string(' ', widths[t] - c.Width))))];
+    }
+
+    /// <summary>Token t as printed, and how many columns it takes (the colour codes take none).</summary>
+    static (string Text, int Width) Cell(ScoredItem item, int t, double scale, bool color)
+    {
+        string text = (t < item.TokenTexts.Count ? item.TokenTexts[t] : $"[{item.TokenIds[t]}]").Replace("\n", "\\n");
+        double c = item.Credits[t];
+        string plain = color ? text : $"[{text}|{Signed.Format(c, 3)}]";
+        return (color ? $"{Background(c, scale)}{text}{Reset}" : plain, plain.Length);
     }
 
     /// <summary>Q over the tokens, one bar per token, scaled between its own min and max.</summary>

@@ -8,35 +8,56 @@ namespace QService.Client.Rendering;
 /// <summary>
 /// A self-contained HTML page (no scripts, no external files) showing scored responses side by side: each
 /// token shaded by its credit (green positive, red negative, hover for the numbers) and an SVG plot of Q
-/// over the tokens. Every token span carries its numbers as data attributes, so the page can be checked.
+/// over the tokens. Every token span carries its numbers as data attributes, so the page can be checked. A response
+/// scored under several policies (ScoreRequest.Policies) shows each response in a row of its own, its policies side by side.
 /// </summary>
 public static class CreditHtmlPage
 {
     static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
-    public static string Render(string prompt, ScoreResponse response)
+    /// <param name="policies">How many policies each item was scored under (ScoreRequest.Policies.Count; 1 when it named none).</param>
+    public static string Render(string prompt, ScoreResponse response, int policies = 1)
     {
         var html = new StringBuilder();
         html.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>QService credits</title>\n<style>")
             .Append("body{font-family:system-ui,sans-serif;margin:2em;color:#222}")
             .Append(".row{display:flex;gap:2em;flex-wrap:wrap}.item{flex:1;min-width:22em;border:1px solid #ddd;border-radius:6px;padding:1em}")
             .Append(".tokens{font-family:ui-monospace,monospace;line-height:2;white-space:pre-wrap}.tok{border-radius:3px;padding:1px 0}")
-            .Append("table{border-collapse:collapse;font-size:90%}td,th{padding:2px 6px;text-align:right}")
+            .Append("table{border-collapse:collapse;font-size:90%}td,th{padding:2px 6px;text-align:right}.compare{margin-bottom:2em}")
             .Append("</style></head><body>\n");
-        html.Append($"<h1>Token credits</h1>\n<p>policy <b>{Esc(response.PolicyModel)}</b> vs reference " +
+        var names = response.PolicyNames();
+        string policyNames = string.Join(", ", names.Select(n => $"<b>{Esc(n)}</b>"));
+        html.Append($"<h1>Token credits</h1>\n<p>{(names.Count > 1 ? "policies" : "policy")} {policyNames} vs reference " +
             $"<b>{Esc(response.ReferenceModel)}</b>, beta {F(response.Beta)}. ")
             .Append("credit = beta·(log π − log π<sub>ref</sub>); Q = running sum of credits; reward = Q at the last token.</p>\n");
-        html.Append($"<p>Prompt: <code>{Esc(prompt)}</code></p>\n<div class=\"row\">\n");
+        html.Append($"<p>Prompt: <code>{Esc(prompt)}</code></p>\n");
+        // One colour scale for the whole page, so that shades compare across responses and policies.
         double scale = Math.Max(1e-6, response.Results.SelectMany(r => r.Credits).Select(c => Math.Abs((double)c)).DefaultIfEmpty(0).Max());
-        foreach (var item in response.Results) AppendItem(html, item, scale);
-        html.Append("</div>\n</body></html>\n");
+        if (policies == 1) AppendRow(html, response.Results, "h2", item => item.Id, scale);
+        else
+            foreach (var compared in response.ByItem(policies))
+            {
+                string rewards = string.Join(", ", compared.Results.Select(r => $"{Esc(r.Policy)} {Signed.Format(r.Reward)}"));
+                html.Append($"<div class=\"compare\" data-id=\"{Esc(compared.Id)}\">\n<h2>{Esc(compared.Id)}: reward {rewards}</h2>\n");
+                AppendRow(html, compared.Results, "h3", item => item.Policy, scale);
+                html.Append("</div>\n");
+            }
+        html.Append("</body></html>\n");
         return html.ToString();
     }
 
-    static void AppendItem(StringBuilder html, ScoredItem item, double scale)
+    /// <param name="title">An item's title: its id, or its policy under a comparison's heading.</param>
+    static void AppendRow(StringBuilder html, IEnumerable<ScoredItem> items, string headingTag, Func<ScoredItem, string> title, double scale)
     {
-        html.Append($"<div class=\"item\" data-id=\"{Esc(item.Id)}\" data-reward=\"{R(item.Reward)}\">\n<h2>{Esc(item.Id)}: " +
-            $"reward {Signed.Format(item.Reward)}</h2>\n<div class=\"tokens\">");
+        html.Append("<div class=\"row\">\n");
+        foreach (var item in items) AppendItem(html, item, headingTag, title(item), scale);
+        html.Append("</div>\n");
+    }
+
+    static void AppendItem(StringBuilder html, ScoredItem item, string headingTag, string title, double scale)
+    {
+        html.Append($"<div class=\"item\" data-id=\"{Esc(item.Id)}\" data-reward=\"{R(item.Reward)}\" data-policy=\"{Esc(item.Policy)}\">\n" +
+            $"<{headingTag}>{Esc(title)}: reward {Signed.Format(item.Reward)}</{headingTag}>\n<div class=\"tokens\">");
         for (int t = 0; t < item.TokenIds.Count; t++)
         {
             string text = t < item.TokenTexts.Count ? item.TokenTexts[t] : $"[{item.TokenIds[t]}]";
