@@ -26,6 +26,9 @@ internal static class PolicyChoice
     public static int[][] PerItem(IReadOnlyList<ScoreItemInput> items, ServedModels models) =>
         [.. items.Select((item, i) => new[] { Index(item.Policy, $"items[{i}].policy", models) })];
 
+    /// <summary>Sample's one item (SampleRequest.item).</summary>
+    public static int ForSample(ScoreItemInput item, ServedModels models) => Index(item.Policy, "item.policy", models);
+
     static int Index(string? name, string field, ServedModels models)
     {
         int index = models.PolicyIndex(name);

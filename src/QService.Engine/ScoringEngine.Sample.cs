@@ -19,7 +19,7 @@ public sealed partial class ScoringEngine
         var distribution = CheckSampling(options, models);
         CheckStepDelimiter(options.StepDelimiter, models);
         var stop = CheckStop(options.Stop, models);
-        int policy = PolicyChoice.PerItem([item], models)[0][0];
+        int policy = PolicyChoice.ForSample(item, models);
         var prepared = (await PrepareAllAsync([item], models, new ScoreOptions(), PreparationRules.Sample, cancellation).ConfigureAwait(false))[0];
         int room = models.MaxContext - prepared.Tokens.Length;
         if (options.MaxNewTokens < 0) throw ScoringException.Invalid($"max_new_tokens is {options.MaxNewTokens}; give a count > 0, " +

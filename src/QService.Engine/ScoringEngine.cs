@@ -243,7 +243,8 @@ public sealed partial class ScoringEngine : IDisposable
         foreach (var (item, p) in work.Zip(prepared))
             if (item.Cost > _maxBatchTokens)
                 throw ScoringException.Exhausted($"item '{p.Id}': {item.Length} tokens under {item.Policies.Length} policies cost {item.Cost} " +
-                    $"(tokens x {item.Policies.Length + 1} models), more than the batch budget MaxBatchTokens={_maxBatchTokens}; ask for fewer policies at once");
+                    $"(tokens x {item.Policies.Length + 1} models), more than the batch budget MaxBatchTokens={_maxBatchTokens}; " +
+                    "ask for fewer policies at once");
         using var registration = requestScope.Token.Register(() =>
         {
             foreach (var w in work) w.Completion.TrySetCanceled(cancellation);

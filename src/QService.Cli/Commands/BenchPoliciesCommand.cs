@@ -36,7 +36,8 @@ static class BenchPoliciesCommand
         using var http = new HttpClient();
         var info = await channel.Scorer.GetModelInfoAsync(new GetModelInfoRequest());
         string[] policies = [.. info.Policies.Select(p => p.Name)];
-        if (policies.Length < 2) throw new ArgumentException($"the server at {address} serves {policies.Length} policy; start it with several (--policy NAME=DIR)");
+        if (policies.Length < 2)
+            throw new ArgumentException($"the server at {address} serves {policies.Length} policy; start it with several (--policy NAME=DIR)");
         Console.WriteLine($"server {address}: {policies.Length} policies ({string.Join(", ", policies)}) against {info.ReferenceModel}, {info.Device}");
         Console.WriteLine($"{items} items of {promptTokens} + {responseTokens} tokens (random ids, fresh each repeat), {repeats} repeats of each way");
 
@@ -70,7 +71,8 @@ static class BenchPoliciesCommand
         {
             var one = await Measure(OneRequest);
             var per = await Measure(PerPolicy);
-            (oneSeconds, oneTokens, perSeconds, perTokens) = (oneSeconds + one.Seconds, oneTokens + one.Tokens, perSeconds + per.Seconds, perTokens + per.Tokens);
+            (oneSeconds, oneTokens) = (oneSeconds + one.Seconds, oneTokens + one.Tokens);
+            (perSeconds, perTokens) = (perSeconds + per.Seconds, perTokens + per.Tokens);
         }
         Console.WriteLine("| way | seconds per repeat | forward tokens per repeat |");
         Console.WriteLine("| --- | ---: | ---: |");

@@ -23,7 +23,8 @@ internal sealed class ContinuousDecoder(EngineTelemetry telemetry, ModelCaches? 
     {
         foreach (var joining in admitted.Where(w => !w.Work.IsAbandoned).GroupBy(w => w.Work.Policy))
         {
-            if (joining.Key >= policyNames.Count) throw new InvalidOperationException($"policy {joining.Key} is not served. This is a bug: requests are validated.");
+            if (joining.Key >= policyNames.Count)
+                throw new InvalidOperationException($"policy {joining.Key} is not served. This is a bug: requests are validated.");
             if (!_groups.TryGetValue(joining.Key, out var group))
                 _groups[joining.Key] = group = new DecodeGroup(ModelRole.OfPolicy(joining.Key), telemetry, caches);
             group.Admit(backend, [.. joining]);
