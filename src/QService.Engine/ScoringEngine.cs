@@ -351,6 +351,9 @@ public sealed partial class ScoringEngine : IDisposable
         if (item.Id.Length > MaxIdLength)
             throw ScoringException.Invalid($"item {index}: its id has {item.Id.Length:N0} characters, more than {MaxIdLength}; use a shorter id");
         string name = string.IsNullOrEmpty(item.Id) ? $"item {index}" : $"item {index} ('{item.Id}')";
+        if (item.Messages is { Count: > 0 })
+            throw ScoringException.Invalid($"{name}: messages need the checkpoint's chat template, and this server has none " +
+                "(no chat_template in tokenizer_config.json, no chat_template.jinja); send the prompt as text or token ids");
         // A prompt as text may take its response as ids: what a decoding client holds after sampling.
         bool responseIdsAfterText = item.Prompt != null && string.IsNullOrEmpty(item.Response)
             && item.PromptTokenIds is not { Count: > 0 } && item.ResponseTokenIds is { Count: > 0 };

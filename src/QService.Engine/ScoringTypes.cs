@@ -16,7 +16,12 @@ public sealed record ScoreItemInput
     public bool AppendEos { get; init; }
     /// <summary>The served policy that scores (or samples) it, by name; null or empty: the default (first) policy.</summary>
     public string? Policy { get; init; }
+    /// <summary>The prompt as a conversation, in place of <see cref="Prompt"/>: rendered with the chat template.</summary>
+    public IReadOnlyList<ChatTurn>? Messages { get; init; }
 }
+
+/// <summary>One turn of a conversation: its role (system, user, assistant, ...) and text.</summary>
+public sealed record ChatTurn(string Role, string Content);
 
 /// <summary>How a request is scored.</summary>
 /// <param name="Beta">overrides the configured beta</param>

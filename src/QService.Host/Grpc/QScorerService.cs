@@ -138,6 +138,7 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
         ResponseTokenIds = item.ResponseTokenIds,
         AppendEos = item.AppendEos,
         Policy = item.Policy,
+        Messages = item.Messages.Count > 0 ? [.. item.Messages.Select(m => new ChatTurn(m.Role, m.Content))] : null,
     };
 
     static PolicyInfo ToMessage(ServedPolicy p)
