@@ -33,12 +33,12 @@ public sealed record ModelConfig
     public bool TieWordEmbeddings { get; init; }
     public bool AttentionBias { get; init; }
     public bool MlpBias { get; init; }
-    /// <summary>Keys farther back than this many positions are not attended to (Mistral; Qwen2 when use_sliding_window).</summary>
+    /// <summary>Keys farther back than this many positions are not attended to (Mistral; Qwen2/Qwen3 with use_sliding_window, on sliding layers).</summary>
     public int? SlidingWindow { get; init; }
     public string HiddenAct { get; init; } = "silu";
     public int? BosTokenId { get; init; }
     public int[] EosTokenIds { get; init; } = [];
-    /// <summary>Per layer "full_attention" or "sliding_attention" (Qwen3, Gemma2, Gemma3); null: <see cref="SlidingWindow"/> applies to every layer.</summary>
+    /// <summary>Per layer "full_attention" or "sliding_attention" (Qwen2, Qwen3, Gemma2, Gemma3); null: <see cref="SlidingWindow"/> on every layer.</summary>
     public string[]? LayerTypes { get; init; }
     /// <summary>Gemma: attention scores are scaled by query_pre_attn_scalar^-0.5 instead of head_dim^-0.5.</summary>
     public double? QueryPreAttnScalar { get; init; }
@@ -103,8 +103,9 @@ public sealed record ModelConfig
         int hidden = Req(j, "hidden_size"), nHeads = Req(j, "num_attention_heads"), nLayers = Req(j, "num_hidden_layers");
         bool gemma = arch is "Gemma2ForCausalLM" or "Gemma3ForCausalLM";
         // As HF's configs: Mistral, Phi3 and Gemma always have the window (Gemma on its sliding layers only); Qwen2/Qwen3 with use_sliding_window.
+        // A config.json without the key gets the class default (4096, Phi3's none); an explicit null is none.
         bool useSliding = arch is "MistralForCausalLM" or "Phi3ForCausalLM" || gemma || (Bool(j, "use_sliding_window") ?? false);
-        int? window = useSliding ? Int(j, "sliding_window") ?? (gemma ? 4096 : null) : null;
+        int? window = useSliding ? (j.ContainsKey("sliding_window") ? Int(j, "sliding_window") : arch == "Phi3ForCausalLM" ? null : 4096) : null;
         return new ModelConfig
         {
             Architecture = arch, ModelType = modelType, VocabSize = Req(j, "vocab_size"), HiddenSize = hidden,
@@ -147,7 +148,7 @@ public sealed record ModelConfig
         };
         if (BosTokenId is int bos) j["bos_token_id"] = bos;
         if (EosTokenIds.Length > 0) j["eos_token_id"] = EosTokenIds[0];
-        if (SlidingWindow is int w) j["sliding_window"] = w;
+        j["sliding_window"] = SlidingWindow; // null written too: a missing key reads as the class default (Mistral's 4096)
         return j;
     }
 
@@ -160,13 +161,18 @@ public sealed record ModelConfig
         return this;
     }
 
-    /// <summary>HF's layer_types, or the default pattern its config class derives when config.json has none.</summary>
+    /// <summary>
+    /// HF's layer_types, or the default pattern its config class derives when config.json has none; only for the architectures
+    /// whose HF config has them (Llama, Mistral, Phi3 and OLMo2 put the window, if any, on every layer).
+    /// </summary>
     static string[]? LayerTypesOf(string arch, JsonObject j, int layers, int? window)
     {
+        if (arch is not ("Qwen2ForCausalLM" or "Qwen3ForCausalLM" or "Gemma2ForCausalLM" or "Gemma3ForCausalLM")) return null;
         if (j["layer_types"] is JsonArray a) return [.. a.Select(x => x!.GetValue<string>())];
         Func<int, bool>? sliding = arch switch
         {
-            "Qwen3ForCausalLM" => i => window != null && i >= (Int(j, "max_window_layers") ?? 28),
+            // Qwen2/Qwen3: the first max_window_layers layers attend fully, the rest within the window.
+            "Qwen2ForCausalLM" or "Qwen3ForCausalLM" => i => window != null && i >= (Int(j, "max_window_layers") ?? 28),
             "Gemma2ForCausalLM" => i => (i + 1) % 2 != 0,
             "Gemma3ForCausalLM" => i => (i + 1) % (Int(j, "_sliding_window_pattern") ?? Int(j, "sliding_window_pattern") ?? 6) != 0,
             _ => null,

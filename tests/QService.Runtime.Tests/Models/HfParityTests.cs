@@ -10,11 +10,12 @@ public class HfParityTests(ITestOutputHelper output)
     public static TheoryData<string> ModelNames => new()
     {
         "llama-gqa", "llama-tied-rope-linear", "qwen2", "mistral", "gpt2",
-        "qwen3-tied", "olmo2", "llama3-rope", "gemma2-softcap", "gemma3-text", "phi3-partial-rotary",
+        "qwen3-tied", "olmo2", "llama3-rope", "gemma2-softcap", "gemma3-text", "phi3-partial-rotary", "qwen2-window",
     };
 
     /// <summary>The fixtures of tests/fixtures/hf-reference-2026 (the rest are in hf-reference).</summary>
-    static readonly string[] Fixtures2026 = ["qwen3-tied", "olmo2", "llama3-rope", "gemma2-softcap", "gemma3-text", "phi3-partial-rotary"];
+    static readonly string[] Fixtures2026 =
+        ["qwen3-tied", "olmo2", "llama3-rope", "gemma2-softcap", "gemma3-text", "phi3-partial-rotary", "qwen2-window"];
 
     /// <summary>A reference model's folder (or a file in it), whichever fixture set holds it; missing fails.</summary>
     public static string Fixture(string name, params string[] file) =>

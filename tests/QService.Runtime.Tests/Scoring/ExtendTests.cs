@@ -54,7 +54,7 @@ public class ExtendTests
     }
 
     /// <summary>The fixtures with sliding-window layers, and Qwen3's with its window switched on (see <see cref="LoadWindowed"/>).</summary>
-    public static TheoryData<string> WindowedModels => new() { "gemma2-softcap", "gemma3-text", "qwen3-tied+window" };
+    public static TheoryData<string> WindowedModels => new() { "gemma2-softcap", "gemma3-text", "qwen3-tied+window", "qwen2-window" };
 
     /// <summary>
     /// A windowed model. "qwen3-tied+window" is the Qwen3 fixture with use_sliding_window on, a window of 8 and
