@@ -55,6 +55,21 @@ public sealed record ModelConfig
     /// <summary>The sliding window of one layer: its layer type decides when the config has them.</summary>
     public int? WindowOf(int layer) => LayerTypes is null || LayerTypes[layer] == "sliding_attention" ? SlidingWindow : null;
 
+    /// <summary>
+    /// Which RoPE a pass over a sequence of <paramref name="length"/> tokens (last position + 1) rotates with, as a number: passes
+    /// of equal regime rotate every position alike, so keys and log-probabilities computed in one are valid in the other, and
+    /// in no other regime. 0 for RoPE that does not depend on the length; longrope (HF's longrope_frequency_update): 0 up to
+    /// original_max_position_embeddings, 1 (the long factors, for every position) past it; dynamic NTK: 0 up to
+    /// max_position_embeddings, past it the length itself (each length has its own base). The runtime refuses sequences past
+    /// max_position_embeddings, so dynamic scaling is always 0 in the service.
+    /// </summary>
+    public int RopeRegime(int length) => RopeScaling switch
+    {
+        { Type: "longrope", OriginalMaxPositionEmbeddings: var original } => length > original ? 1 : 0,
+        { Type: "dynamic" } => length > MaxPositionEmbeddings ? length : 0,
+        _ => 0,
+    };
+
     public static readonly string[] SupportedArchitectures =
         ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Olmo2ForCausalLM", "Gemma2ForCausalLM",
          "Gemma3ForCausalLM", "Phi3ForCausalLM", "GPT2LMHeadModel"];
@@ -189,10 +204,12 @@ public sealed record ModelConfig
             throw new InvalidOperationException($"rope_scaling type '{type}' is not supported (supported: linear, dynamic, llama3, longrope)");
         if (type == "longrope")
         {
-            // As HF's _compute_longrope_parameters: the original context is config.original_max_position_embeddings, and
-            // cos/sin are scaled by attention_factor, by default sqrt(1 + ln s / ln original), s = max / original.
+            // As HF's _compute_longrope_parameters: the original context is config.original_max_position_embeddings (Phi3Config's
+            // default 4096; max_position_embeddings for other configs, which have no such field), and cos/sin are scaled by
+            // attention_factor, by default sqrt(1 + ln s / ln original), s = max / original.
             int max = Int(config, "max_position_embeddings") ?? 2048;
-            int original = Int(config, "original_max_position_embeddings") ?? Int(o, "original_max_position_embeddings") ?? max;
+            string arch = config["architectures"]?.AsArray().FirstOrDefault()?.GetValue<string>() ?? "";
+            int original = Int(config, "original_max_position_embeddings") ?? (arch == "Phi3ForCausalLM" ? 4096 : max);
             double s = (double)max / original;
             double attention = Dbl(o, "attention_factor") ?? (s <= 1 ? 1 : Math.Sqrt(1 + Math.Log(s) / Math.Log(original)));
             double[] Factors(string key) => (o[key] as JsonArray)?.Select(x => x!.GetValue<double>()).ToArray()
