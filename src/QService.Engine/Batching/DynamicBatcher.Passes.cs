@@ -77,31 +77,37 @@ internal sealed partial class DynamicBatcher
     /// <summary>
     /// Items of one batch that share a prefix (candidates after one prompt, samples of one partial response)
     /// would each compute it in the same pass, before any of them has cached it. So the shared prefixes not yet
-    /// cached run first, once each, and the items then continue them from the cache.
+    /// cached run first, once each, and the items then continue them from the cache. A prefix is computed in the RoPE
+    /// regime of the items that continue it (turned as in a sequence of their length), so only items of one regime share one.
     /// </summary>
     void PrefillSharedPrefixes(IScoringBackend models, IReadOnlyList<WorkItem> batch)
     {
         int size = _policyCache!.BlockSize;
-        var live = batch.Where(i => !i.IsAbandoned).OrderBy(i => i.Tokens, TokenOrder.Instance).ToList();
-        var prefixes = new Dictionary<string, WorkItem>();
+        (int Policy, int Reference) Regimes(int length) => (models.RopeRegime(ModelRole.Policy, length), models.RopeRegime(ModelRole.Reference, length));
+        var live = batch.Where(i => !i.IsAbandoned).OrderBy(i => Regimes(i.Length)).ThenBy(i => i.Tokens, TokenOrder.Instance).ToList();
+        var prefixes = new Dictionary<string, (WorkItem Item, int RopeLength)>();
         for (int k = 0; k + 1 < live.Count; k++)
         {
             var (a, b) = (live[k].Tokens, live[k + 1].Tokens);
+            var regimes = Regimes(a.Length);
+            if (Regimes(b.Length) != regimes) continue;
             int common = 0;
             int limit = Math.Min(a.Length, b.Length) - 1; // each item keeps at least one token of its own to compute
             while (common < limit && a[common] == b[common]) common++;
             int length = common / size * size;
-            if (length < size || _policyCache.CachedLength(a, length) >= length && _referenceCache!.CachedLength(a, length) >= length) continue;
+            if (length < size || _policyCache.CachedLength(a, length, regimes.Policy) >= length
+                && _referenceCache!.CachedLength(a, length, regimes.Reference) >= length) continue;
             int[] prefix = a[..length];
-            string key = string.Join(',', prefix);
+            string key = $"{regimes}:{string.Join(',', prefix)}";
             int firstTarget = Math.Min(length, Math.Min(live[k].PromptTokens, live[k + 1].PromptTokens));
-            if (!prefixes.TryGetValue(key, out var existing) || existing.PromptTokens > firstTarget)
-                prefixes[key] = new WorkItem(prefix, Math.Max(1, firstTarget), live[k].Request, CancellationToken.None);
+            if (!prefixes.TryGetValue(key, out var existing) || existing.Item.PromptTokens > firstTarget)
+                prefixes[key] = (new WorkItem(prefix, Math.Max(1, firstTarget), live[k].Request, CancellationToken.None), a.Length);
         }
         if (prefixes.Count == 0) return;
-        var items = prefixes.Values.ToList();
-        Forward(models, ModelRole.Policy, lastLogits: false, items);
-        Forward(models, ModelRole.Reference, lastLogits: false, items);
+        var items = prefixes.Values.Select(p => p.Item).ToList();
+        int[] ropeLengths = [.. prefixes.Values.Select(p => p.RopeLength)];
+        Forward(models, ModelRole.Policy, lastLogits: false, items, ropeLengths);
+        Forward(models, ModelRole.Reference, lastLogits: false, items, ropeLengths);
     }
 
     /// <summary>Lexicographic order of token sequences: sequences with a common prefix end up next to each other.</summary>
@@ -113,15 +119,16 @@ internal sealed partial class DynamicBatcher
 
     /// <summary>
     /// One model's forward pass over the items, each continuing the longest prefix its cache holds (the
-    /// log-probabilities of cached positions come from the cache), and the new blocks cached after.
+    /// log-probabilities of cached positions come from the cache), and the new blocks cached after; cached and computed
+    /// in the RoPE regime of the item's length, or of ropeLengths[k] (a shared prefix computed for longer items).
     /// </summary>
-    PassResult[] Forward(IScoringBackend backend, ModelRole modelRole, bool lastLogits, List<WorkItem> items)
+    PassResult[] Forward(IScoringBackend backend, ModelRole modelRole, bool lastLogits, List<WorkItem> items, int[]? ropeLengths = null)
     {
         string role = modelRole == ModelRole.Policy ? "policy" : "reference";
         var model = new KeyValuePair<string, object?>("model", role);
         var cache = modelRole == ModelRole.Policy ? _policyCache : _referenceCache;
-        var hits = items.Select(i => cache?.Lookup(i.Tokens, i.PromptTokens)).ToArray();
-        var inputs = items.Select((i, k) => hits[k]?.Input() ?? new PassInput(i.Tokens, i.PromptTokens)).ToArray();
+        var hits = items.Select((i, k) => cache?.Lookup(i.Tokens, i.PromptTokens, backend.RopeRegime(modelRole, ropeLengths?[k] ?? i.Length))).ToArray();
+        var inputs = items.Select((i, k) => (hits[k]?.Input() ?? new PassInput(i.Tokens, i.PromptTokens)) with { RopeLength = ropeLengths?[k] ?? 0 }).ToArray();
         try
         {
             var startTime = DateTimeOffset.UtcNow;

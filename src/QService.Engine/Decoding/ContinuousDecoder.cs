@@ -12,7 +12,9 @@ namespace QService.Engine.Decoding;
 /// batching, as in vLLM and TGI): new requests join at any iteration after a prefill that reuses the prefix
 /// cache and serves all n samples of a request; finished or cancelled samples leave at once, so the batch
 /// never waits for its longest member. Both models run every step, so each token's credit comes for free.
-/// Owner thread only: the batcher calls it between scoring passes.
+/// Where the RoPE depends on the length (longrope past original_max_position_embeddings), a finished sample whose
+/// steps ran in another regime than its whole sequence is scored again by a fresh pass of both models, so that its
+/// numbers are Score's (<see cref="Rescore"/>). Owner thread only: the batcher calls it between scoring passes.
 /// </summary>
 internal sealed class ContinuousDecoder(EngineTelemetry telemetry, PrefixCache? policyCache, PrefixCache? referenceCache) : IDisposable
 {
@@ -42,7 +44,7 @@ internal sealed class ContinuousDecoder(EngineTelemetry telemetry, PrefixCache? 
         _policy ??= backend.StartDecoding(ModelRole.Policy);
         _reference ??= backend.StartDecoding(ModelRole.Reference);
         var joining = admitted.Where(w => !w.Work.IsAbandoned).ToList();
-        if (joining.Count > 0) Admit(joining);
+        if (joining.Count > 0) Admit(backend, joining);
 
         for (int s = _running.Count - 1; s >= 0; s--)
             if (_running[s].Work.IsAbandoned)
@@ -54,6 +56,7 @@ internal sealed class ContinuousDecoder(EngineTelemetry telemetry, PrefixCache? 
         // Drawing is managed code over the vocabulary, independent per sample: spread over the cores while the models rest.
         Parallel.For(0, _running.Count, s => Draw(_running[s]));
         telemetry.SampledTokens.Add(_running.Count);
+        foreach (var finished in _running.Where(s => s.Finish is not null && StepsChangedRegime(backend, s))) Rescore(backend, finished);
         for (int s = _running.Count - 1; s >= 0; s--)
             if (_running[s].Finish is { } finish) Complete(s, finish);
         if (_running.Count > 0) Step();
@@ -63,17 +66,18 @@ internal sealed class ContinuousDecoder(EngineTelemetry telemetry, PrefixCache? 
     /// The new requests' prompts (and partial responses), computed in one pass per model, each once for the
     /// samples of its wave and continuing what the prefix cache holds. Their samples join in the batches' slot order.
     /// </summary>
-    void Admit(IReadOnlyList<SampleWave> waves)
+    void Admit(IScoringBackend backend, IReadOnlyList<SampleWave> waves)
     {
         var works = waves.Select(w => w.Work).ToList();
-        var policy = AddToBatch(_policy!, policyCache, waves);
-        var reference = AddToBatch(_reference!, referenceCache, waves);
+        var policy = AddToBatch(_policy!, policyCache, waves, length => backend.RopeRegime(ModelRole.Policy, length));
+        var reference = AddToBatch(_reference!, referenceCache, waves, length => backend.RopeRegime(ModelRole.Reference, length));
         for (int w = 0; w < waves.Count; w++) _running.Add(new Sequence(works[w], waves[w].First, policy[w], reference[w]));
         for (int w = 0; w < waves.Count; w++)
             for (int i = 1; i < waves[w].Count; i++) _running.Add(new Sequence(works[w], waves[w].First + i, policy[w], reference[w]));
     }
 
-    static ReadOnlyMemory<float>[] AddToBatch(IDecodeBatch batch, PrefixCache? cache, IReadOnlyList<SampleWave> waves)
+    /// <summary>The prompts' pass continues cached blocks of the RoPE regime of the prompt's length, as a fresh pass over it would compute them.</summary>
+    static ReadOnlyMemory<float>[] AddToBatch(IDecodeBatch batch, PrefixCache? cache, IReadOnlyList<SampleWave> waves, Func<int, int> regimeOf)
     {
         var works = waves.Select(w => w.Work).ToList();
         if (cache is null)
@@ -82,7 +86,7 @@ internal sealed class ContinuousDecoder(EngineTelemetry telemetry, PrefixCache? 
         try
         {
             // Decoding scores only the next token, so no cached log-probabilities are asked for.
-            var hits = works.Select(w => cache.Lookup(w.Tokens, firstTarget: w.Tokens.Length)).ToList();
+            var hits = works.Select(w => cache.Lookup(w.Tokens, firstTarget: w.Tokens.Length, regimeOf(w.Tokens.Length))).ToList();
             var admissions = batch.Add([.. works.Select((w, i) => new DecodeStart(hits[i].Input(), waves[i].Count))]);
             for (int i = 0; i < works.Count; i++) cache.Insert(hits[i], admissions[i].NewBlocks, computed: []);
             return [.. admissions.Select(a => a.NextLogprobs)];
@@ -105,6 +109,32 @@ internal sealed class ContinuousDecoder(EngineTelemetry telemetry, PrefixCache? 
         if (token == work.EosTokenId) sequence.Finish = FinishReason.Eos;
         else if (work.Stop?.FoundIn(sequence.Generated) == true) sequence.Finish = FinishReason.Stop;
         else if (sequence.Generated.Count >= work.Budget) sequence.Finish = work.BudgetReason;
+    }
+
+    /// <summary>
+    /// Whether some token of the sample was drawn from a step in another RoPE regime than that of its whole sequence (longrope: a
+    /// sample that passed original_max_position_embeddings). Its step numbers are then those of HF's generate() (every step equals
+    /// a fresh pass over the sequence so far), not those of a pass over the finished sequence.
+    /// </summary>
+    static bool StepsChangedRegime(IScoringBackend backend, Sequence sequence)
+    {
+        int start = sequence.Work.Tokens.Length, length = start + sequence.Generated.Count;
+        return new[] { ModelRole.Policy, ModelRole.Reference }.Any(role =>
+            Enumerable.Range(start, length - start).Any(step => backend.RopeRegime(role, step) != backend.RopeRegime(role, length)));
+    }
+
+    /// <summary>
+    /// The sample's log-probabilities from a fresh pass of each model over its finished sequence, as Score computes them (one
+    /// pass per model, once per such sample): sampled = scored, while its tokens were drawn as generate() draws them.
+    /// </summary>
+    static void Rescore(IScoringBackend backend, Sequence sequence)
+    {
+        var input = new PassInput([.. sequence.Work.Tokens, .. sequence.Generated], sequence.Work.Tokens.Length);
+        foreach (var (role, numbers) in new[] { (ModelRole.Policy, sequence.Policy), (ModelRole.Reference, sequence.Reference) })
+        {
+            numbers.Clear();
+            numbers.AddRange(backend.Forward(role, [input], lastLogits: false)[0].Logprobs);
+        }
     }
 
     void Complete(int slot, FinishReason finish)
