@@ -163,7 +163,8 @@ public sealed record ModelConfig
         };
         if (BosTokenId is int bos) j["bos_token_id"] = bos;
         if (EosTokenIds.Length > 0) j["eos_token_id"] = EosTokenIds[0];
-        j["sliding_window"] = SlidingWindow; // null written too: a missing key reads as the class default (Mistral's 4096)
+        if (SlidingWindow is int w) j["sliding_window"] = w;
+        else if (Architecture == "MistralForCausalLM") j["sliding_window"] = null; // a missing key would read as MistralConfig's 4096
         return j;
     }
 
