@@ -39,6 +39,12 @@ public interface IScoringBackend : IDisposable
     /// </summary>
     PassResult[] Forward(ModelRole role, IReadOnlyList<PassInput> inputs, bool lastLogits);
 
+    /// <summary>
+    /// The RoPE regime of a pass over <paramref name="length"/> tokens (ModelConfig.RopeRegime): keys, values and log-probabilities
+    /// computed in one regime are reused only in the same one.
+    /// </summary>
+    int RopeRegime(ModelRole role, int length);
+
     /// <summary>Tensors alive on the calling (owner) thread: what a leak would grow.</summary>
     long LiveTensors { get; }
 

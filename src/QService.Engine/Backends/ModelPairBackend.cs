@@ -17,6 +17,8 @@ public sealed class ModelPairBackend(ModelPair pair) : IScoringBackend
     // Extend takes LibTorch's plain causal path by itself when nothing is cached and no blocks are asked for.
     public PassResult[] Forward(ModelRole role, IReadOnlyList<PassInput> inputs, bool lastLogits) => Model(role).Extend(inputs, lastLogits);
 
+    public int RopeRegime(ModelRole role, int length) => Model(role).Config.RopeRegime(length);
+
     public long LiveTensors => TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
 
     public IDecodeBatch StartDecoding(ModelRole role) => new DecodeBatch(Model(role));

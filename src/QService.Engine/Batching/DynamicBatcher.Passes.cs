@@ -88,24 +88,29 @@ internal sealed partial class DynamicBatcher
     /// Items of one batch that share a prefix (candidates after one prompt, samples of one partial response)
     /// would each compute it in the same pass, before any of them has cached it. So the shared prefixes not yet
     /// cached run first, once each (through every policy that one of those items asks for, and the reference),
-    /// and the items then continue them from the cache.
+    /// and the items then continue them from the cache. A prefix is computed in the RoPE regime of the items that
+    /// continue it (turned as in a sequence of their length), so only items of one regime share one.
     /// </summary>
     void PrefillSharedPrefixes(IScoringBackend models, IReadOnlyList<WorkItem> batch)
     {
         int size = _caches!.BlockSize;
-        var live = batch.Where(i => !i.IsAbandoned).OrderBy(i => i.Tokens, TokenOrder.Instance).ToList();
-        var prefixes = new Dictionary<string, (WorkItem Prefix, HashSet<int> Policies)>();
+        // Every served model's regime at a length: items share a prefix only when it is the same for all of them.
+        string Regimes(int length) => string.Join(',', Enumerable.Range(-1, _policyNames.Count + 1).Select(p => models.RopeRegime(new ModelRole(p), length)));
+        var live = batch.Where(i => !i.IsAbandoned).OrderBy(i => Regimes(i.Length), StringComparer.Ordinal).ThenBy(i => i.Tokens, TokenOrder.Instance).ToList();
+        var prefixes = new Dictionary<string, (WorkItem Prefix, HashSet<int> Policies, int RopeLength)>();
         for (int k = 0; k + 1 < live.Count; k++)
         {
             var (a, b) = (live[k].Tokens, live[k + 1].Tokens);
+            string regimes = Regimes(a.Length);
+            if (Regimes(b.Length) != regimes) continue;
             int common = 0;
             int limit = Math.Min(a.Length, b.Length) - 1; // each item keeps at least one token of its own to compute
             while (common < limit && a[common] == b[common]) common++;
             int length = common / size * size;
             var policies = live[k].Policies.Union(live[k + 1].Policies).ToHashSet();
-            if (length < size || _caches.AllHold(a, length, policies)) continue;
+            if (length < size || _caches.AllHold(a, length, policies, role => models.RopeRegime(role, a.Length))) continue;
             int[] prefix = a[..length];
-            string key = string.Join(',', prefix);
+            string key = $"{regimes}:{string.Join(',', prefix)}";
             int firstTarget = Math.Min(length, Math.Min(live[k].PromptTokens, live[k + 1].PromptTokens));
             if (prefixes.TryGetValue(key, out var existing))
             {
@@ -113,13 +118,16 @@ internal sealed partial class DynamicBatcher
                 if (existing.Prefix.PromptTokens <= firstTarget) firstTarget = existing.Prefix.PromptTokens;
             }
             var item = new WorkItem(prefix, Math.Max(1, firstTarget), live[k].Request, CancellationToken.None, policies: [.. policies.Order()]);
-            prefixes[key] = (item, policies);
+            prefixes[key] = (item, policies, a.Length);
         }
         if (prefixes.Count == 0) return;
-        var items = prefixes.Values.Select(v => v.Prefix).ToList();
-        foreach (int p in items.SelectMany(i => i.Policies).Distinct().Order())
-            Forward(models, ModelRole.OfPolicy(p), lastLogits: false, [.. items.Where(i => i.Policies.Contains(p))]);
-        Forward(models, ModelRole.Reference, lastLogits: false, items);
+        var entries = prefixes.Values.ToList();
+        foreach (int p in entries.SelectMany(e => e.Policies).Distinct().Order())
+        {
+            var mine = entries.Where(e => e.Policies.Contains(p)).ToList();
+            Forward(models, ModelRole.OfPolicy(p), lastLogits: false, [.. mine.Select(e => e.Prefix)], [.. mine.Select(e => e.RopeLength)]);
+        }
+        Forward(models, ModelRole.Reference, lastLogits: false, [.. entries.Select(e => e.Prefix)], [.. entries.Select(e => e.RopeLength)]);
     }
 
     /// <summary>Lexicographic order of token sequences: sequences with a common prefix end up next to each other.</summary>
@@ -131,16 +139,18 @@ internal sealed partial class DynamicBatcher
 
     /// <summary>
     /// One model's forward pass over the items, each continuing the longest prefix its cache holds (the
-    /// log-probabilities of cached positions come from the cache), and the new blocks cached after.
+    /// log-probabilities of cached positions come from the cache), and the new blocks cached after; cached and computed
+    /// in the RoPE regime of the item's length, or of ropeLengths[k] (a shared prefix computed for longer items).
     /// </summary>
-    PassResult[] Forward(IScoringBackend backend, ModelRole modelRole, bool lastLogits, List<WorkItem> items)
+    PassResult[] Forward(IScoringBackend backend, ModelRole modelRole, bool lastLogits, List<WorkItem> items, int[]? ropeLengths = null)
     {
         var tags = ModelTags.Of(modelRole, _policyNames);
         string role = modelRole.IsReference ? "reference" : "policy";
         string name = modelRole.IsReference ? "reference" : _policyNames[modelRole.PolicyIndex];
         var cache = _caches?.For(modelRole);
-        var hits = items.Select(i => cache?.Lookup(i.Tokens, i.PromptTokens)).ToArray();
-        var inputs = items.Select((i, k) => hits[k]?.Input() ?? new PassInput(i.Tokens, i.PromptTokens)).ToArray();
+        var hits = items.Select((i, k) => cache?.Lookup(i.Tokens, i.PromptTokens, backend.RopeRegime(modelRole, ropeLengths?[k] ?? i.Length))).ToArray();
+        var inputs = items.Select((i, k) => (hits[k]?.Input() ?? new PassInput(i.Tokens, i.PromptTokens)) with { RopeLength = ropeLengths?[k] ?? 0 })
+            .ToArray();
         try
         {
             var startTime = DateTimeOffset.UtcNow;

@@ -8,8 +8,10 @@ namespace QService.Engine.Caching;
 /// whole blocks, but the pass recomputes the last of them, whose output predicts the first new token: it reads
 /// the cached keys and values of positions [0, <see cref="PastLength"/>) and computes from there. Log-probabilities
 /// of tokens [firstTarget, ReusableLength) come with the hit; the pass computes them from <see cref="FirstComputed"/> on.
+/// Blocks are found, and the pass's new ones stored, under its RoPE <see cref="Regime"/> only.
 /// </summary>
-internal sealed record CacheHit(int[] Tokens, int ReusableLength, int FirstComputed, IReadOnlyList<ICachedBlock> Blocks, float[] CachedLogprobs, int BlockSize)
+internal sealed record CacheHit(int[] Tokens, int ReusableLength, int FirstComputed, IReadOnlyList<ICachedBlock> Blocks, float[] CachedLogprobs, int BlockSize,
+    int Regime = 0)
 {
     public int PastLength => Math.Max(0, ReusableLength - 1);
 

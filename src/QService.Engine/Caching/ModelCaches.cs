@@ -26,9 +26,10 @@ internal sealed class ModelCaches : IDisposable
 
     public PrefixCache For(ModelRole role) => role.IsReference ? Reference : _policies[role.PolicyIndex];
 
-    /// <summary>Whether every model that scores the item holds its first <paramref name="length"/> tokens already.</summary>
-    public bool AllHold(int[] tokens, int length, IEnumerable<int> policies) =>
-        Reference.CachedLength(tokens, length) >= length && policies.All(p => _policies[p].CachedLength(tokens, length) >= length);
+    /// <summary>Whether every model that scores the item holds its first <paramref name="length"/> tokens already, in the item's RoPE regime.</summary>
+    public bool AllHold(int[] tokens, int length, IEnumerable<int> policies, Func<ModelRole, int> regimeOf) =>
+        Reference.CachedLength(tokens, length, regimeOf(ModelRole.Reference)) >= length
+        && policies.All(p => _policies[p].CachedLength(tokens, length, regimeOf(ModelRole.OfPolicy(p))) >= length);
 
     /// <summary>Bytes per cache, labelled by model (policy or reference) and the policy's name.</summary>
     public IEnumerable<Measurement<long>> Bytes(IReadOnlyList<string> policyNames) =>

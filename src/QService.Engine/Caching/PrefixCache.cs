@@ -9,13 +9,15 @@ namespace QService.Engine.Caching;
 /// for its positions and the log-probabilities of its tokens where a pass computed them. Bounded in bytes:
 /// least recently used leaf blocks are evicted first, never one in use by the running pass. A lookup says what
 /// the pass reads and computes (<see cref="CacheHit"/>); storing the pass's blocks counts what the hit saved.
-/// Used only on the model-owner thread.
+/// Chains start from one root per RoPE regime (<see cref="Backends.IScoringBackend.RopeRegime"/>): keys turned by one RoPE
+/// (longrope's short factors) are never found by a pass in another (its long ones). Used only on the model-owner thread.
 /// </summary>
 internal sealed class PrefixCache(long maxBytes, int blockSize) : IDisposable
 {
-    sealed class Block(long id, Block? parent, int[] tokens, ICachedBlock contents, float[] logprobs)
+    sealed class Block(long id, int regime, Block? parent, int[] tokens, ICachedBlock contents, float[] logprobs)
     {
         public long Id { get; } = id;
+        public int Regime { get; } = regime;
         public Block? Parent { get; } = parent;
         public int[] Tokens { get; } = tokens;
         /// <summary>The backend's keys and values for the block's positions.</summary>
@@ -26,12 +28,14 @@ internal sealed class PrefixCache(long maxBytes, int blockSize) : IDisposable
         public LinkedListNode<Block>? Recency { get; set; }
     }
 
-    readonly record struct BlockKey(long ParentId, int[] Tokens)
+    /// <summary>A block's parent (0: the root) and tokens; the regime tells the roots apart (a child's is its parent's).</summary>
+    readonly record struct BlockKey(int Regime, long ParentId, int[] Tokens)
     {
-        public bool Equals(BlockKey other) => ParentId == other.ParentId && Tokens.AsSpan().SequenceEqual(other.Tokens);
+        public bool Equals(BlockKey other) => Regime == other.Regime && ParentId == other.ParentId && Tokens.AsSpan().SequenceEqual(other.Tokens);
         public override int GetHashCode()
         {
             var hash = new HashCode();
+            hash.Add(Regime);
             hash.Add(ParentId);
             foreach (int t in Tokens) hash.Add(t);
             return hash.ToHashCode();
@@ -55,13 +59,13 @@ internal sealed class PrefixCache(long maxBytes, int blockSize) : IDisposable
     public CacheCounts Counts => new(_hitTokens, _computedTokens, Evictions);
 
     /// <summary>
-    /// The longest cached prefix of whole blocks whose log-probabilities are known from <paramref name="firstTarget"/>
-    /// on, short of the last token (every pass computes at least one position). Its blocks are marked in use until
-    /// <see cref="EndPass"/>.
+    /// The longest cached prefix of whole blocks computed in RoPE <paramref name="regime"/> whose log-probabilities are known
+    /// from <paramref name="firstTarget"/> on, short of the last token (every pass computes at least one position). Its blocks
+    /// are marked in use until <see cref="EndPass"/>.
     /// </summary>
-    public CacheHit Lookup(int[] tokens, int firstTarget)
+    public CacheHit Lookup(int[] tokens, int firstTarget, int regime = 0)
     {
-        var path = CachedChain(tokens, tokens.Length - 1);
+        var path = CachedChain(tokens, tokens.Length - 1, regime);
         // Stop before the first block whose needed log-probabilities no pass has computed.
         int usable = path.Count;
         for (int b = 0; b < path.Count && usable == path.Count; b++)
@@ -77,19 +81,25 @@ internal sealed class PrefixCache(long maxBytes, int blockSize) : IDisposable
             _inUse.Add(block);
             Touch(block);
         }
-        return new CacheHit(tokens, length, Math.Max(firstTarget, length), [.. path.Select(b => b.Contents)], logprobs, BlockSize);
+        return new CacheHit(tokens, length, Math.Max(firstTarget, length), [.. path.Select(b => b.Contents)], logprobs, BlockSize, regime);
     }
 
-    /// <summary>How many leading tokens (whole blocks, at most <paramref name="maxLength"/>) are cached, without marking anything used.</summary>
-    public int CachedLength(int[] tokens, int maxLength) => CachedChain(tokens, maxLength).Count * BlockSize;
+    /// <summary>
+    /// How many leading tokens (whole blocks of <paramref name="regime"/>, at most <paramref name="maxLength"/>) are cached, without marking
+    /// anything used.
+    /// </summary>
+    public int CachedLength(int[] tokens, int maxLength, int regime = 0) => CachedChain(tokens, maxLength, regime).Count * BlockSize;
 
-    /// <summary>The cached blocks that begin <paramref name="tokens"/>, in order, covering at most <paramref name="maxLength"/> tokens.</summary>
-    List<Block> CachedChain(int[] tokens, int maxLength)
+    /// <summary>
+    /// The cached blocks of <paramref name="regime"/> that begin <paramref name="tokens"/>, in order, covering at most
+    /// <paramref name="maxLength"/> tokens.
+    /// </summary>
+    List<Block> CachedChain(int[] tokens, int maxLength, int regime)
     {
         var chain = new List<Block>();
         for (int start = 0; start + BlockSize <= maxLength; start += BlockSize)
         {
-            if (!_blocks.TryGetValue(new BlockKey(chain.Count == 0 ? 0 : chain[^1].Id, tokens[start..(start + BlockSize)]), out var block)) break;
+            if (!_blocks.TryGetValue(new BlockKey(regime, chain.Count == 0 ? 0 : chain[^1].Id, tokens[start..(start + BlockSize)]), out var block)) break;
             chain.Add(block);
         }
         return chain;
@@ -106,14 +116,14 @@ internal sealed class PrefixCache(long maxBytes, int blockSize) : IDisposable
         _hitTokens += hit.PastLength;
         _computedTokens += tokens.Length - hit.PastLength;
         // The cached prefix the pass continued is still there: its blocks were in use, so none was evicted.
-        var prefix = CachedChain(tokens, cachedLength);
+        var prefix = CachedChain(tokens, cachedLength, hit.Regime);
         if (prefix.Count * BlockSize != cachedLength)
             throw new InvalidOperationException($"the cached prefix of {cachedLength} tokens is gone before its pass ended. This is a bug.");
         Block? parent = prefix.LastOrDefault();
         for (int b = 0; b < newBlocks.Count; b++)
         {
             int start = cachedLength + b * BlockSize;
-            var key = new BlockKey(parent?.Id ?? 0, tokens[start..(start + BlockSize)]);
+            var key = new BlockKey(hit.Regime, parent?.Id ?? 0, tokens[start..(start + BlockSize)]);
             var logprobs = new float[BlockSize];
             for (int j = 0; j < BlockSize; j++)
             {
@@ -129,7 +139,7 @@ internal sealed class PrefixCache(long maxBytes, int blockSize) : IDisposable
             }
             else
             {
-                var block = new Block(_nextId++, parent, key.Tokens, newBlocks[b], logprobs);
+                var block = new Block(_nextId++, hit.Regime, parent, key.Tokens, newBlocks[b], logprobs);
                 _blocks[key] = block;
                 if (parent != null) parent.Children++;
                 Bytes += block.Contents.Bytes;
@@ -175,7 +185,7 @@ internal sealed class PrefixCache(long maxBytes, int blockSize) : IDisposable
 
     void Remove(Block block)
     {
-        _blocks.Remove(new BlockKey(block.Parent?.Id ?? 0, block.Tokens));
+        _blocks.Remove(new BlockKey(block.Regime, block.Parent?.Id ?? 0, block.Tokens));
         _recency.Remove(block.Recency!);
         block.Recency = null;
         if (block.Parent != null) block.Parent.Children--;

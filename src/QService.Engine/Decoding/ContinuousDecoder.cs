@@ -8,7 +8,8 @@ namespace QService.Engine.Decoding;
 /// Decodes the running samples together, one token per sample per <see cref="Iterate"/> (continuous
 /// batching, as in vLLM and TGI): new requests join at any iteration, finished or cancelled samples leave at
 /// once, so the batch never waits for its longest member. Samples of one policy decode together with the
-/// reference (<see cref="DecodeGroup"/>): both models run every step, so each token's credit comes for free.
+/// reference (<see cref="DecodeGroup"/>): both models run every step, so each token's credit comes for free. A
+/// sample whose steps ran in another RoPE regime than its whole sequence is scored again when it finishes (DecodeGroup.Rescore).
 /// Owner thread only: the batcher calls it between scoring passes.
 /// </summary>
 internal sealed class ContinuousDecoder(EngineTelemetry telemetry, ModelCaches? caches, IReadOnlyList<string> policyNames) : IDisposable
@@ -29,7 +30,7 @@ internal sealed class ContinuousDecoder(EngineTelemetry telemetry, ModelCaches? 
                 _groups[joining.Key] = group = new DecodeGroup(ModelRole.OfPolicy(joining.Key), telemetry, caches);
             group.Admit(backend, [.. joining]);
         }
-        foreach (var group in _groups.Values) group.Iterate();
+        foreach (var group in _groups.Values) group.Iterate(backend);
     }
 
     /// <summary>A failed step leaves the batches in an unknown state: every running request fails, and the next one starts afresh.</summary>

@@ -44,14 +44,15 @@ internal sealed class DecodeGroup(ModelRole policy, EngineTelemetry telemetry, M
         _policy ??= backend.StartDecoding(policy);
         _reference ??= backend.StartDecoding(ModelRole.Reference);
         var works = waves.Select(w => w.Work).ToList();
-        var policyNext = AddToBatch(_policy, caches?.For(policy), waves);
-        var referenceNext = AddToBatch(_reference, caches?.Reference, waves);
+        var policyNext = AddToBatch(_policy, caches?.For(policy), waves, length => backend.RopeRegime(policy, length));
+        var referenceNext = AddToBatch(_reference, caches?.Reference, waves, length => backend.RopeRegime(ModelRole.Reference, length));
         for (int w = 0; w < waves.Count; w++) _running.Add(new Sequence(works[w], waves[w].First, policyNext[w], referenceNext[w]));
         for (int w = 0; w < waves.Count; w++)
             for (int i = 1; i < waves[w].Count; i++) _running.Add(new Sequence(works[w], waves[w].First + i, policyNext[w], referenceNext[w]));
     }
 
-    static ReadOnlyMemory<float>[] AddToBatch(IDecodeBatch batch, PrefixCache? cache, IReadOnlyList<SampleWave> waves)
+    /// <summary>The prompts' pass continues cached blocks of the RoPE regime of the prompt's length, as a fresh pass over it would compute them.</summary>
+    static ReadOnlyMemory<float>[] AddToBatch(IDecodeBatch batch, PrefixCache? cache, IReadOnlyList<SampleWave> waves, Func<int, int> regimeOf)
     {
         var works = waves.Select(w => w.Work).ToList();
         if (cache is null)
@@ -60,7 +61,7 @@ internal sealed class DecodeGroup(ModelRole policy, EngineTelemetry telemetry, M
         try
         {
             // Decoding scores only the next token, so no cached log-probabilities are asked for.
-            var hits = works.Select(w => cache.Lookup(w.Tokens, firstTarget: w.Tokens.Length)).ToList();
+            var hits = works.Select(w => cache.Lookup(w.Tokens, firstTarget: w.Tokens.Length, regimeOf(w.Tokens.Length))).ToList();
             var admissions = batch.Add([.. works.Select((w, i) => new DecodeStart(hits[i].Input(), waves[i].Count))]);
             for (int i = 0; i < works.Count; i++) cache.Insert(hits[i], admissions[i].NewBlocks, computed: []);
             return [.. admissions.Select(a => a.NextLogprobs)];
@@ -72,7 +73,7 @@ internal sealed class DecodeGroup(ModelRole policy, EngineTelemetry telemetry, M
     }
 
     /// <summary>Draws one token for every running sample, lets finished and abandoned ones leave, and steps the rest.</summary>
-    public void Iterate()
+    public void Iterate(IScoringBackend backend)
     {
         for (int s = _running.Count - 1; s >= 0; s--)
             if (_running[s].Work.IsAbandoned)
@@ -84,6 +85,7 @@ internal sealed class DecodeGroup(ModelRole policy, EngineTelemetry telemetry, M
         // Drawing is managed code over the vocabulary, independent per sample: spread over the cores while the models rest.
         Parallel.For(0, _running.Count, s => Draw(_running[s]));
         telemetry.SampledTokens.Add(_running.Count);
+        foreach (var finished in _running.Where(s => s.Finish is not null && StepsChangedRegime(backend, s))) Rescore(backend, finished);
         for (int s = _running.Count - 1; s >= 0; s--)
             if (_running[s].Finish is { } finish) Complete(s, finish);
         if (_running.Count > 0) Step();
@@ -101,6 +103,32 @@ internal sealed class DecodeGroup(ModelRole policy, EngineTelemetry telemetry, M
         if (token == work.EosTokenId) sequence.Finish = FinishReason.Eos;
         else if (work.Stop?.FoundIn(sequence.Generated) == true) sequence.Finish = FinishReason.Stop;
         else if (sequence.Generated.Count >= work.Budget) sequence.Finish = work.BudgetReason;
+    }
+
+    /// <summary>
+    /// Whether some token of the sample was drawn from a step in another RoPE regime than that of its whole sequence (longrope: a
+    /// sample that passed original_max_position_embeddings). Its step numbers are then those of HF's generate() (every step equals
+    /// a fresh pass over the sequence so far), not those of a pass over the finished sequence.
+    /// </summary>
+    bool StepsChangedRegime(IScoringBackend backend, Sequence sequence)
+    {
+        int start = sequence.Work.Tokens.Length, length = start + sequence.Generated.Count;
+        return new[] { policy, ModelRole.Reference }.Any(role =>
+            Enumerable.Range(start, length - start).Any(step => backend.RopeRegime(role, step) != backend.RopeRegime(role, length)));
+    }
+
+    /// <summary>
+    /// The sample's log-probabilities from a fresh pass of each model over its finished sequence, as Score computes them (one
+    /// pass per model, once per such sample): sampled = scored, while its tokens were drawn as generate() draws them.
+    /// </summary>
+    void Rescore(IScoringBackend backend, Sequence sequence)
+    {
+        var input = new PassInput([.. sequence.Work.Tokens, .. sequence.Generated], sequence.Work.Tokens.Length);
+        foreach (var (role, numbers) in new[] { (policy, sequence.Policy), (ModelRole.Reference, sequence.Reference) })
+        {
+            numbers.Clear();
+            numbers.AddRange(backend.Forward(role, [input], lastLogits: false)[0].Logprobs);
+        }
     }
 
     void Complete(int slot, FinishReason finish)

@@ -13,8 +13,11 @@ public interface IAttentionCache
     /// <summary>Absolute positions of the new tokens, [batch or 1, new], int64.</summary>
     Tensor Positions(long newLength, Device device);
 
-    /// <summary>Positions seen so far plus the new ones: what dynamic RoPE scaling needs.</summary>
-    long SequenceLength(long newLength);
+    /// <summary>
+    /// Per row, the sequence length whose RoPE the row turns with (<see cref="ModelConfig.RopeRegime"/>: longrope's factor set, dynamic
+    /// scaling's base): its positions seen so far plus the new ones, unless the pass was given a longer one.
+    /// </summary>
+    long[] RopeLengths(long newLength);
 
     /// <summary>
     /// Which keys (past, then new) each new query may attend to, [batch or 1, 1, new, keys] (true = attend); null for

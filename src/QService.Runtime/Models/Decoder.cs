@@ -77,7 +77,7 @@ public sealed class DecoderModel<TLayer> : nn.Module where TLayer : nn.Module, I
         using var scope = NewDisposeScope();
         long length = ids.shape[1];
         var h = embed_tokens.forward(ids);
-        var angles = _rotary.Angles(Positions.Of(cache, length, ids.device), cache?.SequenceLength(length) ?? length, h.dtype);
+        var angles = _rotary.Angles(Positions.Of(cache, length, ids.device), Positions.RopeLengths(cache, length), h.dtype);
         var masks = CausalMask.PerLayer(_windows, cache, length, ids.device);
         for (int i = 0; i < layers.Count; i++) h = layers[i].forward(h, angles, cache, masks[i]);
         return norm.forward(h).MoveToOuterDisposeScope();

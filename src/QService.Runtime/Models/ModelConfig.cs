@@ -33,12 +33,12 @@ public sealed record ModelConfig
     public bool TieWordEmbeddings { get; init; }
     public bool AttentionBias { get; init; }
     public bool MlpBias { get; init; }
-    /// <summary>Keys farther back than this many positions are not attended to (Mistral; Qwen2 when use_sliding_window).</summary>
+    /// <summary>Keys farther back than this many positions are not attended to (Mistral; Qwen2/Qwen3 with use_sliding_window, on sliding layers).</summary>
     public int? SlidingWindow { get; init; }
     public string HiddenAct { get; init; } = "silu";
     public int? BosTokenId { get; init; }
     public int[] EosTokenIds { get; init; } = [];
-    /// <summary>Per layer "full_attention" or "sliding_attention" (Qwen3, Gemma2, Gemma3); null: <see cref="SlidingWindow"/> applies to every layer.</summary>
+    /// <summary>Per layer "full_attention" or "sliding_attention" (Qwen2, Qwen3, Gemma2, Gemma3); null: <see cref="SlidingWindow"/> on every layer.</summary>
     public string[]? LayerTypes { get; init; }
     /// <summary>Gemma: attention scores are scaled by query_pre_attn_scalar^-0.5 instead of head_dim^-0.5.</summary>
     public double? QueryPreAttnScalar { get; init; }
@@ -54,6 +54,21 @@ public sealed record ModelConfig
 
     /// <summary>The sliding window of one layer: its layer type decides when the config has them.</summary>
     public int? WindowOf(int layer) => LayerTypes is null || LayerTypes[layer] == "sliding_attention" ? SlidingWindow : null;
+
+    /// <summary>
+    /// Which RoPE a pass over a sequence of <paramref name="length"/> tokens (last position + 1) rotates with, as a number: passes
+    /// of equal regime rotate every position alike, so keys and log-probabilities computed in one are valid in the other, and
+    /// in no other regime. 0 for RoPE that does not depend on the length; longrope (HF's longrope_frequency_update): 0 up to
+    /// original_max_position_embeddings, 1 (the long factors, for every position) past it; dynamic NTK: 0 up to
+    /// max_position_embeddings, past it the length itself (each length has its own base). The runtime refuses sequences past
+    /// max_position_embeddings, so dynamic scaling is always 0 in the service.
+    /// </summary>
+    public int RopeRegime(int length) => RopeScaling switch
+    {
+        { Type: "longrope", OriginalMaxPositionEmbeddings: var original } => length > original ? 1 : 0,
+        { Type: "dynamic" } => length > MaxPositionEmbeddings ? length : 0,
+        _ => 0,
+    };
 
     public static readonly string[] SupportedArchitectures =
         ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Olmo2ForCausalLM", "Gemma2ForCausalLM",
@@ -103,8 +118,9 @@ public sealed record ModelConfig
         int hidden = Req(j, "hidden_size"), nHeads = Req(j, "num_attention_heads"), nLayers = Req(j, "num_hidden_layers");
         bool gemma = arch is "Gemma2ForCausalLM" or "Gemma3ForCausalLM";
         // As HF's configs: Mistral, Phi3 and Gemma always have the window (Gemma on its sliding layers only); Qwen2/Qwen3 with use_sliding_window.
+        // A config.json without the key gets the class default (4096, Phi3's none); an explicit null is none.
         bool useSliding = arch is "MistralForCausalLM" or "Phi3ForCausalLM" || gemma || (Bool(j, "use_sliding_window") ?? false);
-        int? window = useSliding ? Int(j, "sliding_window") ?? (gemma ? 4096 : null) : null;
+        int? window = useSliding ? (j.ContainsKey("sliding_window") ? Int(j, "sliding_window") : arch == "Phi3ForCausalLM" ? null : 4096) : null;
         return new ModelConfig
         {
             Architecture = arch, ModelType = modelType, VocabSize = Req(j, "vocab_size"), HiddenSize = hidden,
@@ -148,6 +164,7 @@ public sealed record ModelConfig
         if (BosTokenId is int bos) j["bos_token_id"] = bos;
         if (EosTokenIds.Length > 0) j["eos_token_id"] = EosTokenIds[0];
         if (SlidingWindow is int w) j["sliding_window"] = w;
+        else if (Architecture == "MistralForCausalLM") j["sliding_window"] = null; // a missing key would read as MistralConfig's 4096
         return j;
     }
 
@@ -160,13 +177,18 @@ public sealed record ModelConfig
         return this;
     }
 
-    /// <summary>HF's layer_types, or the default pattern its config class derives when config.json has none.</summary>
+    /// <summary>
+    /// HF's layer_types, or the default pattern its config class derives when config.json has none; only for the architectures
+    /// whose HF config has them (Llama, Mistral, Phi3 and OLMo2 put the window, if any, on every layer).
+    /// </summary>
     static string[]? LayerTypesOf(string arch, JsonObject j, int layers, int? window)
     {
+        if (arch is not ("Qwen2ForCausalLM" or "Qwen3ForCausalLM" or "Gemma2ForCausalLM" or "Gemma3ForCausalLM")) return null;
         if (j["layer_types"] is JsonArray a) return [.. a.Select(x => x!.GetValue<string>())];
         Func<int, bool>? sliding = arch switch
         {
-            "Qwen3ForCausalLM" => i => window != null && i >= (Int(j, "max_window_layers") ?? 28),
+            // Qwen2/Qwen3: the first max_window_layers layers attend fully, the rest within the window.
+            "Qwen2ForCausalLM" or "Qwen3ForCausalLM" => i => window != null && i >= (Int(j, "max_window_layers") ?? 28),
             "Gemma2ForCausalLM" => i => (i + 1) % 2 != 0,
             "Gemma3ForCausalLM" => i => (i + 1) % (Int(j, "_sliding_window_pattern") ?? Int(j, "sliding_window_pattern") ?? 6) != 0,
             _ => null,
@@ -183,10 +205,12 @@ public sealed record ModelConfig
             throw new InvalidOperationException($"rope_scaling type '{type}' is not supported (supported: linear, dynamic, llama3, longrope)");
         if (type == "longrope")
         {
-            // As HF's _compute_longrope_parameters: the original context is config.original_max_position_embeddings, and
-            // cos/sin are scaled by attention_factor, by default sqrt(1 + ln s / ln original), s = max / original.
+            // As HF's _compute_longrope_parameters: the original context is config.original_max_position_embeddings (Phi3Config's
+            // default 4096; max_position_embeddings for other configs, which have no such field), and cos/sin are scaled by
+            // attention_factor, by default sqrt(1 + ln s / ln original), s = max / original.
             int max = Int(config, "max_position_embeddings") ?? 2048;
-            int original = Int(config, "original_max_position_embeddings") ?? Int(o, "original_max_position_embeddings") ?? max;
+            string arch = config["architectures"]?.AsArray().FirstOrDefault()?.GetValue<string>() ?? "";
+            int original = Int(config, "original_max_position_embeddings") ?? (arch == "Phi3ForCausalLM" ? 4096 : max);
             double s = (double)max / original;
             double attention = Dbl(o, "attention_factor") ?? (s <= 1 ? 1 : Math.Sqrt(1 + Math.Log(s) / Math.Log(original)));
             double[] Factors(string key) => (o[key] as JsonArray)?.Select(x => x!.GetValue<double>()).ToArray()

@@ -13,9 +13,9 @@ public sealed class RotaryEmbedding : IDisposable
 {
     readonly ModelConfig _config;
     readonly Device _device;
-    /// <summary>The inverse frequencies, computed once; null under dynamic scaling, where they depend on the length.</summary>
-    readonly Tensor? _fixedInverseFrequencies;
-    /// <summary>longrope's inverse frequencies under its long factors (<see cref="_fixedInverseFrequencies"/> has the short ones).</summary>
+    /// <summary>The inverse frequencies of regime 0 (<see cref="ModelConfig.RopeRegime"/>): longrope's short factors, dynamic's unscaled base.</summary>
+    readonly Tensor _baseInverseFrequencies;
+    /// <summary>longrope's inverse frequencies under its long factors (regime 1).</summary>
     readonly Tensor? _longInverseFrequencies;
 
     public RotaryEmbedding(ModelConfig config, Device device)
@@ -25,27 +25,25 @@ public sealed class RotaryEmbedding : IDisposable
         using var scope = NewDisposeScope();
         if (config.RopeScaling is { Type: "longrope" } longRope)
         {
-            _fixedInverseFrequencies = LongRope(longRope.ShortFactor!).DetachFromDisposeScope();
+            _baseInverseFrequencies = LongRope(longRope.ShortFactor!).DetachFromDisposeScope();
             _longInverseFrequencies = LongRope(longRope.LongFactor!).DetachFromDisposeScope();
         }
-        else if (config.RopeScaling is not { Type: "dynamic" })
-            _fixedInverseFrequencies = InverseFrequencies(config.RopeTheta).DetachFromDisposeScope();
+        else _baseInverseFrequencies = InverseFrequencies(config.RopeTheta).DetachFromDisposeScope();
     }
 
-    /// <summary>cos and sin for positions [start, start + length), shaped [length, rotary_dim], in <paramref name="dtype"/>.</summary>
+    /// <summary>cos and sin for positions [start, start + length) of a sequence that long, shaped [length, rotary_dim], in <paramref name="dtype"/>.</summary>
     public (Tensor Cos, Tensor Sin) Compute(long start, long length, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
-        var (cos, sin) = Compute(Positions.Range(start, start + length, _device), start + length, dtype);
+        var (cos, sin) = Compute(Positions.Range(start, start + length, _device), [start + length], dtype);
         return (cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
     }
 
-    /// <summary>cos and sin for any int64 positions, shaped [..positions, head_dim]; <paramref name="sequenceLength"/> drives dynamic scaling.</summary>
-    (Tensor Cos, Tensor Sin) Compute(Tensor positionIds, long sequenceLength, ScalarType dtype)
+    /// <summary>cos and sin for int64 positions [rows or 1, n], shaped [rows or 1, n, rotary_dim]; row b turned as in ropeLengths[b] tokens.</summary>
+    (Tensor Cos, Tensor Sin) Compute(Tensor positionIds, long[] ropeLengths, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
-        var invFreq = _longInverseFrequencies is not null ? LongRopeRows(positionIds)
-            : _fixedInverseFrequencies ?? InverseFrequencies(DynamicTheta(sequenceLength));
+        var invFreq = RowInverseFrequencies(ropeLengths);
         var positions = positionIds.to(ScalarType.Float32);
         if (_config.RopeScaling is { Type: "linear" } s)
         {
@@ -64,18 +62,25 @@ public sealed class RotaryEmbedding : IDisposable
     }
 
     /// <summary>
-    /// longrope's choice, as HF makes it per forward call of one sequence: the long factors for every position once the
-    /// sequence (last position + 1) outgrows original_max_position_embeddings, else the short ones. Made per row, so that
-    /// a sequence gets the same numbers alone as batched with longer ones (HF would take the batch's longest); padding
-    /// repeats a row's last real position, so a row's largest position is its own.
+    /// The inverse frequencies of each row's regime: one [rotary_dim / 2] vector when all rows share it, else [rows, 1, rotary_dim / 2].
+    /// HF decides once per forward call from the batch's longest sequence; deciding per row makes a sequence's numbers the same
+    /// alone as batched with longer ones, and lets a shared prefix be computed in the regime of the longer items that reuse it.
     /// </summary>
-    Tensor LongRopeRows(Tensor positionIds)
+    Tensor RowInverseFrequencies(long[] ropeLengths)
     {
+        int[] regimes = [.. ropeLengths.Select(l => _config.RopeRegime((int)l))];
+        if (regimes.All(r => r == regimes[0])) return OfRegime(regimes[0]);
         using var scope = NewDisposeScope();
-        using var original = _config.RopeScaling!.OriginalMaxPositionEmbeddings.ToScalar();
-        var isLong = positionIds.amax([-1], keepdim: true).ge(original).unsqueeze(-1); // max position >= original: longer than it
-        return where(isLong, _longInverseFrequencies!, _fixedInverseFrequencies!).MoveToOuterDisposeScope();
+        return stack([.. regimes.Select(OfRegime)]).unsqueeze(1).MoveToOuterDisposeScope();
     }
+
+    /// <summary>Regime 0 and longrope's long factors are made once; dynamic scaling's base for one length past the context, in the caller's scope.</summary>
+    Tensor OfRegime(int regime) => regime switch
+    {
+        0 => _baseInverseFrequencies,
+        _ when _longInverseFrequencies is not null => _longInverseFrequencies,
+        _ => InverseFrequencies(DynamicTheta(regime)),
+    };
 
     /// <summary>Phi3's longrope frequencies for one factor set: 1 / (factor_i · theta^(2i/dim)), in float32 as HF.</summary>
     Tensor LongRope(double[] factors)
@@ -97,7 +102,7 @@ public sealed class RotaryEmbedding : IDisposable
     }
 
     /// <summary>1 / theta^(2i/dim) in float32, as HF computes it. (Its few Scalars are made once per model, or per
-    /// dynamic-scaling pass.)</summary>
+    /// dynamic-scaling length.)</summary>
     Tensor InverseFrequencies(double theta)
     {
         int dim = _config.RotaryDim;
@@ -121,19 +126,20 @@ public sealed class RotaryEmbedding : IDisposable
 
     public void Dispose()
     {
-        _fixedInverseFrequencies?.Dispose();
+        _baseInverseFrequencies.Dispose();
         _longInverseFrequencies?.Dispose();
     }
 
     /// <summary>
     /// The angles for positions [batch or 1, length], once per forward pass for every layer, shaped
     /// [batch or 1, 1, length, head_dim] to broadcast over heads, with rotate_half's sign folded into sin:
-    /// rotate_half(x)·sin = [x₂, x₁]·[−sin₁, sin₂].
+    /// rotate_half(x)·sin = [x₂, x₁]·[−sin₁, sin₂]. Row b turns as in a sequence of ropeLengths[b] tokens
+    /// (<see cref="IAttentionCache.RopeLengths"/>; one entry for positions [1, length]).
     /// </summary>
-    public RotaryAngles Angles(Tensor positions, long sequenceLength, ScalarType dtype)
+    public RotaryAngles Angles(Tensor positions, long[] ropeLengths, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
-        var (cos, sin) = Compute(positions, sequenceLength, dtype);
+        var (cos, sin) = Compute(positions, ropeLengths, dtype);
         long half = sin.shape[^1] / 2;
         var signedSin = cat([-sin.narrow(-1, 0, half), sin.narrow(-1, half, half)], -1);
         return new RotaryAngles(cos.unsqueeze(1).MoveToOuterDisposeScope(), signedSin.unsqueeze(1).MoveToOuterDisposeScope());

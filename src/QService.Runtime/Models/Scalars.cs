@@ -35,6 +35,9 @@ public static class Positions
     public static Tensor Of(IAttentionCache? cache, long length, Device device) =>
         cache?.Positions(length, device) ?? Range(0, length, device).unsqueeze(0);
 
+    /// <summary>Each row's RoPE length (<see cref="IAttentionCache.RopeLengths"/>); a fresh pass from position 0 has one row's worth.</summary>
+    public static long[] RopeLengths(IAttentionCache? cache, long length) => cache?.RopeLengths(length) ?? [length];
+
     /// <summary>[start, stop) as int64 on the device.</summary>
     public static Tensor Range(long start, long stop, Device device)
     {

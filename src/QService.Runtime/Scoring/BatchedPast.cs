@@ -9,9 +9,11 @@ namespace QService.Runtime.Scoring;
 /// (its keys and values left-aligned in [batch, kv_heads, maxPast + maxNew, head_dim] tensors, then padding,
 /// then room for the new tokens' own keys and values) and
 /// newLengths[b] new tokens (right-padded). Queries see their own valid past and the new tokens up to
-/// themselves. Keeps the new tokens' keys and values in <paramref name="keepIn"/> (when given) so that they can be cached.
+/// themselves. Keeps the new tokens' keys and values in <paramref name="keepIn"/> (when given) so that they can be cached. Row b's
+/// RoPE is that of a sequence of ropeLengths[b] tokens.
 /// </summary>
-internal sealed class BatchedPast(Tensor?[] pastKeys, Tensor?[] pastValues, long[] pastLengths, long[] newLengths, DisposeScope? keepIn) : IAttentionCache
+internal sealed class BatchedPast(Tensor?[] pastKeys, Tensor?[] pastValues, long[] pastLengths, long[] newLengths, long[] ropeLengths, DisposeScope? keepIn)
+    : IAttentionCache
 {
     readonly long _maxPast = pastLengths.Max();
     /// <summary>Each layer's keys and values of the new tokens, [batch, kv_heads, new, head_dim], when kept (a layer's are set once it has run).</summary>
@@ -20,7 +22,7 @@ internal sealed class BatchedPast(Tensor?[] pastKeys, Tensor?[] pastValues, long
 
     public Tensor Positions(long newLength, Device device) => Models.Positions.Continuing(pastLengths, newLengths, newLength, device);
 
-    public long SequenceLength(long newLength) => pastLengths.Zip(newLengths, (p, n) => p + n).Max();
+    public long[] RopeLengths(long newLength) => ropeLengths;
 
     public Tensor? Mask(long newLength, int? slidingWindow, Device device)
     {

@@ -146,8 +146,12 @@ public sealed class CausalLanguageModel : IDisposable
 
         var (pastKeys, pastValues) = PadPasts(inputs, pastLengths, maxNew);
         bool keepNew = inputs.Any(i => i.NewBlockSize > 0);
-        // Without pasts and without blocks to cut, a plain causal pass from position 0 (LibTorch's fastest path).
-        var past = pastLengths.Any(p => p > 0) || keepNew ? new BatchedPast(pastKeys, pastValues, pastLengths, newLengths, keepNew ? scope : null) : null;
+        long[] ropeLengths = [.. inputs.Select(i => (long)i.RopeLengthOrOwn)];
+        // A plain pass turns every row as its longest one: right unless some row's RoPE regime differs from that.
+        bool plainRopeFits = ropeLengths.All(l => Config.RopeRegime((int)l) == Config.RopeRegime(maxNew));
+        // Without pasts, without blocks to cut and with one RoPE, a plain causal pass from position 0 (LibTorch's fastest path).
+        var past = pastLengths.Any(p => p > 0) || keepNew || !plainRopeFits
+            ? new BatchedPast(pastKeys, pastValues, pastLengths, newLengths, ropeLengths, keepNew ? scope : null) : null;
         var flatHidden = FlatHidden(chunks, past);
 
         var rows = new List<long>();

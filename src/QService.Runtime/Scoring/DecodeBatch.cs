@@ -9,16 +9,20 @@ namespace QService.Runtime.Scoring;
 /// its position. A step appends one token to every sequence and computes one position each, whatever their
 /// lengths; sequences join (<see cref="Add"/>) and leave (<see cref="Remove"/>) between steps. Owns its
 /// tensors (freed when the last sequence leaves, or on Dispose). One owner thread, like the model.
+/// A sequence whose next step changes its RoPE regime (<see cref="ModelConfig.RopeRegime"/>: longrope passing
+/// original_max_position_embeddings) has its keys and values recomputed under the new one first, as HF's Phi3
+/// generate() drops its cache there: every step then equals a fresh pass over the sequence.
 /// </summary>
 public sealed class DecodeBatch(CausalLanguageModel model) : IDecodeBatch
 {
     Tensor[]? _keys, _values;
-    readonly List<int> _lengths = [];
+    /// <summary>Each slot's tokens, for the recomputation at a change of RoPE regime.</summary>
+    readonly List<List<int>> _tokens = [];
 
-    public int Count => _lengths.Count;
+    public int Count => _tokens.Count;
 
     /// <summary>Tokens held by the sequence in <paramref name="slot"/>.</summary>
-    public int Length(int slot) => _lengths[slot];
+    public int Length(int slot) => _tokens[slot].Count;
 
     /// <summary>Bytes of key/value storage held now.</summary>
     public long Bytes => _keys is null ? 0 : _keys.Concat(_values!).Sum(t => t.NumberOfElements * t.ElementSize);
@@ -41,8 +45,9 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDecodeBatch
         long[] pastLengths = [.. inputs.Select(i => (long)i.PastLength)];
         for (int s = 0; s < inputs.Length; s++) KvBlock.CopyIn(inputs[s].PastBlocks, pastLengths[s], _keys!, _values!, first + s);
         int[][] chunks = [.. inputs.Select(i => i.ComputedTokens)];
-        var next = NextLogprobs(new SlotPass(this, first, pastLengths, [.. chunks.Select(c => (long)c.Length)]), chunks);
-        _lengths.AddRange(inputs.Select(i => i.Tokens.Length));
+        long[] ropeLengths = [.. inputs.Select(i => (long)i.RopeLengthOrOwn)];
+        var next = NextLogprobs(new SlotPass(this, first, pastLengths, [.. chunks.Select(c => (long)c.Length)], ropeLengths), chunks);
+        _tokens.AddRange(inputs.Select(i => i.Tokens.ToList()));
 
         // A slot holds position p at index p.
         var results = inputs.Select((input, s) => new DecodeAdmission(next[s], KvBlock.CutOut(input, _keys!, _values!, first + s, firstPosition: 0))).ToArray();
@@ -50,7 +55,7 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDecodeBatch
             for (int c = 1; c < starts[s].Copies; c++)
             {
                 CopyRow(first + s, Count, inputs[s].Tokens.Length);
-                _lengths.Add(inputs[s].Tokens.Length);
+                _tokens.Add(inputs[s].Tokens.ToList());
             }
         return results;
     }
@@ -60,14 +65,27 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDecodeBatch
     {
         if (tokens.Length != Count) throw new ArgumentException($"a step takes one token per sequence: {Count}, not {tokens.Length}");
         if (Count == 0) return [];
-        int longest = _lengths.Max();
-        model.ValidateTokens([.. tokens.Select(t => new[] { t })], longest);
+        long[] lengths = [.. _tokens.Select(t => (long)t.Count)];
+        model.ValidateTokens([.. tokens.Select(t => new[] { t })], lengths.Max());
         using var inference = inference_mode();
         using var scope = NewDisposeScope();
-        EnsureCapacity(Count, longest + 1);
-        var next = NextLogprobs(new SlotPass(this, 0, [.. _lengths.Select(l => (long)l)], [.. tokens.Select(_ => 1L)]), [.. tokens.Select(t => new[] { t })]);
-        for (int s = 0; s < Count; s++) _lengths[s]++;
+        EnsureCapacity(Count, lengths.Max() + 1);
+        for (int s = 0; s < Count; s++)
+            if (model.Config.RopeRegime((int)lengths[s]) != model.Config.RopeRegime((int)lengths[s] + 1)) RecomputeForLength(s, lengths[s] + 1);
+        var next = NextLogprobs(new SlotPass(this, 0, lengths, [.. tokens.Select(_ => 1L)]), [.. tokens.Select(t => new[] { t })]);
+        for (int s = 0; s < Count; s++) _tokens[s].Add(tokens[s]);
         return next;
+    }
+
+    /// <summary>
+    /// Rewrites the keys and values of the sequence in <paramref name="slot"/> as a pass over it turns them in a sequence of
+    /// <paramref name="ropeLength"/> tokens: one fresh pass over the slot's tokens, its output unused.
+    /// </summary>
+    void RecomputeForLength(int slot, long ropeLength)
+    {
+        using var scope = NewDisposeScope();
+        int[][] chunk = [[.. _tokens[slot]]];
+        model.FlatHidden(chunk, new SlotPass(this, slot, [0], [chunk[0].Length], [ropeLength]));
     }
 
     /// <summary>Removes the sequence in <paramref name="slot"/>; the last sequence moves into its slot (remove in descending slot order).</summary>
@@ -78,10 +96,10 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDecodeBatch
         {
             using var inference = inference_mode();
             using var scope = NewDisposeScope();
-            CopyRow(last, slot, _lengths[last]);
-            _lengths[slot] = _lengths[last];
+            CopyRow(last, slot, _tokens[last].Count);
+            _tokens[slot] = _tokens[last];
         }
-        _lengths.RemoveAt(last);
+        _tokens.RemoveAt(last);
         if (Count == 0) FreeStorage(); // an idle server gives the memory back
     }
 
@@ -133,22 +151,23 @@ public sealed class DecodeBatch(CausalLanguageModel model) : IDecodeBatch
     public void Dispose()
     {
         FreeStorage();
-        _lengths.Clear();
+        _tokens.Clear();
     }
 
     /// <summary>
     /// A forward pass over consecutive slots from <paramref name="firstSlot"/>: row b adds newLengths[b] tokens
     /// (right-padded to the longest) after its pastLengths[b]. Keys and values of real tokens are written straight
     /// into the storage (padding is never written, and its positions repeat the row's last real one), and
-    /// attention reads each row up to the longest sequence, masked by position.
+    /// attention reads each row up to the longest sequence, masked by position. RoPE turns row b as in a sequence of
+    /// ropeLengths[b] tokens (by default its own).
     /// </summary>
-    sealed class SlotPass(DecodeBatch owner, int firstSlot, long[] pastLengths, long[] newLengths) : IAttentionCache
+    sealed class SlotPass(DecodeBatch owner, int firstSlot, long[] pastLengths, long[] newLengths, long[]? ropeLengths = null) : IAttentionCache
     {
         readonly long _keysLength = pastLengths.Zip(newLengths, (p, n) => p + n).Max();
 
         public Tensor Positions(long count, Device device) => Models.Positions.Continuing(pastLengths, newLengths, count, device);
 
-        public long SequenceLength(long count) => _keysLength;
+        public long[] RopeLengths(long count) => ropeLengths ?? [.. pastLengths.Zip(newLengths, (p, n) => p + n)];
 
         public Tensor? Mask(long count, int? slidingWindow, Device device)
         {

@@ -19,9 +19,16 @@ public interface ICachedBlock : IDisposable
 /// <param name="PastLength">positions whose keys and values are read from <paramref name="Past"/>; the pass computes the rest</param>
 /// <param name="CachedLength">positions the cache holds already (at least PastLength): new blocks start there</param>
 /// <param name="NewBlockSize">when > 0, return blocks of this many positions for the complete runs from CachedLength on</param>
+/// <param name="RopeLength">
+/// when > 0 (at least Tokens.Length), RoPE turns the positions as in a sequence this long (<see cref="Models.ModelConfig.RopeRegime"/>): a
+/// shared prefix computed for the longer items that will continue it; 0: as in the sequence itself
+/// </param>
 public sealed record PassInput(int[] Tokens, int FirstTarget, IReadOnlyList<ICachedBlock>? Past = null, int PastLength = 0,
-    int CachedLength = 0, int NewBlockSize = 0)
+    int CachedLength = 0, int NewBlockSize = 0, int RopeLength = 0)
 {
+    /// <summary>The length whose RoPE the pass uses.</summary>
+    internal int RopeLengthOrOwn => RopeLength > 0 ? RopeLength : Tokens.Length;
+
     /// <summary>The tokens the pass computes: those from PastLength on.</summary>
     internal int[] ComputedTokens => Tokens[PastLength..];
 
@@ -38,6 +45,8 @@ public sealed record PassInput(int[] Tokens, int FirstTarget, IReadOnlyList<ICac
         if (PastLength < 0 || PastLength >= Tokens.Length || CachedLength < PastLength || CachedLength > Tokens.Length || covered < PastLength)
             throw new ArgumentException($"sequence {index}: a past of {PastLength} positions ({covered} cached) " +
                 $"and a cached length of {CachedLength} do not fit {Tokens.Length} tokens (a pass computes at least one position)");
+        if (RopeLength != 0 && RopeLength < Tokens.Length)
+            throw new ArgumentException($"sequence {index}: a RoPE length of {RopeLength} is shorter than its {Tokens.Length} tokens");
     }
 }
 

@@ -20,6 +20,11 @@ internal sealed class FakeBackend : IScoringBackend
     /// <summary>The next token's logits after a sequence under a model.</summary>
     public Func<ModelRole, IReadOnlyList<int>, float[]>? NextLogits { get; set; }
 
+    /// <summary>The RoPE regime of a pass over a length under a model: 0 (one RoPE) unless a test says otherwise.</summary>
+    public Func<ModelRole, int, int> Regime { get; set; } = (_, _) => 0;
+
+    public int RopeRegime(ModelRole role, int length) => Regime(role, length);
+
     public void WarmUp() { }
 
     public PassResult[] Forward(ModelRole role, IReadOnlyList<PassInput> inputs, bool lastLogits)

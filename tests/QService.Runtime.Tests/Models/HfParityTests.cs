@@ -10,11 +10,12 @@ public class HfParityTests(ITestOutputHelper output)
     public static TheoryData<string> ModelNames => new()
     {
         "llama-gqa", "llama-tied-rope-linear", "qwen2", "mistral", "gpt2",
-        "qwen3-tied", "olmo2", "llama3-rope", "gemma2-softcap", "gemma3-text", "phi3-partial-rotary",
+        "qwen3-tied", "olmo2", "llama3-rope", "gemma2-softcap", "gemma3-text", "phi3-partial-rotary", "phi3-longrope", "qwen2-window",
     };
 
     /// <summary>The fixtures of tests/fixtures/hf-reference-2026 (the rest are in hf-reference).</summary>
-    static readonly string[] Fixtures2026 = ["qwen3-tied", "olmo2", "llama3-rope", "gemma2-softcap", "gemma3-text", "phi3-partial-rotary"];
+    static readonly string[] Fixtures2026 =
+        ["qwen3-tied", "olmo2", "llama3-rope", "gemma2-softcap", "gemma3-text", "phi3-partial-rotary", "phi3-longrope", "qwen2-window"];
 
     /// <summary>A reference model's folder (or a file in it), whichever fixture set holds it; missing fails.</summary>
     public static string Fixture(string name, params string[] file) =>
@@ -92,14 +93,15 @@ public class HfParityTests(ITestOutputHelper output)
         var full = model.ScoreNextTokens([seq])[0].Logprobs;
         var cached = new List<ICachedBlock>();
         var pieces = new List<float>();
-        // Uneven steps: a prefix, single tokens, then a chunk; blocks of one position, so that any cut can be continued.
+        // Uneven steps: a prefix, single tokens, then a chunk; blocks of one position, so that any cut can be continued. Each
+        // pass turns its positions as the whole sequence (longrope: the regime its blocks are reused in; see ModelConfig.RopeRegime).
         int[] cuts = [7, 8, 9, 20, seq.Length];
         int at = 0;
         foreach (int cut in cuts)
         {
             // As the prefix cache asks: the last cached position is recomputed, its output predicting the first new token.
             var pass = model.Extend([new PassInput(seq[..cut], FirstTarget: Math.Max(1, at), cached, PastLength: Math.Max(0, at - 1),
-                CachedLength: at, NewBlockSize: 1)])[0];
+                CachedLength: at, NewBlockSize: 1, RopeLength: seq.Length)])[0];
             pieces.AddRange(pass.Logprobs);
             cached.AddRange(pass.NewBlocks);
             at = cut;

@@ -118,6 +118,25 @@ public class RotaryScalingTests
         }
     }
 
+    /// <summary>
+    /// Two rows of <paramref name="lengths"/> positions (the shorter padded by repeating its last) in one pass: each row's angles equal
+    /// those of its sequence alone (the second half of sin, whose sign rotate_half leaves). Returns the pass's angles.
+    /// </summary>
+    static RotaryAngles AssertEachRowAsAlone(RotaryEmbedding rotary, int[] lengths)
+    {
+        var angles = rotary.Angles(Positions.Continuing([0, 0], [.. lengths.Select(l => (long)l)], lengths.Max(), CPU),
+            [.. lengths.Select(l => (long)l)], ScalarType.Float32);
+        for (int row = 0; row < lengths.Length; row++)
+        {
+            var (cos, sin) = rotary.Compute(0, lengths[row], ScalarType.Float32);
+            long half = sin.shape[^1] / 2;
+            Assert.True(angles.Cos[row, 0].narrow(0, 0, lengths[row]).eq(cos).all().item<bool>(), $"cos of row {row}");
+            Assert.True(angles.SignedSin[row, 0].narrow(0, 0, lengths[row]).narrow(-1, half, half).eq(sin.narrow(-1, half, half)).all().item<bool>(),
+                $"sin of row {row}");
+        }
+        return angles;
+    }
+
     [Fact]
     public void LongRope_ChoosesPerSequence_SoThatBatchingWithALongerOneChangesNothing()
     {
@@ -125,13 +144,18 @@ public class RotaryScalingTests
             AttentionFactor: 1.2);
         using var rotary = new RotaryEmbedding(Config(scaling) with { PartialRotaryFactor = 0.5 }, CPU);
         using var scope = NewDisposeScope();
-        // Row 0 has 24 positions (then padding repeating its last), row 1 has 40: short and long factors in one pass.
-        var angles = rotary.Angles(Positions.Continuing([0, 0], [24, 40], 40, CPU), 40, ScalarType.Float32);
-        foreach (var (row, length) in new[] { (0, 24), (1, 40) })
-        {
-            var (cos, sin) = rotary.Compute(0, length, ScalarType.Float32);
-            Assert.True(angles.Cos[row, 0].narrow(0, 0, length).eq(cos).all().item<bool>(), $"cos of row {row}");
-            Assert.True(angles.SignedSin[row, 0].narrow(0, 0, length).narrow(-1, 4, 4).eq(sin.narrow(-1, 4, 4)).all().item<bool>(), $"sin of row {row}");
-        }
+        // 24 positions under the short factors, 40 under the long ones, in one pass.
+        var angles = AssertEachRowAsAlone(rotary, [24, 40]);
+        Assert.False(angles.Cos[0, 0].narrow(0, 0, 24).eq(angles.Cos[1, 0].narrow(0, 0, 24)).all().item<bool>(), "the rows' factors differ");
+    }
+
+    [Fact]
+    public void Dynamic_ChoosesPerSequence_SoThatBatchingWithALongerOneChangesNothing()
+    {
+        using var rotary = new RotaryEmbedding(Config(new RopeScaling("dynamic", 2.0)), CPU);
+        using var scope = NewDisposeScope();
+        // Row 0 within the trained context (plain RoPE), row 1 past it (a raised base of its own), in one pass.
+        var angles = AssertEachRowAsAlone(rotary, [24, 48]);
+        Assert.False(angles.Cos[0, 0].narrow(0, 0, 24).eq(angles.Cos[1, 0].narrow(0, 0, 24)).all().item<bool>(), "the rows' bases differ");
     }
 }

@@ -18,9 +18,12 @@ public class ExtendTests
     static PassInput Continuing(int[] tokens, int firstTarget, int cached, IReadOnlyList<ICachedBlock> past, int newBlockSize = 0) =>
         new(tokens, firstTarget, past, PastLength: Math.Max(0, cached - 1), CachedLength: cached, NewBlockSize: newBlockSize);
 
-    /// <summary>Blocks for the first <paramref name="length"/> tokens (rounded down to whole blocks), made by a fresh Extend.</summary>
+    /// <summary>
+    /// Blocks for the first <paramref name="length"/> tokens (rounded down to whole blocks), made by a fresh Extend turned as the whole
+    /// sequence, as the engine computes a prefix for the items that continue it (longrope past its switch turns every position alike).
+    /// </summary>
     static IReadOnlyList<ICachedBlock> Blocks(CausalLanguageModel model, int[] sequence, int length) =>
-        model.Extend([new PassInput(sequence[..length], FirstTarget: 1, NewBlockSize: BlockSize)])[0].NewBlocks;
+        model.Extend([new PassInput(sequence[..length], FirstTarget: 1, NewBlockSize: BlockSize, RopeLength: sequence.Length)])[0].NewBlocks;
 
     [Theory, MemberData(nameof(ModelNames), MemberType = typeof(Models.HfParityTests))]
     public void CachedPrefixes_GiveTheNumbersOfAFreshPass_EvenBatchedWithOtherPasts(string name)
@@ -54,7 +57,7 @@ public class ExtendTests
     }
 
     /// <summary>The fixtures with sliding-window layers, and Qwen3's with its window switched on (see <see cref="LoadWindowed"/>).</summary>
-    public static TheoryData<string> WindowedModels => new() { "gemma2-softcap", "gemma3-text", "qwen3-tied+window" };
+    public static TheoryData<string> WindowedModels => new() { "gemma2-softcap", "gemma3-text", "qwen3-tied+window", "qwen2-window" };
 
     /// <summary>
     /// A windowed model. "qwen3-tied+window" is the Qwen3 fixture with use_sliding_window on, a window of 8 and

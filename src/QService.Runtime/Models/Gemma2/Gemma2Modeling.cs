@@ -119,13 +119,14 @@ public sealed class Gemma2Model : nn.Module
     public Tensor forward(Tensor ids, IAttentionCache? cache)
     {
         using var scope = NewDisposeScope();
-        long length = ids.shape[1], sequenceLength = cache?.SequenceLength(length) ?? length;
+        long length = ids.shape[1];
+        long[] ropeLengths = Positions.RopeLengths(cache, length);
         var embeds = embed_tokens.forward(ids);
         var h = embeds.mul_(tensor(_normalizer, embeds.dtype, embeds.device)); // sqrt(hidden_size) rounded to the compute dtype, as HF
 
         var positions = Positions.Of(cache, length, ids.device);
-        var angles = _rotary.Angles(positions, sequenceLength, h.dtype);
-        var localAngles = _localRotary?.Angles(positions, sequenceLength, h.dtype) ?? angles;
+        var angles = _rotary.Angles(positions, ropeLengths, h.dtype);
+        var localAngles = _localRotary?.Angles(positions, ropeLengths, h.dtype) ?? angles;
         var masks = CausalMask.PerLayer([.. Enumerable.Range(0, layers.Count).Select(_config.WindowOf)], cache, length, ids.device);
         for (int i = 0; i < layers.Count; i++)
             h = layers[i].forward(h, _config.WindowOf(i) is null ? angles : localAngles, cache, masks[i]);

@@ -57,7 +57,7 @@ public sealed class LlamaAttention : nn.Module, IDecoderBlock
 /// <summary>
 /// The decoder layer (pre-norm attention and MLP), model (embed_tokens, layers, norm) and lm_head are the shared
 /// <see cref="PreNormDecoderLayer{TAttention, TMlp}"/>, <see cref="DecoderModel{TLayer}"/> and <see cref="DecoderCausalLm{TLayer}"/>.
-/// The sliding window, when the config has one (Mistral; Qwen2 with use_sliding_window), is on every layer.
+/// The sliding window, when the config has one, is on every layer (Mistral) or on the layers its layer types mark (Qwen2).
 /// </summary>
 public class LlamaForCausalLM : DecoderCausalLm<PreNormDecoderLayer<LlamaAttention, LlamaMlp>>
 {
@@ -66,5 +66,5 @@ public class LlamaForCausalLM : DecoderCausalLm<PreNormDecoderLayer<LlamaAttenti
 
     protected LlamaForCausalLM(ModelConfig c, bool qkvBias, bool outputBias, ScalarType dtype, Device device)
         : base(c, i => new(c, new LlamaAttention(c, i, qkvBias, outputBias, dtype, device), new LlamaMlp(c, dtype, device), dtype, device),
-            _ => c.SlidingWindow, dtype, device) { }
+            c.WindowOf, dtype, device) { }
 }
