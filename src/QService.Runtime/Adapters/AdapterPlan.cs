@@ -59,11 +59,11 @@ sealed class AdapterPlan
         }
         if (targets.Count == 0 && tensors.Replaced.Count == 0)
             throw new CheckpointException($"{config.Path}: target_modules matches no module of the base ({module.Config.Architecture})");
-        return new AdapterPlan { Targets = targets, Saved = SavedModules(config, rules, tensors, sites, NoSuchModule), Tensors = tensors };
+        return new AdapterPlan { Targets = targets, Saved = SavedModules(config, rules, tensors, sites, tied, NoSuchModule), Tensors = tensors };
     }
 
     static List<SavedModule> SavedModules(LoraAdapterConfig config, LoraTargets rules, AdapterTensors tensors, IReadOnlyList<AdapterSite> sites,
-        Func<string, string, string> noSuchModule)
+        bool tied, Func<string, string, string> noSuchModule)
     {
         string file = tensors.File.Path;
         foreach (var (name, parameters) in tensors.Replaced)
@@ -81,8 +81,8 @@ sealed class AdapterPlan
                     "embedding can be replaced");
             if (!tensors.Replaced.TryGetValue(site.Name, out var parameters) || !parameters.TryGetValue("weight", out var weightKey))
                 throw new CheckpointException($"{config.Path}: modules_to_save names '{site.Name}', but {file} has no '{site.Name}.weight'");
-            if (config.EnsureWeightTying && site.Layer is Embedding)
-                throw new CheckpointException($"{config.Path}: ensure_weight_tying is true with the embedding in modules_to_save; " +
+            if (config.EnsureWeightTying && tied && site.Layer is Embedding)
+                throw new CheckpointException($"{config.Path}: ensure_weight_tying is true with the embedding of a tied base in modules_to_save; " +
                     "tying the output projection to the replaced embedding is not supported");
             tensors.CheckShape(weightKey, site.Layer.WeightShape, site.Name, "(modules_to_save)");
             parameters.TryGetValue("bias", out var biasKey);

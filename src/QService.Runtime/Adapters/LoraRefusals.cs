@@ -20,6 +20,7 @@ static class LoraRefusals
         ("layer_replication", "is set: replicated layers are not supported"),
         ("trainable_token_indices", "is set: trainable token rows are not supported; merge the adapter into the base with PEFT"),
         ("arrow_config", "is set: Arrow routing over several adapters is not supported"),
+        ("modules_to_tie", "is set: layers tied to a modules_to_save copy are not supported"),
     ];
 
     /// <summary>init_lora_weights values after which the adapter belongs to a changed base (PEFT moves the principal part out of W).</summary>

@@ -128,6 +128,42 @@ public class AdapterRefusalTests
         Assert.Contains("not found", Refusal(reference, folder.File("nowhere")));
     }
 
+    public static TheoryData<string, string> PeftMadeRefusals => new()
+    {
+        { "dora", "use_dora is true: DoRA" },
+        { "ia3", "peft_type is \"IA3\"" },
+        { "bias-all", "bias is \"all\"" },
+        { "hidden96-qv", "has shape [8, 96], the base module 'model.layers.0.self_attn.q_proj' (in 64, out 64, r 8) expects [8, 64]" },
+    };
+
+    /// <summary>Adapters PEFT itself wrote and reloads (lora/refused/, see README-generated.md), over the 64-wide Llama base they name or fit.</summary>
+    [Theory, MemberData(nameof(PeftMadeRefusals))]
+    public void AdaptersPeftWrote_ThatTheRuntimeCannotServe_AreRefusedInOneLine(string name, string what)
+    {
+        using var reference = CausalLanguageModel.Load(Base("llama-rank-alpha-patterns"), new ModelLoadOptions("cpu"));
+        Assert.Contains(what, Refusal(reference, Fixtures.Path("hf-reference-2026", "lora", "refused", name, "adapter")));
+    }
+
+    [Fact]
+    public void TheHidden96Adapter_LoadsOverItsOwnBase()
+    {
+        using var own = CausalLanguageModel.Load(Fixtures.Path("hf-reference-2026", "lora", "refused", "hidden96-qv", "base"), new ModelLoadOptions("cpu"));
+        using var policy = CausalLanguageModel.LoadAdapter(own, Fixtures.Path("hf-reference-2026", "lora", "refused", "hidden96-qv", "adapter"));
+        Assert.Equal(4, policy.Adapter!.ModuleCount);
+    }
+
+    [Fact]
+    public void EnsureWeightTying_WithTheEmbeddingOfATiedBaseSaved_IsRefused()
+    {
+        const string tiedCase = "qwen3-tied-embed-to-save";
+        using var tied = CausalLanguageModel.Load(Base(tiedCase), new ModelLoadOptions("cpu"));
+        using var folder = new TempFolder().WithFilesFrom(Adapter(tiedCase));
+        var config = JsonNode.Parse(File.ReadAllText(folder.File("adapter_config.json")))!.AsObject();
+        config["ensure_weight_tying"] = true;
+        File.WriteAllText(folder.File("adapter_config.json"), config.ToJsonString());
+        Assert.Contains("ensure_weight_tying is true", Refusal(tied, folder.Path));
+    }
+
     static TempFolder WithExtraTensor(CausalLanguageModel reference, string key, long[] shape)
     {
         var folder = new TempFolder().WithFilesFrom(Adapter(Case));

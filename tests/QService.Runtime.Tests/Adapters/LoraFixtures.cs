@@ -10,12 +10,17 @@ namespace QService.Runtime.Tests.Adapters;
 public static class LoraFixtures
 {
     /// <summary>The cases every checkout must have (the others are found in the folder).</summary>
-    public static readonly string[] Known = ["llama-qv-r8", "qwen2-all-linear-rslora"];
+    public static readonly string[] Known =
+    [
+        "llama-qv-r8", "qwen2-all-linear-rslora", "llama-rank-alpha-patterns", "mistral-regex", "mistral-layers-to-transform",
+        "qwen3-modules-to-save", "qwen3-tied-embed-to-save", "gpt2-fan-in-fan-out", "phi3-fused", "gemma2-all-linear",
+    ];
 
     public static string Root => Fixtures.Path("hf-reference-2026", "lora");
 
-    /// <summary>The case folders' names.</summary>
-    public static string[] CaseList() => [.. Directory.GetDirectories(Root).Select(d => Path.GetFileName(d)).Order(StringComparer.Ordinal)];
+    /// <summary>The case folders' names: those holding an adapter/ (refused/ and generator/ hold none); each must have its expected.json.</summary>
+    public static string[] CaseList() => [.. Directory.GetDirectories(Root).Where(d => Directory.Exists(Path.Combine(d, "adapter")))
+        .Select(d => Path.GetFileName(d)).Order(StringComparer.Ordinal)];
 
     public static TheoryData<string> Cases() => new(CaseList());
 
