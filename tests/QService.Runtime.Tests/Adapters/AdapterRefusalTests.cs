@@ -53,6 +53,8 @@ public class AdapterRefusalTests
         { "target_modules", "[\"q_proj\", \"v_proj\", \"embed_tokens\"]", "Embedding" },
         { "target_modules", "[\"q_proj\"]", "not among the targets" },
         { "target_modules", "\"nothing_here\"", "not among the targets" },
+        { "target_modules", "\"(q_proj\"", "no valid regex" },
+        { "rank_pattern", "{\"q_proj[\": 4}", "no valid regex" },
         { "layers_to_transform", "[0]", "not among the targets" },
         { "rank_pattern", "{\"q_proj\": 4}", "expects [4, 64]" },
         { "modules_to_save", "[\"lm_head\"]", "no 'lm_head.weight'" },
