@@ -11,9 +11,9 @@ namespace QService.Runtime.Adapters;
 /// </summary>
 sealed class AdapterPlan
 {
-    public sealed record Target(string Module, IAdaptableLayer Layer, string AKey, string BKey, double Scaling);
+    public sealed record Target(string Module, ILowRankLayer Layer, string AKey, string BKey, double Scaling);
 
-    public sealed record SavedModule(string Module, IAdaptableLayer Layer, string WeightKey, string? BiasKey);
+    public sealed record SavedModule(string Module, IReplaceableLayer Layer, string WeightKey, string? BiasKey);
 
     public required IReadOnlyList<Target> Targets { get; init; }
     public required IReadOnlyList<SavedModule> Saved { get; init; }
@@ -35,7 +35,7 @@ sealed class AdapterPlan
         {
             string key = a ?? b!;
             if (!byName.TryGetValue(name, out var site)) throw new CheckpointException(NoSuchModule(key, name));
-            if (site.Layer is not { TakesLowRankUpdate: true })
+            if (site.LowRank is null)
                 throw new CheckpointException($"{file}: tensor '{key}': module '{name}' ({site.TypeName}) cannot take a LoRA update here");
             if (!rules.IsTarget(name, site.IsLinear))
                 throw new CheckpointException($"{file}: tensor '{key}': module '{name}' is not among the targets of {config.Path} (target_modules)");
@@ -45,17 +45,17 @@ sealed class AdapterPlan
         var targets = new List<Target>();
         foreach (var site in sites.Where(s => rules.IsTarget(s.Name, s.IsLinear)))
         {
-            if (site.Layer is not { TakesLowRankUpdate: true })
+            if (site.LowRank is not { } layer)
                 throw new CheckpointException($"{config.Path}: target_modules matches '{site.Name}' ({site.TypeName}), " +
                     "which LoRA cannot adapt here (linear layers only)");
             if (!tensors.LowRank.TryGetValue(site.Name, out var keys))
                 throw new CheckpointException($"{config.Path}: target_modules matches '{site.Name}', but {file} has no lora_A/lora_B for it");
             var (r, alpha) = rules.RankAndAlpha(site.Name);
-            var (inFeatures, outFeatures) = site.Layer.Features;
+            var (inFeatures, outFeatures) = layer.Features;
             string why = $"(in {inFeatures}, out {outFeatures}, r {r}{(config.RankPattern.Count > 0 ? " after rank_pattern" : "")})";
             tensors.CheckShape(keys.A!, [r, inFeatures], site.Name, why);
             tensors.CheckShape(keys.B!, [outFeatures, r], site.Name, why);
-            targets.Add(new Target(site.Name, site.Layer, keys.A!, keys.B!, rules.Scaling(site.Name)));
+            targets.Add(new Target(site.Name, layer, keys.A!, keys.B!, rules.Scaling(site.Name)));
         }
         if (targets.Count == 0 && tensors.Replaced.Count == 0)
             throw new CheckpointException($"{config.Path}: target_modules matches no module of the base ({module.Config.Architecture})");

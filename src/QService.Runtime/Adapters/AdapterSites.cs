@@ -4,10 +4,13 @@ using TorchSharp;
 namespace QService.Runtime.Adapters;
 
 /// <summary>A module of the base under its HuggingFace name, and the layer an adapter can change there (null: none).</summary>
-public sealed record AdapterSite(string Name, string TypeName, IAdaptableLayer? Layer)
+public sealed record AdapterSite(string Name, string TypeName, IReplaceableLayer? Layer)
 {
+    /// <summary>The layer when it takes a LoRA update (a linear layer), else null.</summary>
+    public ILowRankLayer? LowRank => Layer as ILowRankLayer;
+
     /// <summary>A linear layer that is not the output projection: what PEFT's "all-linear" takes.</summary>
-    public bool IsLinear => Layer is { TakesLowRankUpdate: true } && Name != AdapterSites.OutputProjection;
+    public bool IsLinear => LowRank is not null && Name != AdapterSites.OutputProjection;
 }
 
 public static class AdapterSites
@@ -17,5 +20,5 @@ public static class AdapterSites
 
     /// <summary>Every module of the base (the root excluded), in registration order.</summary>
     public static IReadOnlyList<AdapterSite> Of(CausalLm module) =>
-        [.. module.named_modules().Where(m => m.name.Length > 0).Select(m => new AdapterSite(m.name, m.module.GetType().Name, m.module as IAdaptableLayer))];
+        [.. module.named_modules().Where(m => m.name.Length > 0).Select(m => new AdapterSite(m.name, m.module.GetType().Name, m.module as IReplaceableLayer))];
 }

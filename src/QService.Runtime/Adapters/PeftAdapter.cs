@@ -12,13 +12,13 @@ namespace QService.Runtime.Adapters;
 /// </summary>
 public sealed class PeftAdapter : IDisposable
 {
-    readonly (IAdaptableLayer Layer, LowRankUpdate Update)[] _updates;
-    readonly (IAdaptableLayer Layer, WeightReplacement Replacement)[] _replacements;
+    readonly (ILowRankLayer Layer, LowRankUpdate Update)[] _updates;
+    readonly (IReplaceableLayer Layer, WeightReplacement Replacement)[] _replacements;
     readonly Deactivation _deactivation;
 
     public AdapterDescription Description { get; }
 
-    PeftAdapter((IAdaptableLayer, LowRankUpdate)[] updates, (IAdaptableLayer, WeightReplacement)[] replacements, AdapterDescription description)
+    PeftAdapter((ILowRankLayer, LowRankUpdate)[] updates, (IReplaceableLayer, WeightReplacement)[] replacements, AdapterDescription description)
     {
         (_updates, _replacements, Description) = (updates, replacements, description);
         _deactivation = new Deactivation(this);
@@ -44,8 +44,8 @@ public sealed class PeftAdapter : IDisposable
     {
         var config = LoraAdapterConfig.Load(folder);
         var plan = AdapterPlan.Make(config, AdapterTensors.Open(folder), module);
-        var updates = new List<(IAdaptableLayer, LowRankUpdate)>();
-        var replacements = new List<(IAdaptableLayer, WeightReplacement)>();
+        var updates = new List<(ILowRankLayer, LowRankUpdate)>();
+        var replacements = new List<(IReplaceableLayer, WeightReplacement)>();
         try
         {
             using var noGrad = no_grad();

@@ -35,9 +35,9 @@ public static class PeftAdapterWriter
         using var scope = NewDisposeScope();
         using var generator = new TorchSharp.torch.Generator((ulong)seed);
         var tensors = new List<(string, Tensor)>();
-        foreach (var site in sites.Where(s => rules.IsTarget(s.Name, s.IsLinear) && s.Layer is { TakesLowRankUpdate: true }))
+        foreach (var site in sites.Where(s => rules.IsTarget(s.Name, s.IsLinear) && s.LowRank is not null))
         {
-            var (inFeatures, outFeatures) = site.Layer!.Features;
+            var (inFeatures, outFeatures) = site.LowRank!.Features;
             double bound = 1 / Math.Sqrt(inFeatures);
             tensors.Add(($"base_model.model.{site.Name}.lora_A.weight", rand([r, inFeatures], generator: generator).mul_(2 * bound).sub_(bound)));
             tensors.Add(($"base_model.model.{site.Name}.lora_B.weight", randn([outFeatures, r], generator: generator).mul_(bStd)));

@@ -20,8 +20,8 @@ public sealed record LowRankUpdate(Tensor A, Tensor ScaledB)
 /// <summary>Whole replacement weights (PEFT's modules_to_save) a layer uses instead of its own while an adapter is active.</summary>
 public sealed record WeightReplacement(Tensor Weight, Tensor? Bias);
 
-/// <summary>A layer an adapter can change: a low-rank update on its output (linear layers) or a replacement of its weights.</summary>
-public interface IAdaptableLayer
+/// <summary>A layer whose weights an adapter can replace while it is active (linear layers, embeddings).</summary>
+public interface IReplaceableLayer
 {
     /// <summary>[in, out] features of the layer's input and output (an embedding: [rows, dim]).</summary>
     (long In, long Out) Features { get; }
@@ -29,13 +29,14 @@ public interface IAdaptableLayer
     /// <summary>Whether the layer has a bias a replacement must bring too.</summary>
     bool HasBias { get; }
 
-    /// <summary>Whether a LoRA update applies to it (linear layers; not embeddings).</summary>
-    bool TakesLowRankUpdate { get; }
-
     /// <summary>The shape of the weight as the checkpoint stores it.</summary>
     long[] WeightShape { get; }
 
-    LowRankUpdate? Update { get; set; }
-
     WeightReplacement? Replacement { get; set; }
+}
+
+/// <summary>A linear layer, which also takes a LoRA update on its output.</summary>
+public interface ILowRankLayer : IReplaceableLayer
+{
+    LowRankUpdate? Update { get; set; }
 }

@@ -10,14 +10,13 @@ namespace QService.Runtime.Models;
 #pragma warning disable IDE1006 // field names follow the checkpoint keys
 
 /// <summary>y = x Wᵀ + b, with W stored [out, in] as torch.nn.Linear and the checkpoints do; an active adapter may change it.</summary>
-public sealed class Linear : nn.Module<Tensor, Tensor>, IAdaptableLayer
+public sealed class Linear : nn.Module<Tensor, Tensor>, ILowRankLayer
 {
     readonly Parameter weight;
     readonly Parameter? bias;
 
     public (long In, long Out) Features => (weight.shape[1], weight.shape[0]);
     public bool HasBias => bias is not null;
-    public bool TakesLowRankUpdate => true;
     public long[] WeightShape => weight.shape;
     public LowRankUpdate? Update { get; set; }
     public WeightReplacement? Replacement { get; set; }
@@ -37,14 +36,13 @@ public sealed class Linear : nn.Module<Tensor, Tensor>, IAdaptableLayer
 }
 
 /// <summary>GPT-2's Conv1D: y = x W + b with W stored [in, out]. A LoRA update keeps the [r, in] / [out, r] shapes (PEFT's fan_in_fan_out).</summary>
-public sealed class Conv1D : nn.Module<Tensor, Tensor>, IAdaptableLayer
+public sealed class Conv1D : nn.Module<Tensor, Tensor>, ILowRankLayer
 {
     readonly Parameter weight;
     readonly Parameter bias;
 
     public (long In, long Out) Features => (weight.shape[0], weight.shape[1]);
     public bool HasBias => true;
-    public bool TakesLowRankUpdate => true;
     public long[] WeightShape => weight.shape;
     public LowRankUpdate? Update { get; set; }
     public WeightReplacement? Replacement { get; set; }
@@ -67,15 +65,13 @@ public sealed class Conv1D : nn.Module<Tensor, Tensor>, IAdaptableLayer
 }
 
 /// <summary>Rows of the weight by token id; an active adapter may replace the weight (modules_to_save), never <see cref="Weight"/>.</summary>
-public sealed class Embedding : nn.Module<Tensor, Tensor>, IAdaptableLayer
+public sealed class Embedding : nn.Module<Tensor, Tensor>, IReplaceableLayer
 {
     readonly Parameter weight;
 
     public (long In, long Out) Features => (weight.shape[0], weight.shape[1]);
     public bool HasBias => false;
-    public bool TakesLowRankUpdate => false;
     public long[] WeightShape => weight.shape;
-    public LowRankUpdate? Update { get => null; set => throw new NotSupportedException("LoRA on an embedding is not supported"); }
     public WeightReplacement? Replacement { get; set; }
 
     public Embedding(long count, long dim, ScalarType dtype, Device device) : base(nameof(Embedding))
