@@ -27,7 +27,10 @@ public sealed class PeftAdapter : IDisposable
     /// <summary>Whether the folder holds a PEFT adapter (adapter_config.json).</summary>
     public static bool IsAdapterFolder(string folder) => File.Exists(Path.Combine(folder, LoraAdapterConfig.FileName));
 
-    /// <summary>base_model_name_or_path as written: a hub id, an absolute path, or a path relative to the adapter folder; null when absent.</summary>
+    /// <summary>
+    /// base_model_name_or_path as written: a hub id, an absolute path, or a path relative to the adapter folder; null when
+    /// absent. Reads and checks the whole config, so an adapter the runtime refuses fails here, before its base is loaded.
+    /// </summary>
     public static string? BaseModelPath(string adapterFolder) => LoraAdapterConfig.Load(adapterFolder).BaseModelNameOrPath;
 
     /// <summary>The base model's local folder when base_model_name_or_path names one (absolute, or relative to the adapter folder), else null.</summary>

@@ -117,7 +117,10 @@ public sealed class CausalLanguageModel : IDisposable
             new Dictionary<string, string> { ["format"] = "pt" });
     }
 
-    /// <summary>The underlying module (for training and saving); scoring code should not need it.</summary>
+    /// <summary>
+    /// The underlying module (for training and saving); scoring code should not need it. An adapter model's is its base's,
+    /// shared, and runs without the adapter when called directly.
+    /// </summary>
     public CausalLm Module => _module;
 
     public long ParameterCount => _module.parameters().Sum(p => p.numel());

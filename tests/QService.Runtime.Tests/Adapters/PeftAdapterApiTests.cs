@@ -19,6 +19,13 @@ public class PeftAdapterApiTests
         Assert.Equal(Path.GetFullPath(Base("llama-qv-r8")), PeftAdapter.LocalBaseFolder(adapter));
     }
 
+    [Fact]
+    public void ARefusedAdapter_FailsWhenItsBaseIsLookedUp_BeforeTheBaseIsLoaded()
+    {
+        var e = Assert.Throws<CheckpointException>(() => PeftAdapter.BaseModelPath(Fixtures.Path("hf-reference-2026", "lora", "refused", "dora", "adapter")));
+        Assert.Contains("use_dora", e.Message);
+    }
+
     [Theory]
     [InlineData("meta-llama/Llama-3.2-1B", false)]
     [InlineData("ABSOLUTE", true)]
