@@ -80,6 +80,18 @@ public class PeftAdapterApiTests
     }
 
     [Fact]
+    public void ARandomAdapterForGpt2_TargetsItsConv1DLayers_WithFanInFanOut()
+    {
+        using var reference = CausalLanguageModel.Load(Base("gpt2-fan-in-fan-out"), new ModelLoadOptions("cpu"));
+        using var folder = new TempFolder();
+        PeftAdapterWriter.WriteRandom(reference, folder.Path, r: 4, alpha: 8, seed: 1);
+        Assert.True(JsonNode.Parse(File.ReadAllText(folder.File("adapter_config.json")))!["fan_in_fan_out"]!.GetValue<bool>());
+        using var policy = CausalLanguageModel.LoadAdapter(reference, folder.Path);
+        Assert.Equal(["c_attn", "c_proj", "c_fc"], policy.Adapter!.Modules.Select(m => m[(m.LastIndexOf('.') + 1)..]).Distinct());
+        Assert.Equal(8, policy.Adapter.ModuleCount); // 2 blocks x (attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj); lm_head is tied to wte
+    }
+
+    [Fact]
     public void AnAdapterModel_CannotBeConvertedSavedOrStackedAsIfItWereABase()
     {
         using var models = new Loaded("llama-qv-r8");
