@@ -9,11 +9,17 @@ namespace QService.Runtime.Models;
 // Field names are the HuggingFace state-dict keys, so a safetensors key maps to a field.
 #pragma warning disable IDE1006 // field names follow the checkpoint keys
 
-/// <summary>y = x Wᵀ + b, with W stored [out, in] as torch.nn.Linear and the checkpoints do.</summary>
-public sealed class Linear : nn.Module<Tensor, Tensor>
+/// <summary>y = x Wᵀ + b, with W stored [out, in] as torch.nn.Linear and the checkpoints do; an active adapter may change it.</summary>
+public sealed class Linear : nn.Module<Tensor, Tensor>, ILowRankLayer
 {
     readonly Parameter weight;
     readonly Parameter? bias;
+
+    public (long In, long Out) Features => (weight.shape[1], weight.shape[0]);
+    public bool HasBias => bias is not null;
+    public long[] WeightShape => weight.shape;
+    public LowRankUpdate? Update { get; set; }
+    public WeightReplacement? Replacement { get; set; }
 
     public Linear(long inFeatures, long outFeatures, bool hasBias, ScalarType dtype, Device device) : base(nameof(Linear))
     {
@@ -22,14 +28,24 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => nn.functional.linear(x, weight, bias);
+    public override Tensor forward(Tensor x)
+    {
+        var y = Replacement is { } r ? nn.functional.linear(x, r.Weight, r.Bias) : nn.functional.linear(x, weight, bias);
+        return Update is { } update ? update.AddTo(y, x) : y;
+    }
 }
 
-/// <summary>GPT-2's Conv1D: y = x W + b with W stored [in, out].</summary>
-public sealed class Conv1D : nn.Module<Tensor, Tensor>
+/// <summary>GPT-2's Conv1D: y = x W + b with W stored [in, out]. A LoRA update keeps the [r, in] / [out, r] shapes (PEFT's fan_in_fan_out).</summary>
+public sealed class Conv1D : nn.Module<Tensor, Tensor>, ILowRankLayer
 {
     readonly Parameter weight;
     readonly Parameter bias;
+
+    public (long In, long Out) Features => (weight.shape[0], weight.shape[1]);
+    public bool HasBias => true;
+    public long[] WeightShape => weight.shape;
+    public LowRankUpdate? Update { get; set; }
+    public WeightReplacement? Replacement { get; set; }
 
     public Conv1D(long inFeatures, long outFeatures, ScalarType dtype, Device device) : base(nameof(Conv1D))
     {
@@ -41,14 +57,22 @@ public sealed class Conv1D : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        long[] outShape = [.. x.shape[..^1], weight.shape[1]];
-        return addmm(bias, x.reshape(-1, x.shape[^1]), weight, beta: 1, alpha: 1).view(outShape).MoveToOuterDisposeScope();
+        var (w, b) = Replacement is { } r ? (r.Weight, r.Bias!) : (weight, bias);
+        long[] outShape = [.. x.shape[..^1], w.shape[1]];
+        var y = addmm(b, x.reshape(-1, x.shape[^1]), w, beta: 1, alpha: 1).view(outShape);
+        return (Update is { } update ? update.AddTo(y, x) : y).MoveToOuterDisposeScope();
     }
 }
 
-public sealed class Embedding : nn.Module<Tensor, Tensor>
+/// <summary>Rows of the weight by token id; an active adapter may replace the weight (modules_to_save), never <see cref="Weight"/>.</summary>
+public sealed class Embedding : nn.Module<Tensor, Tensor>, IReplaceableLayer
 {
     readonly Parameter weight;
+
+    public (long In, long Out) Features => (weight.shape[0], weight.shape[1]);
+    public bool HasBias => false;
+    public long[] WeightShape => weight.shape;
+    public WeightReplacement? Replacement { get; set; }
 
     public Embedding(long count, long dim, ScalarType dtype, Device device) : base(nameof(Embedding))
     {
@@ -56,13 +80,15 @@ public sealed class Embedding : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>The base weight, also when an adapter replaces it: a tied output projection keeps it, as under PEFT.</summary>
     public Tensor Weight => weight;
 
     public override Tensor forward(Tensor ids)
     {
         using var scope = NewDisposeScope();
-        long[] shape = [.. ids.shape, weight.shape[1]];
-        return weight.index_select(0, ids.reshape(-1)).view(shape).MoveToOuterDisposeScope();
+        var w = Replacement?.Weight ?? weight;
+        long[] shape = [.. ids.shape, w.shape[1]];
+        return w.index_select(0, ids.reshape(-1)).view(shape).MoveToOuterDisposeScope();
     }
 }
 

@@ -1,3 +1,4 @@
+using QService.Runtime.Adapters;
 using QService.Runtime.Loading;
 using QService.Runtime.Models;
 using QService.Runtime.Torch;
@@ -17,10 +18,13 @@ public sealed record SequenceLogprobs(float[] Logprobs, float[]? LastLogits);
 /// <summary>
 /// A loaded causal language model, made for scoring. Every call runs under inference mode inside a
 /// dispose scope; only managed arrays leave it. Not thread-safe: one owner thread drives a model.
+/// A model made by <see cref="LoadAdapter"/> shares its base's module and switches its adapter on around each of its
+/// forwards (the base, run in between, sees none), so one owner thread must drive both.
 /// </summary>
 public sealed class CausalLanguageModel : IDisposable
 {
     readonly CausalLm _module;
+    readonly PeftAdapter? _adapter;
 
     public ModelConfig Config => _module.Config;
     public Device Device { get; }
@@ -29,9 +33,11 @@ public sealed class CausalLanguageModel : IDisposable
     public string DeviceReason { get; }
     readonly long _logitChunkBytes;
 
-    CausalLanguageModel(CausalLm module, Device device, ScalarType dtype, string name, string deviceReason, long logitChunkBytes)
+    CausalLanguageModel(CausalLm module, Device device, ScalarType dtype, string name, string deviceReason, long logitChunkBytes,
+        PeftAdapter? adapter = null)
     {
         _logitChunkBytes = logitChunkBytes;
+        _adapter = adapter;
         _module = module;
         Device = device;
         Dtype = dtype;
@@ -68,9 +74,27 @@ public sealed class CausalLanguageModel : IDisposable
         return new CausalLanguageModel(module, device, dtype, name, reason, options.LogitChunkBytes);
     }
 
+    /// <summary>
+    /// The PEFT LoRA adapter in <paramref name="adapterFolder"/> over <paramref name="baseModel"/>: a model that runs the base's
+    /// module (its weights not copied) with the adapter's low-rank updates and replacements on. Disposing it frees only the
+    /// adapter's tensors; the base must outlive it. A folder or config the runtime cannot serve exactly is a CheckpointException.
+    /// </summary>
+    public static CausalLanguageModel LoadAdapter(CausalLanguageModel baseModel, string adapterFolder, string? name = null)
+    {
+        if (baseModel._adapter is not null) throw new ArgumentException($"{baseModel.Name} is itself an adapter model; load the adapter over its base");
+        if (!Directory.Exists(adapterFolder)) throw new CheckpointException($"{adapterFolder}: adapter folder not found");
+        var adapter = PeftAdapter.Load(baseModel._module, adapterFolder, baseModel.Dtype, baseModel.Device);
+        return new CausalLanguageModel(baseModel._module, baseModel.Device, baseModel.Dtype,
+            name ?? Path.GetFileName(Path.GetFullPath(adapterFolder).TrimEnd('/')), baseModel.DeviceReason, baseModel._logitChunkBytes, adapter);
+    }
+
+    /// <summary>The adapter this model runs over its base, or null for a plain checkpoint.</summary>
+    public AdapterDescription? Adapter => _adapter?.Description;
+
     /// <summary>The same weights in another compute dtype, e.g. to measure a reduced-precision mode against float32.</summary>
     public CausalLanguageModel ConvertTo(string dtype)
     {
+        if (_adapter is not null) throw new InvalidOperationException($"{Name} is an adapter model: convert its base, then load the adapter over it");
         var target = TorchEnvironment.ParseDtype(dtype);
         var module = ModelFactory.Create(Config, target, Device);
         using (no_grad())
@@ -84,6 +108,7 @@ public sealed class CausalLanguageModel : IDisposable
     /// <summary>Writes config.json and model.safetensors (float32) as a HuggingFace model folder.</summary>
     public void SaveAsHuggingFace(string folder)
     {
+        if (_adapter is not null) throw new InvalidOperationException($"{Name} is an adapter model: it would save its base without the adapter");
         Directory.CreateDirectory(folder);
         File.WriteAllText(Path.Combine(folder, "config.json"), Config.ToHuggingFaceJson().ToJsonString(new() { WriteIndented = true }));
         using var scope = NewDisposeScope();
@@ -92,7 +117,10 @@ public sealed class CausalLanguageModel : IDisposable
             new Dictionary<string, string> { ["format"] = "pt" });
     }
 
-    /// <summary>The underlying module (for training and saving); scoring code should not need it.</summary>
+    /// <summary>
+    /// The underlying module (for training and saving); scoring code should not need it. An adapter model's is its base's,
+    /// shared, and runs without the adapter when called directly.
+    /// </summary>
     public CausalLm Module => _module;
 
     public long ParameterCount => _module.parameters().Sum(p => p.numel());
@@ -193,6 +221,7 @@ public sealed class CausalLanguageModel : IDisposable
         var ids = new long[rows * width];
         for (int b = 0; b < rows; b++)
             for (int t = 0; t < chunks[b].Length; t++) ids[b * width + t] = chunks[b][t];
+        using var adapter = _adapter?.Activate();
         return _module.Hidden(tensor(ids, [rows, width], device: Device), past).reshape(rows * width, -1);
     }
 
@@ -201,6 +230,7 @@ public sealed class CausalLanguageModel : IDisposable
     {
         int width = chunks.Max(c => c.Length);
         var lastRows = tensor(chunks.Select((c, b) => (long)(b * width + c.Length - 1)).ToArray(), device: Device);
+        using var adapter = _adapter?.Activate();
         return _module.Logits(flatHidden.index_select(0, lastRows)).to(ScalarType.Float32);
     }
 
@@ -238,6 +268,7 @@ public sealed class CausalLanguageModel : IDisposable
     {
         var result = new float[rows.Length];
         long chunk = Math.Max(1, _logitChunkBytes / (4L * Config.VocabSize));
+        using var adapter = _adapter?.Activate();
         for (long start = 0; start < rows.Length; start += chunk)
         {
             using var scope = NewDisposeScope();
@@ -267,5 +298,10 @@ public sealed class CausalLanguageModel : IDisposable
         }
     }
 
-    public void Dispose() => _module.Dispose();
+    /// <summary>An adapter model frees its adapter only; a base model its module.</summary>
+    public void Dispose()
+    {
+        if (_adapter is not null) _adapter.Dispose();
+        else _module.Dispose();
+    }
 }
