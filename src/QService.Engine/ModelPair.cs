@@ -67,7 +67,7 @@ public sealed class ModelPair : IDisposable
             foreach (var (name, path) in sources.Policies)
             {
                 string role = sources.Policies.Count == 1 ? "policy" : $"policy {name}";
-                var model = PolicySources.LoadPolicy(path, reference, load, (done, total) => progress?.Invoke(role, done, total));
+                var model = PolicySources.LoadPolicy(path, referencePath, reference, load, (done, total) => progress?.Invoke(role, done, total));
                 policies.Add(new NamedPolicy(name ?? model.Name, model));
                 CheckCompatible(model, reference, tokenizer, path, referencePath, ownTokenizerPath: options.TokenizerPath is null);
             }

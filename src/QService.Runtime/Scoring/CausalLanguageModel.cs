@@ -25,6 +25,8 @@ public sealed class CausalLanguageModel : IDisposable
 {
     readonly CausalLm _module;
     readonly PeftAdapter? _adapter;
+    /// <summary>False for a <see cref="Share"/>d model: another one frees the module.</summary>
+    readonly bool _ownsModule;
 
     public ModelConfig Config => _module.Config;
     public Device Device { get; }
@@ -34,10 +36,11 @@ public sealed class CausalLanguageModel : IDisposable
     readonly long _logitChunkBytes;
 
     CausalLanguageModel(CausalLm module, Device device, ScalarType dtype, string name, string deviceReason, long logitChunkBytes,
-        PeftAdapter? adapter = null)
+        PeftAdapter? adapter = null, bool ownsModule = true)
     {
         _logitChunkBytes = logitChunkBytes;
         _adapter = adapter;
+        _ownsModule = ownsModule && adapter is null;
         _module = module;
         Device = device;
         Dtype = dtype;
@@ -86,6 +89,16 @@ public sealed class CausalLanguageModel : IDisposable
         var adapter = PeftAdapter.Load(baseModel._module, adapterFolder, baseModel.Dtype, baseModel.Device);
         return new CausalLanguageModel(baseModel._module, baseModel.Device, baseModel.Dtype,
             name ?? Path.GetFileName(Path.GetFullPath(adapterFolder).TrimEnd('/')), baseModel.DeviceReason, baseModel._logitChunkBytes, adapter);
+    }
+
+    /// <summary>
+    /// The same plain model under another name, running the same module (e.g. a policy served from the reference's own folder:
+    /// one copy of the weights). Disposing it frees nothing; <paramref name="model"/> must outlive it.
+    /// </summary>
+    public static CausalLanguageModel Share(CausalLanguageModel model, string name)
+    {
+        if (model._adapter is not null) throw new ArgumentException($"{model.Name} is an adapter model; load the adapter again over its base instead");
+        return new CausalLanguageModel(model._module, model.Device, model.Dtype, name, model.DeviceReason, model._logitChunkBytes, ownsModule: false);
     }
 
     /// <summary>The adapter this model runs over its base, or null for a plain checkpoint.</summary>
@@ -298,10 +311,10 @@ public sealed class CausalLanguageModel : IDisposable
         }
     }
 
-    /// <summary>An adapter model frees its adapter only; a base model its module.</summary>
+    /// <summary>An adapter model frees its adapter only, a shared one nothing; a base model its module.</summary>
     public void Dispose()
     {
         if (_adapter is not null) _adapter.Dispose();
-        else _module.Dispose();
+        else if (_ownsModule) _module.Dispose();
     }
 }
