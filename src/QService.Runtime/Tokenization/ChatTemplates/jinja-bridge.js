@@ -57,6 +57,51 @@ var qs = (function (jinja) {
     },
   });
 
+  // Shim: what a loop iteration wrote before {% break %} or {% continue %} is kept, as in Jinja; the library drops the
+  // iteration's whole output. A loop body returns its partial output on continue; on break it returns it too and
+  // throws the break at the next iteration's start (the loop's own catch then ends the loop).
+  const { Interpreter } = jinja;
+  const isControl = (e) => e instanceof Error && (e.constructor.name === "BreakControl" || e.constructor.name === "ContinueControl");
+  const loopBodies = new WeakSet();
+  const pendingBreaks = new Map();
+  const evaluateFor = Interpreter.prototype.evaluateFor;
+  Interpreter.prototype.evaluateFor = function (node, environment) {
+    loopBodies.add(node.body);
+    const outer = pendingBreaks.get(node.body); // the same loop, entered again from inside itself (a recursive macro)
+    pendingBreaks.delete(node.body);
+    try {
+      return evaluateFor.call(this, node, environment);
+    } finally {
+      if (outer) pendingBreaks.set(node.body, outer);
+      else pendingBreaks.delete(node.body);
+    }
+  };
+  Interpreter.prototype.evaluateBlock = function (statements, environment) {
+    const pending = pendingBreaks.get(statements);
+    if (pending) {
+      pendingBreaks.delete(statements);
+      throw pending;
+    }
+    let result = "";
+    try {
+      for (const statement of statements) {
+        const value = this.evaluate(statement, environment);
+        if (value.type !== "NullValue" && value.type !== "UndefinedValue") result += value.toString();
+      }
+    } catch (e) {
+      if (!isControl(e)) throw e;
+      const partial = result + (e.qsPartial ?? "");
+      if (!loopBodies.has(statements)) {
+        e.qsPartial = partial;
+        throw e;
+      }
+      e.qsPartial = "";
+      if (e.constructor.name === "BreakControl") pendingBreaks.set(statements, e);
+      return new StringValue(partial);
+    }
+    return new StringValue(result);
+  };
+
   // A raise_exception call, told apart from the engine's own errors (a template's refusal is the caller's to fix).
   class TemplateRaised {
     constructor(message) { this.message = message; }
