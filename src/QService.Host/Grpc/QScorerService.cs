@@ -132,7 +132,8 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
     static ScoreItemInput ToInput(ScoreItem item) => new()
     {
         Id = item.Id,
-        Prompt = item.Prompt.Length > 0 || item.Response.Length > 0 ? item.Prompt : null,
+        // An empty prompt beside a response is an empty text prompt, unless messages are the prompt.
+        Prompt = item.Prompt.Length > 0 || item.Response.Length > 0 && item.Messages.Count == 0 ? item.Prompt : null,
         Response = item.Prompt.Length > 0 || item.Response.Length > 0 ? item.Response : null,
         PromptTokenIds = item.PromptTokenIds,
         ResponseTokenIds = item.ResponseTokenIds,

@@ -40,7 +40,8 @@ public class ChatTemplateLoadingTests
     {
         using var folder = new TempFolder();
         using var tokenizer = LoadWith(folder, new JsonArray(
-            new JsonObject { ["name"] = "tool_use", ["template"] = "tools" }, new JsonObject { ["name"] = "default", ["template"] = "default {{ messages[0].content }}" }));
+            new JsonObject { ["name"] = "tool_use", ["template"] = "tools" },
+            new JsonObject { ["name"] = "default", ["template"] = "default {{ messages[0].content }}" }));
         Assert.Equal("default hi", Render(tokenizer));
     }
 
@@ -60,7 +61,10 @@ public class ChatTemplateLoadingTests
             Assert.Equal((null, null), (none.ChatTemplate, none.ChatTemplateProblem));
         using (var folder = new TempFolder())
         using (var noDefault = LoadWith(folder, new JsonArray(new JsonObject { ["name"] = "rag", ["template"] = "x" })))
-            Assert.Equal((null, "tokenizer_config.json has several chat templates and none named \"default\""), (noDefault.ChatTemplate, noDefault.ChatTemplateProblem));
+        {
+            Assert.Null(noDefault.ChatTemplate);
+            Assert.Equal("tokenizer_config.json has several chat templates and none named \"default\"", noDefault.ChatTemplateProblem);
+        }
         using (var folder = new TempFolder())
         using (var broken = LoadWith(folder, "{% for %}"))
         {

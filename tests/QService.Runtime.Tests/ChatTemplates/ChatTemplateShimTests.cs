@@ -67,7 +67,8 @@ public class ChatTemplateShimTests
     [Fact]
     public void A_render_that_takes_too_long_stops()
     {
-        var chat = new ChatTemplate("{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}", NoTokens, limits: new ChatRenderLimits(TimeoutSeconds: 0.2));
+        var chat = new ChatTemplate("{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}", NoTokens,
+            limits: new ChatRenderLimits(TimeoutSeconds: 0.2));
         var e = Assert.Throws<ChatTemplateException>(() => chat.Render([("user", "x")], false));
         Assert.Contains("took too long", e.Message);
     }
