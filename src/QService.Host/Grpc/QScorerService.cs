@@ -102,7 +102,7 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
                 PolicyArchitecture = i.PolicyArchitecture, ReferenceArchitecture = i.ReferenceArchitecture,
                 VocabSize = i.VocabSize, MaxContext = i.MaxContext, Beta = (float)i.DefaultBeta, Dtype = i.Dtype, Device = i.Device,
                 MaxBatchTokens = batching.Value.MaxBatchTokens, MaxItemsPerRequest = limits.Value.MaxItemsPerRequest,
-                MaxTokensPerRequest = limits.Value.MaxTokensPerRequest,
+                MaxTokensPerRequest = limits.Value.MaxTokensPerRequest, HasChatTemplate = engine.HasChatTemplate,
             };
             if (i.BosTokenId is int bos) info.BosTokenId = bos;
             if (i.EosTokenId is int eos) info.EosTokenId = eos;
@@ -132,7 +132,8 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
     static ScoreItemInput ToInput(ScoreItem item) => new()
     {
         Id = item.Id,
-        Prompt = item.Prompt.Length > 0 || item.Response.Length > 0 ? item.Prompt : null,
+        // An empty prompt beside a response is an empty text prompt, unless messages are the prompt.
+        Prompt = item.Prompt.Length > 0 || item.Response.Length > 0 && item.Messages.Count == 0 ? item.Prompt : null,
         Response = item.Prompt.Length > 0 || item.Response.Length > 0 ? item.Response : null,
         PromptTokenIds = item.PromptTokenIds,
         ResponseTokenIds = item.ResponseTokenIds,
