@@ -91,7 +91,8 @@ public class OpenAiSurfaceTests(DefaultServer fixture)
         var error = await client.Error("/v1/chat/completions", """{"messages":[{"role":"user","content":"hi"}]}""", HttpStatusCode.BadRequest);
         Assert.Equal("messages", error.GetProperty("param").GetString());
         Assert.Contains("chat template", error.GetProperty("message").GetString());
-        Assert.Equal("messages", (await client.Error("/v1/chat/completions", """{"messages":[]}""", HttpStatusCode.BadRequest)).GetProperty("param").GetString());
+        var empty = await client.Error("/v1/chat/completions", """{"messages":[]}""", HttpStatusCode.BadRequest);
+        Assert.Equal("messages", empty.GetProperty("param").GetString());
     }
 
     [Fact]
@@ -107,7 +108,8 @@ public class OpenAiSurfaceTests(DefaultServer fixture)
         foreach (var example in examples)
         {
             string output = await ReadmeExamples.RunAsync(example, fixture.Server.ApiPort);
-            var (route, keys) = expectedKeys.Where(k => example.Contains($"50052{k.Route} ") || example.Contains($"50052{k.Route}'") || example.EndsWith(k.Route))
+            var (route, keys) = expectedKeys
+                .Where(k => example.Contains($"50052{k.Route} ") || example.Contains($"50052{k.Route}'") || example.EndsWith(k.Route))
                 .OrderByDescending(k => k.Route.Length).First();
             // A stream's events carry JSON after "data: "; the others are one JSON document.
             var json = JsonDocument.Parse(output.StartsWith("data: ") ? output.Split("\n\n")[0]["data: ".Length..] : output).RootElement;

@@ -42,7 +42,8 @@ public static class Generation
         OpenAiException.Invalid($"{field} is not supported by this server; leave it unset", field.Split(' ')[0]);
 
     /// <summary>OpenAI's finish_reason: "stop" for the EOS token or a stop string, "length" for max_tokens or the end of the context.</summary>
-    public static string FinishReason(FinishReason finish) => finish is Engine.Sampling.FinishReason.Eos or Engine.Sampling.FinishReason.Stop ? "stop" : "length";
+    public static string FinishReason(FinishReason finish) =>
+        finish is Engine.Sampling.FinishReason.Eos or Engine.Sampling.FinishReason.Stop ? "stop" : "length";
 
     /// <summary>The text up to the first stop string, which OpenAI leaves out (the engine keeps it, and whatever its last token adds).</summary>
     public static string CutAtStop(string text, SampledResponse sample, IReadOnlyList<string> stops)
