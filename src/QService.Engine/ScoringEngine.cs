@@ -302,7 +302,7 @@ public sealed partial class ScoringEngine : IDisposable
         CancellationToken cancellation)
     {
         CheckTextLengths(items, models);
-        bool anyText = items.Any(i => i.Prompt != null || i.Response != null);
+        bool anyText = items.Any(i => i.Prompt != null || i.Response != null || i.Messages is { Count: > 0 });
         if (anyText) await _tokenizers.WaitAsync(cancellation).ConfigureAwait(false);
         try
         {
@@ -331,7 +331,8 @@ public sealed partial class ScoringEngine : IDisposable
         long total = 0;
         for (int i = 0; i < items.Count; i++)
         {
-            long chars = (long)(items[i].Prompt?.Length ?? 0) + (items[i].Response?.Length ?? 0);
+            long chars = (long)(items[i].Prompt?.Length ?? 0) + (items[i].Response?.Length ?? 0)
+                + (items[i].Messages?.Sum(m => (long)(m.Content?.Length ?? 0) + (m.Role?.Length ?? 0)) ?? 0);
             total += chars;
             if (chars > longestToken * models.MaxContext)
                 throw ScoringException.Invalid($"item {i}: its {chars:N0} characters of text need more tokens than the model context of {models.MaxContext} " +
@@ -351,9 +352,9 @@ public sealed partial class ScoringEngine : IDisposable
         if (item.Id.Length > MaxIdLength)
             throw ScoringException.Invalid($"item {index}: its id has {item.Id.Length:N0} characters, more than {MaxIdLength}; use a shorter id");
         string name = string.IsNullOrEmpty(item.Id) ? $"item {index}" : $"item {index} ('{item.Id}')";
-        if (item.Messages is { Count: > 0 })
-            throw ScoringException.Invalid($"{name}: messages need the checkpoint's chat template, and this server has none " +
-                "(no chat_template in tokenizer_config.json, no chat_template.jinja); send the prompt as text or token ids");
+        // Messages become the text they render to; that prompt carries the template's own special tokens (no BOS added).
+        bool rendered = item.Messages is { Count: > 0 };
+        if (rendered) item = ChatPrompts.AsText(item, name, models.Tokenizer, rules.ResponseEndsTurn);
         // A prompt as text may take its response as ids: what a decoding client holds after sampling.
         bool responseIdsAfterText = item.Prompt != null && string.IsNullOrEmpty(item.Response)
             && item.PromptTokenIds is not { Count: > 0 } && item.ResponseTokenIds is { Count: > 0 };
@@ -374,7 +375,7 @@ public sealed partial class ScoringEngine : IDisposable
             if (string.IsNullOrEmpty(item.Response) && !rules.EmptyResponseAllowed && !responseIdsAfterText)
                 throw ScoringException.Invalid($"{name}: the response is empty; there is nothing to score");
             // HfTokenizer is thread-safe: callers tokenise on their own threads, in parallel.
-            prompt = tokenizer.EncodeIds(item.Prompt ?? "", addSpecialTokens: true);
+            prompt = tokenizer.EncodeIds(item.Prompt ?? "", addSpecialTokens: !rendered);
             if (responseIdsAfterText) (response, spans, responseText, tokenEnds) = ResponseIds(item.ResponseTokenIds!, tokenizer, options);
             else if (string.IsNullOrEmpty(item.Response)) response = [];
             else if (includeTokenText || options.StepDelimiter != null)

@@ -102,7 +102,7 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
                 PolicyArchitecture = i.PolicyArchitecture, ReferenceArchitecture = i.ReferenceArchitecture,
                 VocabSize = i.VocabSize, MaxContext = i.MaxContext, Beta = (float)i.DefaultBeta, Dtype = i.Dtype, Device = i.Device,
                 MaxBatchTokens = batching.Value.MaxBatchTokens, MaxItemsPerRequest = limits.Value.MaxItemsPerRequest,
-                MaxTokensPerRequest = limits.Value.MaxTokensPerRequest,
+                MaxTokensPerRequest = limits.Value.MaxTokensPerRequest, HasChatTemplate = engine.HasChatTemplate,
             };
             if (i.BosTokenId is int bos) info.BosTokenId = bos;
             if (i.EosTokenId is int eos) info.EosTokenId = eos;

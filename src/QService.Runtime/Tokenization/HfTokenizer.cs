@@ -18,8 +18,9 @@ public sealed class HfTokenizer : IDisposable
     readonly OffsetAligner _aligner;
     bool _disposed;
 
-    HfTokenizer(Tokenizer native, TokenizerJson json, SpecialTokenSettings special)
+    HfTokenizer(Tokenizer native, TokenizerJson json, SpecialTokenSettings special, (ChatTemplate? Template, string? Problem) chat)
     {
+        (ChatTemplate, ChatTemplateProblem) = chat;
         _native = native;
         _vocabulary = json.Vocabulary;
         _pipeline = json.Pipeline;
@@ -41,12 +42,18 @@ public sealed class HfTokenizer : IDisposable
     /// <summary>Whether <c>Encode(text, addSpecialTokens: true)</c> prepends <see cref="BosTokenId"/>.</summary>
     public bool AddBosToken { get; }
 
+    /// <summary>The checkpoint's chat template (chat_template.jinja, or tokenizer_config.json's chat_template); null when it has none usable.</summary>
+    public ChatTemplate? ChatTemplate { get; }
+
+    /// <summary>Why a template the checkpoint has is not usable (e.g. it does not parse); null when there is none or it is.</summary>
+    public string? ChatTemplateProblem { get; }
+
     /// <summary>Added tokens marked special, plus the BOS and EOS tokens (transformers treats those as special too).</summary>
     public IReadOnlySet<int> SpecialTokenIds { get; }
 
     /// <summary>
-    /// Loads a tokenizer from a model folder (tokenizer.json, optional tokenizer_config.json) or from a
-    /// tokenizer.json file (a tokenizer_config.json beside it is used too).
+    /// Loads a tokenizer from a model folder (tokenizer.json, optional tokenizer_config.json and chat_template.jinja)
+    /// or from a tokenizer.json file (the files beside it are used too).
     /// </summary>
     /// <exception cref="TokenizerLoadException">A file is missing, is not valid JSON, or is not supported.</exception>
     public static HfTokenizer Load(string path)
@@ -60,7 +67,8 @@ public sealed class HfTokenizer : IDisposable
 
         var json = TokenizerJson.Read(tokenizerPath);
         var special = SpecialTokenSettings.Resolve(json, File.Exists(configPath) ? configPath : null);
-        return new HfTokenizer(json.CreateNative(), json, special);
+        var chat = ChatTemplateFiles.Load(Path.GetDirectoryName(Path.GetFullPath(tokenizerPath))!, File.Exists(configPath) ? configPath : null);
+        return new HfTokenizer(json.CreateNative(), json, special, chat);
     }
 
     /// <summary>
