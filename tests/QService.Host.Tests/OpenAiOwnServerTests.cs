@@ -75,5 +75,11 @@ public class OpenAiOwnServerTests
             c.GetProperty("bytes").EnumerateArray().Select(b => (byte)b.GetInt32())));
         Assert.Equal(scored.Reward, choice.GetProperty("qservice").GetProperty("reward").GetDouble(), 1e-5);
         Assert.Equal(scored.PromptTokens, response.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
+        // The remote tokenizer gives the template and the rendered prompt's ids.
+        Assert.Equal(Template, (await client.Get("/tokenizer_info")).GetProperty("chat_template").GetString());
+        var rendered = await client.Post("/tokenize", new { messages });
+        Assert.Equal(scored.PromptTokens, rendered.GetProperty("count").GetInt32());
+        Assert.Equal("user: Review of the phone:\nassistant:", (await client.Post("/detokenize", new { tokens = OpenAiHttp.Ints(rendered.GetProperty("tokens")) }))
+            .GetProperty("prompt").GetString());
     }
 }

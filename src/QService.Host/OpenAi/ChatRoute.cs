@@ -72,7 +72,7 @@ public sealed class ChatRoute(ScoringEngine engine, RequestLimits limits)
     }
 
     /// <summary>messages: [{role, content}], content a string or a list of text parts ({"type": "text", "text": ...}).</summary>
-    static List<ChatTurn> Messages(JsonElement body)
+    public static List<ChatTurn> Messages(JsonElement body)
     {
         if (JsonFields.Get(body, "messages") is not { ValueKind: JsonValueKind.Array } list || list.GetArrayLength() == 0)
             throw OpenAiException.Invalid("messages must be a non-empty list of {role, content}", "messages");
@@ -99,6 +99,8 @@ public sealed class ChatRoute(ScoringEngine engine, RequestLimits limits)
         TokenStrings strings, OpenAiCall call)
     {
         int[] generated = sample.Scores.TokenIds;
+        // The rendered prompt's ids are the context of the first tokens' text (a leading space, a byte piece).
+        int[] all = [.. engine.ChatPromptTokenIds(item.Messages!), .. generated];
         var prefixes = Enumerable.Range(0, generated.Length)
             .Select(g => (item with { ResponseTokenIds = generated[..g] }, promptTokens + g)).ToList();
         var tops = await new TopLogprobs(engine, limits).ForAsync(prefixes, model, topN, call.Caller, call.Cancellation);
@@ -106,8 +108,8 @@ public sealed class ChatRoute(ScoringEngine engine, RequestLimits limits)
         for (int g = 0; g < generated.Length; g++)
         {
             double value = model.Logprob(sample.Scores.PolicyLogprobs[g], sample.Scores.ReferenceLogprobs[g], tops[g].GuidedLogNormaliser);
-            int position = g;
-            var entry = LogprobEntry.Create(generated[g], value, tops[g], topN, includeToken: false, id => strings.At(generated, position, id));
+            int position = all.Length - generated.Length + g;
+            var entry = LogprobEntry.Create(generated[g], value, tops[g], topN, includeToken: false, id => strings.At(all, position, id));
             content.Add(new JsonObject
             {
                 ["token"] = entry.Token,

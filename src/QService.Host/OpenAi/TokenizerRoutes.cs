@@ -29,18 +29,28 @@ public sealed class TokenizerRoutes(ScoringEngine engine)
             ["model_max_length"] = info.MaxContext,
             ["max_model_len"] = info.MaxContext,
             ["vocab_size"] = info.VocabSize,
+            // lm-eval's remote tokenizer renders chat prompts itself from this (RemoteTokenizer.apply_chat_template).
+            ["chat_template"] = tokenizer.ChatTemplate?.Source,
         });
     }
 
-    /// <summary>add_special_tokens defaults to true, as in vLLM (the BOS a prompt gets); special-token strings in the text are their tokens.</summary>
+    /// <summary>
+    /// add_special_tokens defaults to true, as in vLLM (the BOS a prompt gets); special-token strings in the text are their tokens.
+    /// With <c>messages</c> instead of <c>prompt</c>, the chat template's render (add_generation_prompt, default true) without added
+    /// special tokens: the ids a chat request's prompt has.
+    /// </summary>
     public Task<JsonNode?> TokenizeAsync(OpenAiCall call)
     {
         var tokenizer = Tokenizer;
-        string prompt = JsonFields.String(call.Body, "prompt") ?? throw OpenAiException.Invalid("prompt is missing: give the text to tokenize", "prompt");
+        var messages = JsonFields.Get(call.Body, "messages") is { } ? ChatRoute.Messages(call.Body) : null;
+        string prompt = messages is null
+            ? JsonFields.String(call.Body, "prompt") ?? throw OpenAiException.Invalid("prompt is missing: give the text to tokenize, or messages", "prompt")
+            : Rendered(messages, JsonFields.Bool(call.Body, "add_generation_prompt", true));
+        bool special = messages is null && JsonFields.Bool(call.Body, "add_special_tokens", true);
         long limit = 2L * Math.Max(1, LongestChars(tokenizer)) * engine.Info.MaxContext;
         if (prompt.Length > limit)
             throw OpenAiException.Invalid($"prompt has {prompt.Length:N0} characters, more than any text that fits the model context", "prompt");
-        int[] ids = tokenizer.EncodeIds(prompt, JsonFields.Bool(call.Body, "add_special_tokens", true));
+        int[] ids = tokenizer.EncodeIds(prompt, special);
         (call.Items, call.Tokens) = (1, ids.Length);
         return Task.FromResult<JsonNode?>(new JsonObject
         {
@@ -48,6 +58,18 @@ public sealed class TokenizerRoutes(ScoringEngine engine)
             ["max_model_len"] = engine.Info.MaxContext,
             ["tokens"] = new JsonArray([.. ids.Select(i => (JsonNode?)i)]),
         });
+    }
+
+    string Rendered(List<ChatTurn> messages, bool addGenerationPrompt)
+    {
+        try
+        {
+            return engine.RenderChat(messages, addGenerationPrompt);
+        }
+        catch (ScoringException e) when (e.Kind == ScoringErrorKind.InvalidArgument)
+        {
+            throw new OpenAiException(400, e.Message, "messages");
+        }
     }
 
     /// <summary>Special tokens are kept, as transformers' decode does by default.</summary>
