@@ -23,7 +23,8 @@ public sealed class CompletionsRoute(ScoringEngine engine, RequestLimits limits)
         var prompts = CompletionPrompts.Read(body, engine.Tokenizer, strings);
         int maxTokens = JsonFields.Int(body, "max_tokens", 0, int.MaxValue) ?? DefaultMaxTokens;
         var options = Generation.Options(body, model, maxTokens);
-        var request = new Request(model, JsonFields.Bool(body, "echo", false), JsonFields.Int(body, "logprobs", 0, MaxTopLogprobs), options, strings);
+        var request = new Request(model, JsonFields.Bool(body, "echo", false), JsonFields.Int(body, "logprobs", 0, MaxTopLogprobs), options, strings,
+            new TopLogprobs(engine, limits));
         (call.Items, call.Policy) = (prompts.Count, model.Policy);
 
         var done = await Task.WhenAll(prompts.Select(p => CompleteAsync(p, request, call)));
@@ -43,7 +44,7 @@ public sealed class CompletionsRoute(ScoringEngine engine, RequestLimits limits)
         return response.Json(choices, usage);
     }
 
-    sealed record Request(ModelChoice Model, bool Echo, int? Logprobs, SampleOptions Options, TokenStrings Strings);
+    sealed record Request(ModelChoice Model, bool Echo, int? Logprobs, SampleOptions Options, TokenStrings Strings, TopLogprobs Top);
 
     sealed record Completed(List<JsonObject> Choices, int Tokens, int CompletionTokens);
 
@@ -64,7 +65,7 @@ public sealed class CompletionsRoute(ScoringEngine engine, RequestLimits limits)
         IReadOnlyList<SampledResponse?> samples = sampling.Result is { } sampled
             ? [.. sampled.Samples]
             : [.. Enumerable.Repeat<SampledResponse?>(null, r.Options.N)];
-        var top = new TopLogprobs(engine, limits);
+        var top = r.Top;
         PositionTop[] promptTop = r.Logprobs is int n && r.Echo
             ? await top.ForAsync([.. Enumerable.Range(1, ids.Length - 1).Select(t => Prefix(ids[..t], [], policy))], r.Model, n, call.Caller, call.Cancellation)
             : [];

@@ -9,10 +9,13 @@ public sealed record PositionTop(int[] Ids, double[] Logprobs, double GuidedLogN
 /// <summary>
 /// Per-position top log-probabilities through NextTokens (whose numbers equal Score's on prefix + candidate): the top N by the
 /// policy or the reference; for the guided mix the whole distribution, which it needs to normalise (a full-vocabulary answer per
-/// position: guided log-probabilities cost that). Calls are cut to the request limits and run one after another.
+/// position: guided log-probabilities cost that). Calls are cut to the request limits and, within one instance (one HTTP request,
+/// whatever its prompts and choices), run one after another, so that a long request cannot fill the queue alone.
 /// </summary>
 public sealed class TopLogprobs(ScoringEngine engine, RequestLimits limits)
 {
+    readonly SemaphoreSlim _oneAtATime = new(1);
+
     /// <param name="prefixes">for each position, the tokens before it (as an item) and their count</param>
     public async Task<PositionTop[]> ForAsync(IReadOnlyList<(ScoreItemInput Prefix, int Length)> prefixes, ModelChoice model, int topN,
         string caller, CancellationToken cancellation)
@@ -24,7 +27,16 @@ public sealed class TopLogprobs(ScoringEngine engine, RequestLimits limits)
         var result = new List<PositionTop>(prefixes.Count);
         foreach (var chunk in Chunks(prefixes))
         {
-            var choices = await engine.NextTokensAsync(chunk, new NextTokenOptions(k, null, rank), cancellation, caller);
+            await _oneAtATime.WaitAsync(cancellation);
+            IReadOnlyList<NextTokenChoices> choices;
+            try
+            {
+                choices = await engine.NextTokensAsync(chunk, new NextTokenOptions(k, null, rank), cancellation, caller);
+            }
+            finally
+            {
+                _oneAtATime.Release();
+            }
             result.AddRange(choices.Select(c => guided ? GuidedTop(c.Candidates, model, topN) : PlainTop(c.Candidates, model)));
         }
         return [.. result];
