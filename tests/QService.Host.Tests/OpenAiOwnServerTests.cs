@@ -37,6 +37,26 @@ public class OpenAiOwnServerTests
         Assert.DoesNotContain(key, server.Output);
     }
 
+    [Fact]
+    public async Task WhileTheModelsLoad_TheRoutesAnswer503_InOpenAisShape_ThenServe()
+    {
+        await using var server = ServerProcess.Start();
+        using var client = new OpenAiHttp(server);
+        // The port listens at once; the demo pair takes seconds to load and warm up, so the first answer comes while it loads.
+        (HttpStatusCode Status, string Body) first = (0, "");
+        await Polling.Until(async () =>
+        {
+            try { first = await client.Send(HttpMethod.Post, "/v1/completions", """{"prompt":"Review of the phone:","max_tokens":1}"""); return true; }
+            catch (HttpRequestException) { return false; }
+        }, TimeSpan.FromSeconds(60), () => $"the API port never answered: {server.Output}");
+        Assert.True(first.Status == HttpStatusCode.ServiceUnavailable, $"{(int)first.Status} {first.Body}");
+        var error = System.Text.Json.JsonDocument.Parse(first.Body).RootElement.GetProperty("error");
+        Assert.Equal("unavailable", error.GetProperty("code").GetString());
+        Assert.Contains("loading", error.GetProperty("message").GetString());
+        await Polling.Until(async () => (await server.Http.GetAsync("/readyz")).IsSuccessStatusCode, TimeSpan.FromSeconds(120), () => server.Output);
+        await client.Post("/v1/completions", new { prompt = "Review of the phone:", max_tokens = 1 });
+    }
+
     /// <summary>A template in transformers' usual form, put in a copy of the demo policy's tokenizer_config.json.</summary>
     const string Template = "{% for message in messages %}{{ message['role'] + ': ' + message['content'] + '\n' }}{% endfor %}" +
         "{% if add_generation_prompt %}{{ 'assistant:' }}{% endif %}";
