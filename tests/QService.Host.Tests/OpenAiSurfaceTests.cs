@@ -65,6 +65,11 @@ public class OpenAiSurfaceTests(DefaultServer fixture)
             .GetProperty("param").GetString());
         Assert.Equal("prompt", (await client.Error("/v1/completions", """{"prompt":[[1, 99999]]}""", HttpStatusCode.BadRequest))
             .GetProperty("param").GetString());
+        Assert.Equal("n", (await client.Error("/v1/completions", """{"prompt":"x","echo":true,"max_tokens":0,"n":1000000000}""",
+            HttpStatusCode.BadRequest)).GetProperty("param").GetString());
+        var prompts = JsonSerializer.Serialize(new { prompt = Enumerable.Repeat("x", 300), max_tokens = 0 });
+        Assert.Contains("more than the limit", (await client.Error("/v1/completions", prompts, HttpStatusCode.TooManyRequests))
+            .GetProperty("message").GetString());
         Assert.Contains("not valid JSON", (await client.Error("/v1/completions", "{nope", HttpStatusCode.BadRequest)).GetProperty("message").GetString());
         Assert.Equal("presence_penalty", (await client.Error("/v1/completions", """{"prompt":"x","presence_penalty":1}""", HttpStatusCode.BadRequest))
             .GetProperty("param").GetString());

@@ -23,6 +23,11 @@ public sealed class CompletionsRoute(ScoringEngine engine, RequestLimits limits)
         var prompts = CompletionPrompts.Read(body, engine.Tokenizer, strings);
         int maxTokens = JsonFields.Int(body, "max_tokens", 0, int.MaxValue) ?? DefaultMaxTokens;
         var options = Generation.Options(body, model, maxTokens);
+        // The engine bounds n when it samples; with max_tokens 0 nothing is sampled, and each prompt is one item of the limits.
+        if (options.N > limits.MaxSamplesPerRequest)
+            throw OpenAiException.Invalid($"n is {options.N}, more than the limit of {limits.MaxSamplesPerRequest} samples per request", "n");
+        if (prompts.Count > limits.MaxItemsPerRequest)
+            throw ScoringException.Exhausted($"the request has {prompts.Count} prompts, more than the limit of {limits.MaxItemsPerRequest}; split it");
         var request = new Request(model, JsonFields.Bool(body, "echo", false), JsonFields.Int(body, "logprobs", 0, MaxTopLogprobs), options, strings,
             new TopLogprobs(engine, limits));
         (call.Items, call.Policy) = (prompts.Count, model.Policy);
