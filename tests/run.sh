@@ -12,6 +12,8 @@ missing=()
 command -v kubectl >/dev/null || missing+=(kubernetes-client)
 # The Python client's tests use Debian's grpcio, protobuf and pytest (/usr/bin/python3: a pyenv python3 on PATH does not see them).
 /usr/bin/python3 -c "import grpc, google.protobuf, pytest" 2>/dev/null || missing+=(python3-grpcio python3-protobuf python3-pytest)
+# The OpenAI-compatible routes' tests call them as lm-eval does, with requests.
+/usr/bin/python3 -c "import requests" 2>/dev/null || missing+=(python3-requests)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian's ${missing[*]} for the metrics and deployment tests"
   $apt_get update -qq && DEBIAN_FRONTEND=noninteractive $apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Text;
 using System.Text.Json;
@@ -9,19 +8,10 @@ namespace QService.Host.Tests;
 [Collection(nameof(DefaultServerCollection))]
 public class HttpJsonTests(DefaultServer fixture)
 {
-    /// <summary>The curl lines of README's http-examples block.</summary>
-    static List<string> ReadmeExamples()
-    {
-        var lines = File.ReadAllLines(Path.Combine(Fixtures.RepoRoot, "README.md"));
-        int start = Array.FindIndex(lines, l => l.StartsWith("<!-- http-examples"));
-        Assert.True(start >= 0, "README has no http-examples block");
-        return [.. lines.Skip(start + 2).TakeWhile(l => l != "```").Where(l => l.StartsWith("curl "))];
-    }
-
     [Fact]
     public async Task ReadmesCurlExamples_Work_AsWritten()
     {
-        var examples = ReadmeExamples();
+        var examples = ReadmeExamples.Block("http-examples");
         Assert.Equal(4, examples.Count);
         var expectedKeys = new Dictionary<string, string[]>
         {
@@ -32,14 +22,7 @@ public class HttpJsonTests(DefaultServer fixture)
         };
         foreach (var example in examples)
         {
-            string command = example.Replace("127.0.0.1:50052", $"127.0.0.1:{fixture.Server.ApiPort}");
-            var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
-            psi.ArgumentList.Add("-c");
-            psi.ArgumentList.Add(command);
-            using var process = Process.Start(psi)!;
-            string output = await process.StandardOutput.ReadToEndAsync();
-            await process.WaitForExitAsync();
-            Assert.True(process.ExitCode == 0, $"{command}: exit {process.ExitCode}");
+            string output = await ReadmeExamples.RunAsync(example, fixture.Server.ApiPort);
             var json = JsonDocument.Parse(output).RootElement;
             var route = expectedKeys.Keys.Single(r => example.Contains(r + " ") || example.Contains(r + "'") || example.EndsWith(r));
             foreach (var key in expectedKeys[route]) Assert.True(json.TryGetProperty(key, out _), $"{route}: no '{key}' in {output}");
