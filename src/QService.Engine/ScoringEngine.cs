@@ -115,6 +115,9 @@ public sealed partial class ScoringEngine : IDisposable
 
     public ServedPair Info => Models.Info;
 
+    /// <summary>The served tokenizer (null: token ids only), for routes that split text themselves.</summary>
+    public HfTokenizer? Tokenizer => Models.Tokenizer;
+
     /// <summary>
     /// Scores every item of one request; results in request order. Throws <see cref="ScoringException"/> for
     /// bad input, limits and a full queue, and <see cref="OperationCanceledException"/> when the caller leaves.

@@ -118,7 +118,7 @@ public static class HostingExtensions
         {
             int port = ctx.Connection.LocalPort;
             bool managementPath = ctx.Request.Path == "/healthz" || ctx.Request.Path == "/readyz" || ctx.Request.Path == "/metrics";
-            bool apiPath = ctx.Request.Path.StartsWithSegments("/v1");
+            bool apiPath = ctx.Request.Path.StartsWithSegments("/v1") || Rewards.RewardRoutes.Owns(ctx.Request.Path);
             bool allowed = port == server.HttpPort ? managementPath : port == server.HttpApiPort ? apiPath : !managementPath && !apiPath;
             if (!allowed)
             {
@@ -151,6 +151,7 @@ public static class HostingExtensions
             },
         });
         app.MapGrpcService<QScorerService>();
+        Rewards.RewardRoutes.MapQServiceRewards(app);
         app.MapGrpcHealthChecksService();
         if (server.EnableReflection) app.MapGrpcReflectionService();
     }

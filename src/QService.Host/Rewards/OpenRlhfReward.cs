@@ -1,0 +1,45 @@
+using QService.Engine;
+
+namespace QService.Host.Rewards;
+
+/// <summary>
+/// POST /get_reward as OpenRLHF's remote reward model (openrlhf/cli/serve_rm.py): {"query": [full text], "prompts": [prompt],
+/// "labels": [...]} answered {"rewards": [r], "scores": [r], "extra_logs": {...}}, one entry per query; empty lists get empty lists
+/// (the extra servers of a sharded batch). The labels are accepted and not used: the pair's reward needs no reference answer.
+/// </summary>
+public static class OpenRlhfReward
+{
+    public const string Route = "/get_reward";
+    const string Shape = "{\"query\": [text], \"prompts\": [text], \"labels\": [...]}";
+
+    public static async Task<RouteAnswer> HandleAsync(RouteRequest request, ScoringEngine engine, RewardOptions options)
+    {
+        var body = RewardText.Object(request.Body, Shape);
+        var queries = RewardText.Strings(body, "query");
+        var prompts = RewardText.Strings(body, "prompts");
+        var mode = RewardText.Mode(body, "reward_mode", RewardOptions.ParseMode(options.Mode)!.Value);
+        string delimiter = RewardText.OptionalString(body, "step_delimiter") ?? options.StepDelimiter;
+        if (prompts.Count != queries.Count)
+            throw RouteException.Invalid($"query has {queries.Count} entries and prompts {prompts.Count}; send one prompt per query");
+        if (queries.Count == 0) return new RouteAnswer(new { rewards = Array.Empty<double>(), scores = Array.Empty<double>(), extra_logs = new { } }, 0, 0);
+
+        var tokenizer = RewardText.Tokenizer(engine);
+        var items = new ScoreItemInput[queries.Count];
+        for (int i = 0; i < items.Length; i++)
+        {
+            string name = $"query[{i}]";
+            var (prompt, response) = RewardText.Split(tokenizer, queries[i] ?? throw RouteException.Invalid($"{name} is null"), prompts[i], name);
+            items[i] = new ScoreItemInput { Id = i.ToString(), PromptTokenIds = prompt, ResponseTokenIds = response };
+        }
+        var scored = await engine.ScoreAsync(items, new ScoreOptions(StepDelimiter: delimiter), request.Cancellation, request.Caller);
+        double[] rewards = [.. scored.Select(s => RewardText.Reward(s, mode))];
+        var extra = new Dictionary<string, double[]>
+        {
+            ["qservice_tokens_scored"] = [.. scored.Select(s => (double)s.TokenIds.Length)],
+            ["qservice_min_q"] = [.. scored.Select(s => (double)s.QValues.Min())],
+            ["qservice_steps"] = [.. scored.Select(s => (double)s.Steps!.Ends.Length)],
+            ["qservice_sequence_reward"] = [.. scored.Select(s => s.Reward)],
+        };
+        return new RouteAnswer(new { rewards, scores = rewards, extra_logs = extra }, items.Length, scored.Sum(s => s.PromptTokens + s.TokenIds.Length));
+    }
+}
