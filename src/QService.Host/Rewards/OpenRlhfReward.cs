@@ -35,6 +35,7 @@ public static class OpenRlhfReward
         double[] rewards = [.. scored.Select(s => RewardText.Reward(s, mode))];
         var extra = new Dictionary<string, double[]>
         {
+            ["qservice_prompt_tokens"] = [.. scored.Select(s => (double)s.PromptTokens)],
             ["qservice_tokens_scored"] = [.. scored.Select(s => (double)s.TokenIds.Length)],
             ["qservice_min_q"] = [.. scored.Select(s => (double)s.QValues.Min())],
             ["qservice_steps"] = [.. scored.Select(s => (double)s.Steps!.Ends.Length)],
