@@ -55,6 +55,22 @@ public class RewardRouteTests(DefaultServer fixture)
     }
 
     [Fact]
+    public async Task GetReward_SplitsAQueryThatDoesNotStartWithItsPrompt_AfterTheirCommonTokens()
+    {
+        // The prompt's last characters are not in the query: the query is tokenised whole and split after the shared tokens.
+        const string prompt = "Review of the phone:x";
+        var (code, body) = await Post("/get_reward", Json(new { query = new[] { Prompt + Response }, prompts = new[] { prompt } }));
+        Assert.Equal(HttpStatusCode.OK, code);
+        int[] all = Tokenizer.EncodeIds(Prompt + Response, false), promptIds = Tokenizer.EncodeIds(prompt, false);
+        int common = all.Zip(promptIds).TakeWhile(p => p.First == p.Second).Count();
+        Assert.True(common > 0 && common < promptIds.Length);
+        var scored = await ScoreIds(all[..common], all[common..], "\n");
+        Assert.Equal(scored.Reward, body.GetProperty("rewards")[0].GetDouble(), 1e-5);
+        Assert.Equal(all.Length - common, body.GetProperty("extra_logs").GetProperty("qservice_tokens_scored")[0].GetDouble());
+        Assert.Equal(scored.StepEnds.Count, body.GetProperty("extra_logs").GetProperty("qservice_steps")[0].GetDouble());
+    }
+
+    [Fact]
     public async Task GetReward_StepModes_AreTheMeanAndLowestOfScoresStepRewards()
     {
         var steps = await ScoreIds(Tokenizer.EncodeIds(Prompt, false), Tokenizer.EncodeIds(Response, false), ".");

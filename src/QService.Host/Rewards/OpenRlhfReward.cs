@@ -18,27 +18,24 @@ public static class OpenRlhfReward
         var queries = RewardText.Strings(body, "query");
         var prompts = RewardText.Strings(body, "prompts");
         var mode = RewardText.Mode(body, "reward_mode", RewardOptions.ParseMode(options.Mode)!.Value);
-        string delimiter = RewardText.OptionalString(body, "step_delimiter") ?? options.StepDelimiter;
+        string delimiter = RewardText.Delimiter(body, options);
         if (prompts.Count != queries.Count)
             throw RouteException.Invalid($"query has {queries.Count} entries and prompts {prompts.Count}; send one prompt per query");
         if (queries.Count == 0) return new RouteAnswer(new { rewards = Array.Empty<double>(), scores = Array.Empty<double>(), extra_logs = new { } }, 0, 0);
 
         var tokenizer = RewardText.Tokenizer(engine);
-        var items = new ScoreItemInput[queries.Count];
-        for (int i = 0; i < items.Length; i++)
-        {
-            string name = $"query[{i}]";
-            var (prompt, response) = RewardText.Split(tokenizer, queries[i] ?? throw RouteException.Invalid($"{name} is null"), prompts[i], name);
-            items[i] = new ScoreItemInput { Id = i.ToString(), PromptTokenIds = prompt, ResponseTokenIds = response };
-        }
-        var scored = await engine.ScoreAsync(items, new ScoreOptions(StepDelimiter: delimiter), request.Cancellation, request.Caller);
-        double[] rewards = [.. scored.Select(s => RewardText.Reward(s, mode))];
+        var splits = queries.Select((q, i) => RewardText.Split(tokenizer, q ?? throw RouteException.Invalid($"query[{i}] is null"), prompts[i], $"query[{i}]"))
+            .ToArray();
+        var items = splits.Select((x, i) => new ScoreItemInput { Id = i.ToString(), PromptTokenIds = x.Prompt, ResponseTokenIds = x.Response }).ToArray();
+        var scored = await engine.ScoreAsync(items, new ScoreOptions(), request.Cancellation, request.Caller);
+        var steps = scored.Select((s, i) => RewardText.Steps(splits[i], s, delimiter, engine.Info.DefaultBeta)).ToArray();
+        double[] rewards = [.. scored.Select((s, i) => RewardText.Reward(s, steps[i], mode))];
         var extra = new Dictionary<string, double[]>
         {
             ["qservice_prompt_tokens"] = [.. scored.Select(s => (double)s.PromptTokens)],
             ["qservice_tokens_scored"] = [.. scored.Select(s => (double)s.TokenIds.Length)],
             ["qservice_min_q"] = [.. scored.Select(s => (double)s.QValues.Min())],
-            ["qservice_steps"] = [.. scored.Select(s => (double)s.Steps!.Ends.Length)],
+            ["qservice_steps"] = [.. steps.Select(s => (double)s.Ends.Length)],
             ["qservice_sequence_reward"] = [.. scored.Select(s => s.Reward)],
         };
         return new RouteAnswer(new { rewards, scores = rewards, extra_logs = extra }, items.Length, scored.Sum(s => s.PromptTokens + s.TokenIds.Length));

@@ -17,11 +17,12 @@ public static class SlimeReward
         string prompt = RewardText.OptionalString(body, "prompt") ?? throw RouteException.Invalid($"prompt is missing; send {Shape}");
         string response = RewardText.OptionalString(body, "response") ?? throw RouteException.Invalid($"response is missing; send {Shape}");
         var mode = RewardText.Mode(body, "reward_mode", RewardOptions.ParseMode(options.Mode)!.Value);
-        string? delimiter = mode == RewardMode.Sequence ? null : RewardText.OptionalString(body, "step_delimiter") ?? options.StepDelimiter;
+        string delimiter = RewardText.Delimiter(body, options);
         // Tokenised as slime does: prompt ids then response ids, neither with added special tokens.
-        var (promptIds, responseIds) = RewardText.Split(RewardText.Tokenizer(engine), prompt + response, prompt, "response");
-        var item = new ScoreItemInput { PromptTokenIds = promptIds, ResponseTokenIds = responseIds };
-        var scored = (await engine.ScoreAsync([item], new ScoreOptions(StepDelimiter: delimiter), request.Cancellation, request.Caller))[0];
-        return new RouteAnswer(RewardText.Reward(scored, mode), 1, scored.PromptTokens + scored.TokenIds.Length);
+        var split = RewardText.Split(RewardText.Tokenizer(engine), prompt + response, prompt, "response");
+        var item = new ScoreItemInput { PromptTokenIds = split.Prompt, ResponseTokenIds = split.Response };
+        var scored = (await engine.ScoreAsync([item], new ScoreOptions(), request.Cancellation, request.Caller))[0];
+        var steps = RewardText.Steps(split, scored, delimiter, engine.Info.DefaultBeta);
+        return new RouteAnswer(RewardText.Reward(scored, steps, mode), 1, scored.PromptTokens + scored.TokenIds.Length);
     }
 }
