@@ -194,9 +194,19 @@ public class RewardRouteTests(DefaultServer fixture)
     }
 }
 
-/// <summary>The reward routes behind the API keys, as the gRPC calls are.</summary>
+/// <summary>The reward routes behind the API keys, as the gRPC calls are, and their settings checked at start-up.</summary>
 public class RewardRouteAccessTests
 {
+    [Fact]
+    public async Task BadRewardSettings_StopTheServerAtStartUp_WithTheReasons()
+    {
+        await using var server = ServerProcess.Start("--Rewards:Mode=best", "--Rewards:StepDelimiter=");
+        Assert.True(await server.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Equal(1, server.ExitCode);
+        Assert.Contains("Rewards:Mode is 'best'; use sequence, step_mean or step_min", server.Output);
+        Assert.Contains("Rewards:StepDelimiter must be 1 to 64 characters", server.Output);
+    }
+
     [Fact]
     public async Task WithApiKeys_TheRewardRoutesNeedAKey()
     {
