@@ -45,7 +45,8 @@ static class BenchRewardsCommand
         var info = await channel.Scorer.GetModelInfoAsync(new GetModelInfoRequest());
         var items = Items(sentences);
         Console.WriteLine($"server {address} and {http}: {info.PolicyArchitecture} pair ({info.PolicyModel} / {info.ReferenceModel}), {info.Device}");
-        Console.WriteLine($"{callers} callers, one item a request, {items.Length} fixed items of {sentences} sentences; {rounds} rounds of {seconds:F0} s a way");
+        Console.WriteLine($"{callers} callers, one item a request, {items.Length} fixed items of {sentences} sentences; " +
+            $"{rounds} rounds of {seconds:F0} s a way");
         async Task<int> Score((string Prompt, string Response) item)
         {
             var r = await channel.Scorer.ScoreAsync(new ScoreRequest { Items = { new ScoreItem { Prompt = item.Prompt, Response = item.Response } } },
