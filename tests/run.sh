@@ -10,10 +10,12 @@ if [ "$(id -u)" -eq 0 ]; then apt_get="apt-get"; else apt_get="sudo apt-get"; fi
 missing=()
 { command -v promtool >/dev/null && command -v prometheus >/dev/null; } || missing+=(prometheus)
 command -v kubectl >/dev/null || missing+=(kubernetes-client)
-# The Python client's tests use Debian's grpcio, protobuf and pytest (/usr/bin/python3: a pyenv python3 on PATH does not see them).
+# The Python client's tests use Debian's grpcio, protobuf, pytest and aiohttp (OpenRLHF's HTTP client); /usr/bin/python3,
+# because a pyenv python3 on PATH does not see them.
 /usr/bin/python3 -c "import grpc, google.protobuf, pytest" 2>/dev/null || missing+=(python3-grpcio python3-protobuf python3-pytest)
 # The OpenAI-compatible routes' tests call them as lm-eval does, with requests.
 /usr/bin/python3 -c "import requests" 2>/dev/null || missing+=(python3-requests)
+/usr/bin/python3 -c "import aiohttp" 2>/dev/null || missing+=(python3-aiohttp)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian's ${missing[*]} for the metrics and deployment tests"
   $apt_get update -qq && DEBIAN_FRONTEND=noninteractive $apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \

@@ -20,5 +20,6 @@ var root = new RootCommand("QService command-line tool: token log-probabilities,
     DecodingReportCommand.Create(),
     BenchSampleCommand.Create(),
     SoakCommand.Create(),
+    BenchRewardsCommand.Create(),
 };
 return root.Parse(args).Invoke();

@@ -15,6 +15,8 @@ from qservice_client import QServiceClient
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 HOST = REPO / "src" / "QService.Host" / "bin" / "Release" / "net10.0" / "QService.Host.dll"
+# The JSON port of each server serve() started, by its gRPC address.
+API_ADDRESSES = {}
 
 
 def _free_port() -> int:
@@ -43,6 +45,7 @@ def serve(*args: str):
             if time.time() > deadline or server.poll() is not None:
                 pytest.fail(f"the server ({' '.join(args) or 'the demo pair'}) did not become ready")
             time.sleep(0.2)
+        API_ADDRESSES[f"127.0.0.1:{grpc_port}"] = f"127.0.0.1:{api_port}"
         yield f"127.0.0.1:{grpc_port}"
     finally:
         server.terminate()

@@ -113,12 +113,13 @@ public static class HostingExtensions
     {
         int maxReceiveBytes = app.Services.GetRequiredService<IOptions<global::Grpc.AspNetCore.Server.GrpcServiceOptions>>().Value.MaxReceiveMessageSize!.Value;
         // The management port serves /healthz, /readyz and /metrics and nothing else; the HTTP API port only the
-        // JSON routes (/v1/...); the gRPC port neither.
+        // JSON routes (/v1/..., the reward routes, vLLM's tokenizer routes); the gRPC port neither.
         app.Use(async (ctx, next) =>
         {
             int port = ctx.Connection.LocalPort;
             bool managementPath = ctx.Request.Path == "/healthz" || ctx.Request.Path == "/readyz" || ctx.Request.Path == "/metrics";
-            bool apiPath = ctx.Request.Path.StartsWithSegments("/v1") || OpenAi.OpenAiRoutes.IsRootPath(ctx.Request.Path);
+            bool apiPath = ctx.Request.Path.StartsWithSegments("/v1") || Rewards.RewardRoutes.Owns(ctx.Request.Path)
+                || OpenAi.OpenAiRoutes.IsRootPath(ctx.Request.Path);
             bool allowed = port == server.HttpPort ? managementPath : port == server.HttpApiPort ? apiPath : !managementPath && !apiPath;
             if (!allowed)
             {
@@ -152,6 +153,7 @@ public static class HostingExtensions
         });
         app.MapGrpcService<QScorerService>();
         OpenAi.OpenAiRoutes.MapOpenAiRoutes(app);
+        Rewards.RewardRoutes.MapQServiceRewards(app);
         app.MapGrpcHealthChecksService();
         if (server.EnableReflection) app.MapGrpcReflectionService();
     }

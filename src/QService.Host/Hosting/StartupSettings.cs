@@ -36,6 +36,7 @@ public static class StartupSettings
         problems.AddRange(OptionsProblems.Of(batching));
         problems.AddRange(OptionsProblems.Of(limits, batching));
         problems.AddRange(OptionsProblems.Of(cache));
+        problems.AddRange(Rewards.RewardOptions.Problems(configuration));
         if (problems.Count > 0) throw new ConfigurationException(string.Join("; ", problems));
         return server;
     }
