@@ -19,5 +19,6 @@ var root = new RootCommand("QService command-line tool: token log-probabilities,
     DecodingReportCommand.Create(),
     BenchSampleCommand.Create(),
     SoakCommand.Create(),
+    QService.Cli.Commands.Eval.EvalCommand.Create(),
 };
 return root.Parse(args).Invoke();
