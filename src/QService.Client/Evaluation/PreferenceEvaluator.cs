@@ -88,18 +88,20 @@ public sealed class PreferenceEvaluator(IReadOnlyList<QServiceChannel> servers, 
         }
     }
 
+    /// <summary>
+    /// Requests of the rows [k·P, (k+1)·P) by row index (P = PairsPerRequest; bad rows leave a request smaller), so that a
+    /// resumed run, which starts at a multiple of P when it resumes a run of this P, sends the same requests as an unbroken one.
+    /// </summary>
     async IAsyncEnumerable<PreferenceRow[]> Batches(IAsyncEnumerable<PreferenceRow> rows, [EnumeratorCancellation] CancellationToken cancellation)
     {
         var batch = new List<PreferenceRow>();
-        int pairs = 0;
         await foreach (var row in rows.WithCancellation(cancellation))
         {
             batch.Add(row);
-            if (!row.IsBad && ++pairs == _options.PairsPerRequest)
+            if ((row.Index + 1) % _options.PairsPerRequest == 0)
             {
                 yield return [.. batch];
                 batch.Clear();
-                pairs = 0;
             }
         }
         if (batch.Count > 0) yield return [.. batch];

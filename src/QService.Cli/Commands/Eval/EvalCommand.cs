@@ -33,10 +33,12 @@ static class EvalCommand
         var batch = new Option<int>("--pairs-per-request") { DefaultValueFactory = _ => 16, Description = "pairs in one Score request" };
         var inFlight = new Option<int>("--requests-per-server") { DefaultValueFactory = _ => 4, Description = "requests in flight on each server" };
         var limit = new Option<long?>("--limit") { Description = "evaluate the first N rows only" };
+        var check = new Option<bool>("--check-only")
+            { Description = "read and check every row without scoring (no server, no output): rows, and the bad ones a reader can see" };
         var strict = new Option<bool>("--fail-on-bad-rows") { Description = "exit 2 when any row is bad (they are still all scored and listed)" };
         var cmd = new Command("eval", "Evaluate the pair as a reward model on a preference dataset (JSONL or Parquet, TRL's formats): accuracy, " +
             "margins, per subset and length; per-pair output; --resume; several servers; an HTML report.")
-            { data, output, servers, resume, html, json, prompt, chosen, rejected, subset, noEos, step, credits, beta, policy, batch, inFlight, limit, strict };
+            { data, output, servers, resume, html, json, prompt, chosen, rejected, subset, noEos, step, credits, beta, policy, batch, inFlight, limit, strict, check };
         cmd.Subcommands.Add(EvalDataCommand.Create());
         cmd.SetAction(r => CliErrors.Run(() => new EvalRun(new EvalSettings(
             r.GetValue(data)!, r.GetValue(output)!, r.GetValue(servers)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
@@ -46,10 +48,10 @@ static class EvalCommand
             {
                 PairsPerRequest = r.GetValue(batch), RequestsPerServer = r.GetValue(inFlight), Beta = r.GetValue(beta),
                 StepDelimiter = r.GetValue(step), IncludeCredits = r.GetValue(credits), Policy = r.GetValue(policy),
-            }, r.GetValue(limit), r.GetValue(strict))).Execute()));
+            }, r.GetValue(limit), r.GetValue(strict), r.GetValue(check))).Execute()));
         return cmd;
     }
 }
 
 sealed record EvalSettings(string Data, string Output, string[] Servers, bool Resume, string? Html, bool Json, PreferenceColumns Columns,
-    bool AppendEos, EvaluationOptions Options, long? Limit, bool FailOnBadRows);
+    bool AppendEos, EvaluationOptions Options, long? Limit, bool FailOnBadRows, bool CheckOnly);

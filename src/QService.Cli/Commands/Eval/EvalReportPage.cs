@@ -96,7 +96,7 @@ static class EvalReportPage
                 .Append($"data-accuracy=\"{R(a)}\" x=\"{F(x + 4)}\" y=\"{F(Y(a))}\" width=\"{F(bw - 8)}\" height=\"{F(Y(0) - Y(a))}\" fill=\"#4a7fc1\">")
                 .Append($"<title>{b.Low:0.#} to {b.High:0.#}: {a:P1} of {b.Accuracy.Pairs}</title></rect>")
                 .Append($"<line x1=\"{F(x + bw / 2)}\" x2=\"{F(x + bw / 2)}\" y1=\"{F(Y(low))}\" y2=\"{F(Y(high))}\" stroke=\"#222\"/>")
-                .Append($"<text x=\"{F(x + bw / 2)}\" y=\"{H - 8}\" font-size=\"10\" text-anchor=\"middle\">{b.Low:0.#}–{b.High:0.#}</text>");
+                .Append($"<text x=\"{F(x + bw / 2)}\" y=\"{H - 8}\" font-size=\"10\" text-anchor=\"middle\">{Range(b)}</text>");
         }
         html.Append($"<line x1=\"{Pad}\" x2=\"{W - Pad}\" y1=\"{F(Y(0.5))}\" y2=\"{F(Y(0.5))}\" stroke=\"#999\" stroke-dasharray=\"4 3\"/>")
             .Append($"<text x=\"{Pad}\" y=\"{F(Y(1) - 4)}\" font-size=\"11\">100 %</text><text x=\"{Pad}\" y=\"{F(Y(0.5) - 3)}\" font-size=\"11\">50 %</text>")
@@ -118,6 +118,8 @@ static class EvalReportPage
                 .Append("</div>\n");
         }
     }
+
+    static string Range(Bucket b) => b.Low == b.High ? $"{b.Low:0.#}" : $"{b.Low:0.#}–{b.High:0.#}";
 
     static string Esc(string s) => WebUtility.HtmlEncode(s);
     static string F(double v) => v.ToString("0.#", Inv);

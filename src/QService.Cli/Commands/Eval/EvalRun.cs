@@ -38,6 +38,7 @@ sealed class EvalRun(EvalSettings settings)
 
     async Task<int> RunAsync(CancellationToken cancellation)
     {
+        if (settings.CheckOnly) return await CheckAsync(cancellation);
         var results = settings.Resume ? await EvalOutput.ReadExistingAsync(settings.Output, cancellation) : [];
         long total = await PreferenceDataset.CountRowsAsync(settings.Data, cancellation);
         if (settings.Limit is long limit) total = Math.Min(total, limit);
@@ -79,6 +80,21 @@ sealed class EvalRun(EvalSettings settings)
             return settings.FailOnBadRows && summary.BadRows.Count > 0 ? 2 : 0;
         }
         finally { foreach (var c in channels) c.Dispose(); }
+    }
+
+    /// <summary>--check-only: every row read and parsed as for scoring (streamed, as a run reads it), nothing sent.</summary>
+    async Task<int> CheckAsync(CancellationToken cancellation)
+    {
+        long rows = 0, badRows = 0;
+        var bad = new List<PreferenceRow>();
+        await foreach (var row in PreferenceDataset.ReadAsync(settings.Data, settings.Columns, settings.AppendEos, cancellation: cancellation))
+        {
+            rows++;
+            if (row.IsBad && badRows++ < 1000) bad.Add(row);
+        }
+        Console.WriteLine($"{rows} rows, {badRows} bad{(badRows > bad.Count ? $" (the first {bad.Count} listed)" : "")}");
+        foreach (var row in bad) Console.WriteLine($"  row {row.Index}: {row.Error}");
+        return 0;
     }
 
     static async IAsyncEnumerable<PreferenceRow> Limited(IAsyncEnumerable<PreferenceRow> rows, long count)
