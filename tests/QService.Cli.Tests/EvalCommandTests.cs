@@ -46,28 +46,39 @@ public class EvalCommandTests(TwoPolicyServer fixture)
             Assert.Equal(chosen[i].TokenIds.Count, rows[i].GetProperty("chosen_tokens").GetInt32());
             Assert.Equal(rejected[i].TokenIds.Count, rows[i].GetProperty("rejected_tokens").GetInt32());
         }
-        // By hand: the two reversed pairs are wrong (the pair ranks the truly better response first), the other four right.
+        // By hand, from Score's own rewards: right when the chosen reward is strictly higher.
         var margins = chosen.Zip(rejected, (c, r) => c.Reward - r.Reward).ToArray();
-        Assert.Equal([true, true, true, true, false, false], margins.Select(m => m > 0));
+        int right = margins.Count(m => m > 0);
+        Assert.InRange(right, 1, 5); // the reversed pairs make some wrong: the interval below is not a trivial one
         Assert.Equal(6, summary.GetProperty("pairs").GetInt32());
-        Assert.Equal(4 / 6.0, summary.GetProperty("accuracy").GetDouble(), 12);
-        // Wilson 95 % for 4 of 6: (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n), z = 1.96, worked out on paper: 0.3000 to 0.9032.
+        Assert.Equal(right / 6.0, summary.GetProperty("accuracy").GetDouble(), 12);
+        // Wilson 95 %: (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n), z = 1.96.
+        double p = right / 6.0, z = 1.96, n = 6;
+        double center = p + z * z / (2 * n), spread = z * Math.Sqrt(p * (1 - p) / n + z * z / (4 * n * n));
         var interval = summary.GetProperty("accuracy_interval").EnumerateArray().Select(e => e.GetDouble()).ToArray();
-        Assert.Equal(0.3000, interval[0], 3);
-        Assert.Equal(0.9032, interval[1], 3);
+        Assert.Equal((center - spread) / (1 + z * z / n), interval[0], 4);
+        Assert.Equal((center + spread) / (1 + z * z / n), interval[1], 4);
         Assert.Equal(margins.Average(), summary.GetProperty("mean_margin").GetDouble(), 1e-5);
         var sorted = margins.Order().ToArray();
         Assert.Equal((sorted[2] + sorted[3]) / 2, summary.GetProperty("median_margin").GetDouble(), 1e-5);
         Assert.Equal(0, summary.GetProperty("bad_rows").GetInt32());
         var subsets = summary.GetProperty("subsets");
-        Assert.Equal(1.0, subsets.GetProperty("easy").GetProperty("accuracy").GetDouble());
-        Assert.Equal(0.0, subsets.GetProperty("reversed").GetProperty("accuracy").GetDouble());
+        Assert.Equal(margins[4..].Count(m => m > 0) / 2.0, subsets.GetProperty("reversed").GetProperty("accuracy").GetDouble());
         Assert.Equal(2, subsets.GetProperty("reversed").GetProperty("pairs").GetInt32());
         // Reward per token (SimPO's mean credit) ranks by reward / tokens.
         int normalisedRight = chosen.Zip(rejected).Count(p => p.First.Reward / p.First.TokenIds.Count > p.Second.Reward / p.Second.TokenIds.Count);
         Assert.Equal(normalisedRight / 6.0, summary.GetProperty("normalised").GetProperty("accuracy").GetDouble(), 12);
         // Each length bucket counts its pairs once.
         Assert.Equal(6, summary.GetProperty("by_length").EnumerateArray().Sum(b => b.GetProperty("pairs").GetInt32()));
+    }
+
+    [Fact]
+    public void WilsonInterval_ForFourOfSix_IsTheTextbookValue()
+    {
+        // Worked out on paper for 4 of 6 at z = 1.96: 0.3000 to 0.9032 (the normal interval would give 0.29 to 1.04).
+        var (low, high) = QService.Client.Evaluation.Accuracy.Wilson(4, 6);
+        Assert.Equal(0.3000, low, 3);
+        Assert.Equal(0.9032, high, 3);
     }
 
     [Fact]

@@ -54,7 +54,7 @@ public class EvalRunTests(TwoPolicyServer fixture)
     }
 
     [Fact]
-    public async Task KilledAtARandomPoint_ThenResumed_TheOutputIsByteIdenticalToAnUnbrokenRun()
+    public async Task KilledAtARandomPoint_ThenResumed_TheOutputEqualsAnUnbrokenRun()
     {
         using var dir = new TempFolder();
         string unbroken = Path.Combine(dir.Path, "unbroken.jsonl"), resumed = Path.Combine(dir.Path, "resumed.jsonl");
@@ -73,13 +73,29 @@ public class EvalRunTests(TwoPolicyServer fixture)
             run.Kill();
             await run.WaitForExitAsync();
         }
-        int kept = File.ReadAllLines(resumed).Length;
-        Assert.True(kept < 400, "killed too late to test anything");
+        var before = File.ReadAllLines(resumed);
+        Assert.True(before.Length < 400, "killed too late to test anything");
         await Task.Delay(500); // the request the kill abandoned ends on the server before the next run starts
         (code, var stdout, stderr) = await CliProcess.Run(["eval", "--output", resumed, "--resume", .. common]);
         Assert.True(code == 0, stderr);
         Assert.Contains($"resuming after", stderr);
-        Assert.Equal(File.ReadAllBytes(unbroken), File.ReadAllBytes(resumed));
+        var after = File.ReadAllLines(resumed);
+        // A kill can leave half a line: the resume cuts it and writes that row again.
+        Assert.Equal(before.Take(before.Length - 1), after.Take(before.Length - 1));
+        // The rows already written are kept byte for byte; the run goes on from the next row, in order, one line per row. The
+        // rest equals the unbroken run except in the last bits of float32: the server's numbers themselves vary by ~1e-7
+        // between runs (README, Resume), so the check is exact for everything but rewards, and 1e-5 for them.
+        var (whole, joined) = (File.ReadAllLines(unbroken), File.ReadAllLines(resumed));
+        Assert.Equal(whole.Length, joined.Length);
+        for (int i = 0; i < whole.Length; i++)
+        {
+            JsonElement x = JsonDocument.Parse(whole[i]).RootElement, y = JsonDocument.Parse(joined[i]).RootElement;
+            Assert.Equal(i, y.GetProperty("index").GetInt32());
+            foreach (var field in new[] { "subset", "prompt_tokens", "chosen_tokens", "rejected_tokens" })
+                Assert.Equal(x.GetProperty(field).ToString(), y.GetProperty(field).ToString());
+            foreach (var field in new[] { "chosen_reward", "rejected_reward", "margin" })
+                Assert.Equal(x.GetProperty(field).GetDouble(), y.GetProperty(field).GetDouble(), 1e-5);
+        }
         Assert.Equal(400, JsonDocument.Parse(stdout).RootElement.GetProperty("pairs").GetInt32());
     }
 
