@@ -24,7 +24,8 @@ public class EvalCommandTests(TwoPolicyServer fixture)
 
     static IEnumerable<IDictionary<string, object?>> Rows(string prompt = "prompt", string chosen = "chosen", string rejected = "rejected",
         string subset = "subset") => EvalTestData.Pairs.Select(p =>
-        (IDictionary<string, object?>)new Dictionary<string, object?> { [prompt] = p.Prompt, [chosen] = p.Chosen, [rejected] = p.Rejected, [subset] = p.Subset });
+        (IDictionary<string, object?>)new Dictionary<string, object?>
+            { [prompt] = p.Prompt, [chosen] = p.Chosen, [rejected] = p.Rejected, [subset] = p.Subset });
 
     [Fact]
     public async Task Rewards_EqualScore_AndTheSummary_MatchesAHandComputation()
@@ -156,21 +157,27 @@ public class EvalCommandTests(TwoPolicyServer fixture)
     }
 
     [Fact]
-    public async Task TokenIdRows_InParquet_EqualScoreOnTheSameIds()
+    public async Task TokenIdRows_InParquetAndJsonLines_EqualScoreOnTheSameIds()
     {
         using var dir = new TempFolder();
         string parquet = Path.Combine(dir.Path, "ids.parquet");
         var rows = new List<IDictionary<string, object?>>
         {
-            new Dictionary<string, object?> { ["prompt"] = new List<int> { 1, 2, 3 }, ["chosen"] = new List<int> { 10, 11 }, ["rejected"] = new List<int> { 12 } },
+            new Dictionary<string, object?>
+                { ["prompt"] = new List<int> { 1, 2, 3 }, ["chosen"] = new List<int> { 10, 11 }, ["rejected"] = new List<int> { 12 } },
         };
         await EvalTestData.WriteParquetAsync(parquet, new ParquetSchema(new ListField("prompt", new DataField<int>("element")),
             new ListField("chosen", new DataField<int>("element")), new ListField("rejected", new DataField<int>("element"))), rows);
-        var (_, output) = await Eval(parquet, Path.Combine(dir.Path, "ids.out.jsonl"));
+        string jsonl = Path.Combine(dir.Path, "ids.jsonl");
+        EvalTestData.WriteJsonLines(jsonl, rows);
         var item = new ScoreItem { PromptTokenIds = { 1, 2, 3 }, ResponseTokenIds = { 10, 11 }, AppendEos = true };
         var reply = await fixture.Server.Channel.Scorer.ScoreAsync(new ScoreRequest { Items = { item } });
-        Assert.Equal(reply.Results[0].Reward, output[0].GetProperty("chosen_reward").GetDouble(), 1e-5);
-        Assert.Equal(3, output[0].GetProperty("prompt_tokens").GetInt32());
+        foreach (var file in new[] { parquet, jsonl })
+        {
+            var (_, output) = await Eval(file, file + ".out.jsonl");
+            Assert.Equal(reply.Results[0].Reward, output[0].GetProperty("chosen_reward").GetDouble(), 1e-5);
+            Assert.Equal(3, output[0].GetProperty("prompt_tokens").GetInt32());
+        }
     }
 
     [Fact]

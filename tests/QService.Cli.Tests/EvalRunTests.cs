@@ -36,7 +36,8 @@ public class EvalRunTests(TwoPolicyServer fixture)
         Assert.Equal(7, summary.GetProperty("rows").GetInt32());
         Assert.Equal(3, summary.GetProperty("pairs").GetInt32());
         Assert.Equal(4, summary.GetProperty("bad_rows").GetInt32());
-        var bad = summary.GetProperty("bad_row_list").EnumerateArray().ToDictionary(b => b.GetProperty("index").GetInt32(), b => b.GetProperty("error").GetString()!);
+        var bad = summary.GetProperty("bad_row_list").EnumerateArray()
+            .ToDictionary(b => b.GetProperty("index").GetInt32(), b => b.GetProperty("error").GetString()!);
         Assert.Equal([1, 3, 4, 5], bad.Keys.Order());
         Assert.Equal("missing column 'chosen'", bad[1]);
         Assert.Equal("empty response in 'rejected'", bad[3]);
@@ -65,7 +66,8 @@ public class EvalRunTests(TwoPolicyServer fixture)
 
         int killAfter = new Random().Next(20, 300);
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in (string[])[ServerProcess.BuiltAssembly("QService.Cli", "qservice.dll"), "eval", "--output", resumed, .. common]) psi.ArgumentList.Add(a);
+        foreach (var a in (string[])[ServerProcess.BuiltAssembly("QService.Cli", "qservice.dll"), "eval", "--output", resumed, .. common])
+            psi.ArgumentList.Add(a);
         using (var run = Process.Start(psi)!)
         {
             await Polling.Until(() => Task.FromResult(File.Exists(resumed) && File.ReadAllLines(resumed).Length >= killAfter), TimeSpan.FromSeconds(120),
@@ -104,7 +106,8 @@ public class EvalRunTests(TwoPolicyServer fixture)
     {
         using var dir = new TempFolder();
         string output = Path.Combine(dir.Path, "out.jsonl"), html = Path.Combine(dir.Path, "report.html");
-        var (code, _, stderr) = await CliProcess.Run("eval", "--data", DemoData, "--output", output, "--server", fixture.Address, "--html", html, "--limit", "120");
+        var (code, _, stderr) = await CliProcess.Run(
+            "eval", "--data", DemoData, "--output", output, "--server", fixture.Address, "--html", html, "--limit", "120");
         Assert.True(code == 0, stderr);
         var rows = EvalTestData.ReadOutput(output);
         Assert.Equal(120, rows.Count);
@@ -122,7 +125,8 @@ public class EvalRunTests(TwoPolicyServer fixture)
         Assert.Equal(margins.Count(m => m >= D(bins[0], "low") && m < D(bins[0], "high")), int.Parse(bins[0].Groups["count"].Value));
         // Accuracy by length difference: each bucket's accuracy is that of the output's pairs in its range.
         string byDifference = Regex.Match(page, "<svg id=\"accuracy-by-length-difference\".*?</svg>", RegexOptions.Singleline).Value;
-        var buckets = Regex.Matches(byDifference, "data-low=\"(?<low>[^\"]+)\" data-high=\"(?<high>[^\"]+)\" data-pairs=\"(?<pairs>\\d+)\" data-accuracy=\"(?<acc>[^\"]+)\"");
+        var buckets = Regex.Matches(byDifference,
+            "data-low=\"(?<low>[^\"]+)\" data-high=\"(?<high>[^\"]+)\" data-pairs=\"(?<pairs>\\d+)\" data-accuracy=\"(?<acc>[^\"]+)\"");
         Assert.NotEmpty(buckets);
         Assert.Equal(120, buckets.Sum(b => int.Parse(b.Groups["pairs"].Value)));
         foreach (Match b in buckets)

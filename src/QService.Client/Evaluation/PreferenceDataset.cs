@@ -68,7 +68,7 @@ public static class PreferenceDataset
     static object? ToClr(JsonElement e) => e.ValueKind switch
     {
         JsonValueKind.String => e.GetString(),
-        JsonValueKind.Number => e.TryGetInt64(out long l) ? l : e.GetDouble(),
+        JsonValueKind.Number => e.TryGetInt64(out long l) ? l : (object)e.GetDouble(), // (object): else the long would widen to double
         JsonValueKind.True => true,
         JsonValueKind.False => false,
         JsonValueKind.Array => e.EnumerateArray().Select(ToClr).ToList(),

@@ -17,7 +17,8 @@ public sealed class PreferenceRowParser(PreferenceColumns columns, bool appendEo
 
     public PreferenceRow Parse(long index, IReadOnlyDictionary<string, object?> row)
     {
-        string? subset = row.TryGetValue(columns.Subset, out var s) && s != null ? Convert.ToString(s, System.Globalization.CultureInfo.InvariantCulture) : null;
+        string? subset = row.TryGetValue(columns.Subset, out var s) && s != null
+            ? Convert.ToString(s, System.Globalization.CultureInfo.InvariantCulture) : null;
         _implicitPrompt ??= !row.ContainsKey(columns.Prompt);
         foreach (var name in _implicitPrompt.Value ? [columns.Chosen, columns.Rejected] : new[] { columns.Prompt, columns.Chosen, columns.Rejected })
             if (!row.TryGetValue(name, out var v) || v is null) return PreferenceRow.Bad(index, subset, $"missing column '{name}'");

@@ -38,7 +38,10 @@ static class EvalCommand
         var strict = new Option<bool>("--fail-on-bad-rows") { Description = "exit 2 when any row is bad (they are still all scored and listed)" };
         var cmd = new Command("eval", "Evaluate the pair as a reward model on a preference dataset (JSONL or Parquet, TRL's formats): accuracy, " +
             "margins, per subset and length; per-pair output; --resume; several servers; an HTML report.")
-            { data, output, servers, resume, html, json, prompt, chosen, rejected, subset, noEos, step, credits, beta, policy, batch, inFlight, limit, strict, check };
+            {
+                data, output, servers, resume, html, json, prompt, chosen, rejected, subset, noEos, step, credits, beta, policy, batch, inFlight, limit,
+                strict, check,
+            };
         cmd.Subcommands.Add(EvalDataCommand.Create());
         cmd.SetAction(r => CliErrors.Run(() => new EvalRun(new EvalSettings(
             r.GetValue(data)!, r.GetValue(output)!, r.GetValue(servers)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),

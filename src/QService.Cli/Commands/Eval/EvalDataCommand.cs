@@ -64,7 +64,8 @@ static class EvalDataCommand
         var rng = new Random(seed);
         List<int> Ids(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(vocab)).ToList();
         for (long i = 0; i < count; i++)
-            yield return new Dictionary<string, object> { ["prompt"] = Ids(promptTokens), ["chosen"] = Ids(responseTokens), ["rejected"] = Ids(responseTokens) };
+            yield return new Dictionary<string, object>
+                { ["prompt"] = Ids(promptTokens), ["chosen"] = Ids(responseTokens), ["rejected"] = Ids(responseTokens) };
     }
 }
 

@@ -26,7 +26,8 @@ abstract class EvalOutput : IAsyncDisposable
         if (!File.Exists(path)) return [];
         var rows = IsParquet(path) ? await ReadParquetAsync(path, cancellation) : ReadJsonLines(path);
         for (int i = 0; i < rows.Count; i++)
-            if (rows[i].Index != i) throw new InvalidOperationException($"{path}: row {i} has index {rows[i].Index}; it is not the output of a run on this order");
+            if (rows[i].Index != i)
+                throw new InvalidOperationException($"{path}: row {i} has index {rows[i].Index}; it is not the output of a run on this order");
         return rows;
     }
 
@@ -61,7 +62,8 @@ abstract class EvalOutput : IAsyncDisposable
         return rows;
     }
 
-    static async IAsyncEnumerable<PairResult> ParquetRowsAsync(string path, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellation)
+    static async IAsyncEnumerable<PairResult> ParquetRowsAsync(string path,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellation)
     {
         int groups;
         await using (var reader = await ParquetReader.CreateAsync(path, cancellationToken: cancellation)) groups = reader.RowGroupCount;
