@@ -19,12 +19,13 @@ serve() { # port [extra args]: a 134M server on its own ports, once ready
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 $Q eval make-data --kind random-ids --pairs "$PAIRS" --prompt-tokens "$P" --response-tokens "$R" --output "$WORK/ids.jsonl"
 serve 51001
+# The random pair has no EOS token: --no-eos (responses scored as they are).
 echo "== throughput: bench at 32 callers, then eval over $PAIRS pairs ($P + $R tokens), same server"
 $Q bench --server http://127.0.0.1:51001 --concurrency 32 --seconds 20 --prompt-tokens "$P" --response-tokens "$R" | tee "$WORK/bench.txt"
-$Q eval --data "$WORK/ids.jsonl" --output "$WORK/one.jsonl" --server http://127.0.0.1:51001 --json | tee "$WORK/eval-one.json"; echo
+$Q eval --data "$WORK/ids.jsonl" --output "$WORK/one.jsonl" --server http://127.0.0.1:51001 --no-eos --json > "$WORK/eval-one.json"
 echo "== scale-out: the same file over two servers on this machine"
 serve 51011
-$Q eval --data "$WORK/ids.jsonl" --output "$WORK/two.jsonl" --server http://127.0.0.1:51001,http://127.0.0.1:51011 --json | tee "$WORK/eval-two.json"; echo
+$Q eval --data "$WORK/ids.jsonl" --output "$WORK/two.jsonl" --server http://127.0.0.1:51001,http://127.0.0.1:51011 --no-eos --json > "$WORK/eval-two.json"
 python3 - "$WORK" <<'PY'
 import json, sys
 w = sys.argv[1]
@@ -33,16 +34,18 @@ same = sum(x == y for x, y in zip(a, b))
 diff = max(abs(x[k] - y[k]) for x, y in zip(a, b) for k in ("chosen_reward", "rejected_reward"))
 print(f"two servers vs one: {len(a)} rows each, {same} byte-identical rows, max reward difference {diff:.3g}")
 one, two = json.load(open(f"{w}/eval-one.json")), json.load(open(f"{w}/eval-two.json"))
+for name, r in (("one server", one), ("two servers", two)):
+    print(f"eval, {name}: {r['pairs']} pairs, {r['bad_rows']} bad, {r['seconds']:.1f} s, {r['pair_tokens_per_second']:.0f} pair tokens/s")
 print(f"pair tokens/s: one server {one['pair_tokens_per_second']:.0f}, two servers {two['pair_tokens_per_second']:.0f} "
       f"(x{two['pair_tokens_per_second'] / one['pair_tokens_per_second']:.2f})")
 PY
 echo "== resume: kill at a random point, resume, compare with the unbroken one-server run"
 kill_after=$(( (RANDOM % 20) + 5 ))
-$Q eval --data "$WORK/ids.jsonl" --output "$WORK/resumed.jsonl" --server http://127.0.0.1:51001 --json > /dev/null 2>&1 & run=$!
+$Q eval --data "$WORK/ids.jsonl" --output "$WORK/resumed.jsonl" --server http://127.0.0.1:51001 --no-eos --json > /dev/null 2>&1 & run=$!
 sleep "$kill_after"; kill -9 "$run" || true; wait "$run" 2>/dev/null || true
 echo "killed after ${kill_after} s with $(wc -l < "$WORK/resumed.jsonl") rows written"
 sleep 2
-$Q eval --data "$WORK/ids.jsonl" --output "$WORK/resumed.jsonl" --server http://127.0.0.1:51001 --resume --json > /dev/null
+$Q eval --data "$WORK/ids.jsonl" --output "$WORK/resumed.jsonl" --server http://127.0.0.1:51001 --no-eos --resume --json > /dev/null
 cmp "$WORK/one.jsonl" "$WORK/resumed.jsonl" && echo "resumed output byte-identical" || python3 - "$WORK" <<'PY'
 import json, sys
 w = sys.argv[1]

@@ -46,10 +46,11 @@ sealed class EvalRun(EvalSettings settings)
             throw new InvalidOperationException($"{settings.Output} holds {results.Count} rows, more than the {total} to evaluate: not this dataset's output");
         if (results.Count > 0) Console.Error.WriteLine($"resuming after {results.Count} rows of {total}");
         var channels = settings.Servers.Select(s => new QServiceChannel(s)).ToList();
-        var clock = Stopwatch.StartNew();
         long tokens = 0, scored = 0;
         try
         {
+            await EvalServers.CheckAsync(channels, settings.Servers, settings.AppendEos, cancellation);
+            var clock = Stopwatch.StartNew();
             var rows = PreferenceDataset.ReadAsync(settings.Data, settings.Columns, settings.AppendEos, results.Count, cancellation);
             var evaluator = new PreferenceEvaluator(channels, settings.Options);
             await using (var output = EvalOutput.Create(settings.Output, settings.Resume))
