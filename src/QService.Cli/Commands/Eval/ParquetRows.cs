@@ -28,13 +28,15 @@ static class ParquetRows
 
     public static PairResult FromRow(IReadOnlyDictionary<string, object?> row)
     {
-        long index = Convert.ToInt64(row["index"]);
-        string? subset = row["subset"] as string;
-        if (row["error"] is string error) return new PairResult(index, subset, error);
-        double[]? Doubles(string name) => row[name] is System.Collections.IList { Count: > 0 } l ? l.Cast<object>().Select(Convert.ToDouble).ToArray() : null;
+        // Parquet.Net's untyped reader leaves out the columns that are null in a row.
+        object? Get(string name) => row.TryGetValue(name, out var v) ? v : null;
+        long index = Convert.ToInt64(Get("index"));
+        string? subset = Get("subset") as string;
+        if (Get("error") is string error) return new PairResult(index, subset, error);
+        double[]? Doubles(string name) => Get(name) is System.Collections.IList { Count: > 0 } l ? l.Cast<object>().Select(Convert.ToDouble).ToArray() : null;
         float[]? Floats(string name) => Doubles(name)?.Select(x => (float)x).ToArray();
-        return new PairResult(index, subset, null, Convert.ToDouble(row["chosen_reward"]), Convert.ToDouble(row["rejected_reward"]),
-            Convert.ToInt32(row["chosen_tokens"]), Convert.ToInt32(row["rejected_tokens"]), Convert.ToInt32(row["prompt_tokens"]),
+        return new PairResult(index, subset, null, Convert.ToDouble(Get("chosen_reward")), Convert.ToDouble(Get("rejected_reward")),
+            Convert.ToInt32(Get("chosen_tokens")), Convert.ToInt32(Get("rejected_tokens")), Convert.ToInt32(Get("prompt_tokens")),
             Doubles("chosen_step_rewards"), Doubles("rejected_step_rewards"), Floats("chosen_credits"), Floats("rejected_credits"));
     }
 }
