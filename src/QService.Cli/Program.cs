@@ -21,5 +21,6 @@ var root = new RootCommand("QService command-line tool: token log-probabilities,
     BenchSampleCommand.Create(),
     SoakCommand.Create(),
     BenchRewardsCommand.Create(),
+    QService.Cli.Commands.Eval.EvalCommand.Create(),
 };
 return root.Parse(args).Invoke();

@@ -20,11 +20,7 @@ public static class CreditHtmlPage
     {
         var html = new StringBuilder();
         html.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>QService credits</title>\n<style>")
-            .Append("body{font-family:system-ui,sans-serif;margin:2em;color:#222}")
-            .Append(".row{display:flex;gap:2em;flex-wrap:wrap}.item{flex:1;min-width:22em;border:1px solid #ddd;border-radius:6px;padding:1em}")
-            .Append(".tokens{font-family:ui-monospace,monospace;line-height:2;white-space:pre-wrap}.tok{border-radius:3px;padding:1px 0}")
-            .Append("table{border-collapse:collapse;font-size:90%}td,th{padding:2px 6px;text-align:right}.compare{margin-bottom:2em}")
-            .Append("</style></head><body>\n");
+            .Append(Styles).Append("</style></head><body>\n");
         var names = response.PolicyNames();
         string policyNames = string.Join(", ", names.Select(n => $"<b>{Esc(n)}</b>"));
         html.Append($"<h1>Token credits</h1>\n<p>{(names.Count > 1 ? "policies" : "policy")} {policyNames} vs reference " +
@@ -43,6 +39,21 @@ public static class CreditHtmlPage
                 html.Append("</div>\n");
             }
         html.Append("</body></html>\n");
+        return html.ToString();
+    }
+
+    /// <summary>The page's CSS, for pages that embed <see cref="RowOf"/>.</summary>
+    public const string Styles = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}" +
+        ".row{display:flex;gap:2em;flex-wrap:wrap}.item{flex:1;min-width:22em;border:1px solid #ddd;border-radius:6px;padding:1em}" +
+        ".tokens{font-family:ui-monospace,monospace;line-height:2;white-space:pre-wrap}.tok{border-radius:3px;padding:1px 0}" +
+        "table{border-collapse:collapse;font-size:90%}td,th{padding:2px 6px;text-align:right}.compare{margin-bottom:2em}";
+
+    /// <summary>Scored responses side by side (heatmap and Q plot each) on one colour scale, as a fragment for another page.</summary>
+    public static string RowOf(IReadOnlyList<ScoredItem> items, Func<ScoredItem, string> title)
+    {
+        var html = new StringBuilder();
+        double scale = Math.Max(1e-6, items.SelectMany(r => r.Credits).Select(c => Math.Abs((double)c)).DefaultIfEmpty(0).Max());
+        AppendRow(html, items, "h3", title, scale);
         return html.ToString();
     }
 

@@ -1,0 +1,169 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using QService.Client;
+using QService.Client.Evaluation;
+
+namespace QService.Cli.Tests;
+
+/// <summary>`qservice eval`: bad rows by row number, resume after a kill, the HTML report's figures, and the same as a library call.</summary>
+[Collection(nameof(TwoPolicyServerCollection))]
+public class EvalRunTests(TwoPolicyServer fixture)
+{
+    static string DemoData => Path.Combine(Fixtures.RepoRoot, "data", "demo-preferences.jsonl");
+
+    [Fact]
+    public async Task BadRows_AreScoredAround_CountedAndListedByRowNumber()
+    {
+        using var dir = new TempFolder();
+        string data = Path.Combine(dir.Path, "bad.jsonl"), output = Path.Combine(dir.Path, "out.jsonl");
+        string good = JsonSerializer.Serialize(new { prompt = EvalTestData.Phone, chosen = " The battery is long.", rejected = " The fan is loud." });
+        string tooLong = string.Concat(Enumerable.Repeat(" The battery is long.", 60)); // about 300 tokens; the demo context is 128
+        File.WriteAllLines(data,
+        [
+            good,
+            JsonSerializer.Serialize(new { prompt = EvalTestData.Phone, rejected = " The fan is loud." }),
+            good,
+            JsonSerializer.Serialize(new { prompt = EvalTestData.Phone, chosen = " The battery is long.", rejected = "" }),
+            JsonSerializer.Serialize(new { prompt = EvalTestData.Phone, chosen = tooLong, rejected = " The fan is loud." }),
+            "{not json",
+            good,
+        ]);
+        var (code, stdout, stderr) = await CliProcess.Run("eval", "--data", data, "--output", output, "--server", fixture.Address, "--json");
+        Assert.True(code == 0, stderr);
+        var summary = JsonDocument.Parse(stdout).RootElement;
+        Assert.Equal(7, summary.GetProperty("rows").GetInt32());
+        Assert.Equal(3, summary.GetProperty("pairs").GetInt32());
+        Assert.Equal(4, summary.GetProperty("bad_rows").GetInt32());
+        var bad = summary.GetProperty("bad_row_list").EnumerateArray()
+            .ToDictionary(b => b.GetProperty("index").GetInt32(), b => b.GetProperty("error").GetString()!);
+        Assert.Equal([1, 3, 4, 5], bad.Keys.Order());
+        Assert.Equal("missing column 'chosen'", bad[1]);
+        Assert.Equal("empty response in 'rejected'", bad[3]);
+        Assert.Contains("rejected by the server", bad[4]);
+        Assert.Contains("context", bad[4]);
+        Assert.StartsWith("not JSON", bad[5]);
+        // Every row has its line in the output, in order: bad ones with their error, none dropped.
+        var rows = EvalTestData.ReadOutput(output);
+        Assert.Equal(Enumerable.Range(0, 7), rows.Select(r => r.GetProperty("index").GetInt32()));
+        Assert.Equal(bad[4], rows[4].GetProperty("error").GetString());
+        Assert.Equal(rows[0].GetProperty("margin").GetDouble(), rows[6].GetProperty("margin").GetDouble(), 1e-5);
+        // --fail-on-bad-rows makes them fatal to the exit code, still after writing everything.
+        (code, _, _) = await CliProcess.Run("eval", "--data", data, "--output", output, "--server", fixture.Address, "--fail-on-bad-rows");
+        Assert.Equal(2, code);
+    }
+
+    [Fact]
+    public async Task KilledAtARandomPoint_ThenResumed_TheOutputEqualsAnUnbrokenRun()
+    {
+        using var dir = new TempFolder();
+        string unbroken = Path.Combine(dir.Path, "unbroken.jsonl"), resumed = Path.Combine(dir.Path, "resumed.jsonl");
+        // One request in flight: the server then batches exactly the same requests in both runs (see README, Resume).
+        string[] common = ["--data", DemoData, "--server", fixture.Address, "--requests-per-server", "1", "--json"];
+        var (code, _, stderr) = await CliProcess.Run(["eval", "--output", unbroken, .. common]);
+        Assert.True(code == 0, stderr);
+
+        int killAfter = new Random().Next(20, 300);
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in (string[])[ServerProcess.BuiltAssembly("QService.Cli", "qservice.dll"), "eval", "--output", resumed, .. common])
+            psi.ArgumentList.Add(a);
+        using (var run = Process.Start(psi)!)
+        {
+            await Polling.Until(() => Task.FromResult(File.Exists(resumed) && File.ReadAllLines(resumed).Length >= killAfter), TimeSpan.FromSeconds(120),
+                () => $"{killAfter} rows in the output");
+            run.Kill();
+            await run.WaitForExitAsync();
+        }
+        var before = File.ReadAllLines(resumed);
+        Assert.True(before.Length < 400, "killed too late to test anything");
+        await Task.Delay(500); // the request the kill abandoned ends on the server before the next run starts
+        (code, var stdout, stderr) = await CliProcess.Run(["eval", "--output", resumed, "--resume", .. common]);
+        Assert.True(code == 0, stderr);
+        Assert.Contains($"resuming after", stderr);
+        var after = File.ReadAllLines(resumed);
+        // A kill can leave half a line: the resume cuts it and writes that row again.
+        Assert.Equal(before.Take(before.Length - 1), after.Take(before.Length - 1));
+        // The rows already written are kept byte for byte; the run goes on from the next row, in order, one line per row. The
+        // rest equals the unbroken run except in the last bits of float32: the server's numbers themselves vary by ~1e-7
+        // between runs (README, Resume), so the check is exact for everything but rewards, and 1e-5 for them.
+        var (whole, joined) = (File.ReadAllLines(unbroken), File.ReadAllLines(resumed));
+        Assert.Equal(whole.Length, joined.Length);
+        for (int i = 0; i < whole.Length; i++)
+        {
+            JsonElement x = JsonDocument.Parse(whole[i]).RootElement, y = JsonDocument.Parse(joined[i]).RootElement;
+            Assert.Equal(i, y.GetProperty("index").GetInt32());
+            foreach (var field in new[] { "subset", "prompt_tokens", "chosen_tokens", "rejected_tokens" })
+                Assert.Equal(x.GetProperty(field).ToString(), y.GetProperty(field).ToString());
+            foreach (var field in new[] { "chosen_reward", "rejected_reward", "margin" })
+                Assert.Equal(x.GetProperty(field).GetDouble(), y.GetProperty(field).GetDouble(), 1e-5);
+        }
+        Assert.Equal(400, JsonDocument.Parse(stdout).RootElement.GetProperty("pairs").GetInt32());
+    }
+
+    [Fact]
+    public async Task HtmlReport_FiguresHoldTheOutputsNumbers_AndTheWorstPairsHeatmaps()
+    {
+        using var dir = new TempFolder();
+        string output = Path.Combine(dir.Path, "out.jsonl"), html = Path.Combine(dir.Path, "report.html");
+        var (code, _, stderr) = await CliProcess.Run(
+            "eval", "--data", DemoData, "--output", output, "--server", fixture.Address, "--html", html, "--limit", "120");
+        Assert.True(code == 0, stderr);
+        var rows = EvalTestData.ReadOutput(output);
+        Assert.Equal(120, rows.Count);
+        string page = File.ReadAllText(html);
+        Assert.StartsWith("<!DOCTYPE html>", page);
+        Assert.DoesNotContain("<script", page);
+        Assert.DoesNotContain("src=", page); // self-contained
+        double D(Match m, string name) => double.Parse(m.Groups[name].Value, CultureInfo.InvariantCulture);
+        // Histogram: the bins count every pair once, each where its margin falls.
+        string histogram = Regex.Match(page, "<svg id=\"margin-histogram\".*?</svg>", RegexOptions.Singleline).Value;
+        var bins = Regex.Matches(histogram, "data-low=\"(?<low>[^\"]+)\" data-high=\"(?<high>[^\"]+)\" data-count=\"(?<count>\\d+)\"");
+        Assert.Equal(20, bins.Count);
+        Assert.Equal(120, bins.Sum(b => int.Parse(b.Groups["count"].Value)));
+        var margins = rows.Select(r => r.GetProperty("margin").GetDouble()).ToList();
+        Assert.Equal(margins.Count(m => m >= D(bins[0], "low") && m < D(bins[0], "high")), int.Parse(bins[0].Groups["count"].Value));
+        // Accuracy by length difference: each bucket's accuracy is that of the output's pairs in its range.
+        string byDifference = Regex.Match(page, "<svg id=\"accuracy-by-length-difference\".*?</svg>", RegexOptions.Singleline).Value;
+        var buckets = Regex.Matches(byDifference,
+            "data-low=\"(?<low>[^\"]+)\" data-high=\"(?<high>[^\"]+)\" data-pairs=\"(?<pairs>\\d+)\" data-accuracy=\"(?<acc>[^\"]+)\"");
+        Assert.NotEmpty(buckets);
+        Assert.Equal(120, buckets.Sum(b => int.Parse(b.Groups["pairs"].Value)));
+        foreach (Match b in buckets)
+        {
+            var members = rows.Where(r => r.GetProperty("chosen_tokens").GetInt32() - r.GetProperty("rejected_tokens").GetInt32() is var d
+                && d >= D(b, "low") && d <= D(b, "high")).ToList();
+            Assert.Equal(members.Count, int.Parse(b.Groups["pairs"].Value));
+            Assert.Equal(members.Count(r => r.GetProperty("margin").GetDouble() > 0) / (double)members.Count, D(b, "acc"), 12);
+        }
+        Assert.Contains("<svg id=\"accuracy-by-length\"", page);
+        // The most confidently wrong pairs: the most negative margins, each with both responses' heatmaps.
+        var wrong = Regex.Matches(page, "<div class=\"wrong\" data-index=\"(?<index>\\d+)\" data-margin=\"(?<margin>[^\"]+)\">");
+        var expected = rows.Where(r => r.GetProperty("margin").GetDouble() <= 0).OrderBy(r => r.GetProperty("margin").GetDouble()).Take(5)
+            .Select(r => r.GetProperty("index").GetInt32()).ToList();
+        Assert.Equal(expected, wrong.Select(m => int.Parse(m.Groups["index"].Value)));
+        Assert.True(Regex.Matches(page, "<div class=\"item\" data-id=\"\\d+/(chosen|rejected)\"").Count == 2 * wrong.Count);
+    }
+
+    [Fact]
+    public async Task LibraryCall_IteratesTheSameResultsAsTheCommand()
+    {
+        using var dir = new TempFolder();
+        string output = Path.Combine(dir.Path, "out.jsonl");
+        var (code, _, stderr) = await CliProcess.Run("eval", "--data", DemoData, "--output", output, "--server", fixture.Address, "--limit", "40");
+        Assert.True(code == 0, stderr);
+        var expected = EvalTestData.ReadOutput(output);
+        using var channel = new QServiceChannel(fixture.Address);
+        var results = new List<PairResult>();
+        await foreach (var r in new PreferenceEvaluator([channel]).EvaluateAsync(PreferenceDataset.ReadAsync(DemoData)))
+            if (results.Count < 40) results.Add(r);
+            else break;
+        Assert.Equal(Enumerable.Range(0, 40), results.Select(r => (int)r.Index));
+        for (int i = 0; i < 40; i++)
+        {
+            Assert.Equal(expected[i].GetProperty("chosen_reward").GetDouble(), results[i].ChosenReward, 1e-5);
+            Assert.Equal(expected[i].GetProperty("margin").GetDouble(), results[i].Margin, 1e-5);
+        }
+        Assert.Equal(results.Count(r => r.Correct) / 40.0, EvaluationSummary.Of(results).Accuracy.Value);
+    }
+}
