@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 16's adapter targets, measured in one run on this machine: resident memory of a server holding the base alone, the
-# base + one all-linear r = 16 LoRA adapter, and two adapters over the base; and the pair tokens/s of `qservice bench`
-# (32 callers) with the adapter policy against the same base shape served as two full checkpoints (alternating, twice).
+# base + one all-linear r = 16 LoRA adapter, and two adapters over the base (once loaded and warmed up, and after the bench,
+# which adds the passes' working memory); and the pair tokens/s of `qservice bench` (32 callers) with the adapter policy
+# against the same base shape served as two full checkpoints (alternating, twice).
 # Usage: tests/benchmarks/adapters.sh [seconds per bench level, default 30]. Work folder: $WORK (default /tmp/qservice-bench-adapters).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -31,14 +32,15 @@ serve() {
 rss_mb() { curl -fs http://127.0.0.1:8091/metrics | awk '/^qservice_resident_memory_bytes/ {printf "%.0f", $2 / 1048576}'; }
 bench() { "${cli[@]}" bench --server http://127.0.0.1:50091 --concurrency 32 --seconds "$seconds" | awk '$1 == 32 {print $3}'; }
 
-declare -A rss tps
+declare -A rss loaded tps
 run() {
   local name=$1; shift
   serve "$name" "$@"
+  loaded[$name]=$(rss_mb)
   local t; t=$(bench)
   tps[$name]="${tps[$name]:-} $t"
   rss[$name]=$(rss_mb)
-  echo "$name: $t pair tokens/s at 32 callers, resident memory ${rss[$name]} MB after the bench"
+  echo "$name: $t pair tokens/s at 32 callers; resident memory ${loaded[$name]} MB loaded, ${rss[$name]} MB after the bench"
   stop
 }
 ref="$work/pair/reference"
@@ -51,11 +53,11 @@ run two-full --policy "$work/pair/policy" --reference "$ref"
 
 mean() { echo "$1" | awk '{s = 0; for (i = 1; i <= NF; i++) s += $i; printf "%.0f", s / NF}'; }
 echo
-echo "| server | resident MB | vs base alone | pair tokens/s (32 callers) |"
-echo "| --- | ---: | ---: | ---: |"
+echo "| server | resident MB loaded | vs base alone | resident MB after the bench | vs base alone | pair tokens/s (32 callers) |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: |"
 for name in base-alone adapter two-adapters two-full; do
-  awk -v n="$name" -v r="${rss[$name]}" -v b="${rss[base-alone]}" -v t="$(mean "${tps[$name]}")" \
-    'BEGIN {printf "| %s | %d | %.2fx | %d |\n", n, r, r / b, t}'
+  awk -v n="$name" -v l="${loaded[$name]}" -v lb="${loaded[base-alone]}" -v r="${rss[$name]}" -v b="${rss[base-alone]}" \
+    -v t="$(mean "${tps[$name]}")" 'BEGIN {printf "| %s | %d | %.2fx | %d | %.2fx | %d |\n", n, l, l / lb, r, r / b, t}'
 done
 awk -v a="$(mean "${tps[adapter]}")" -v f="$(mean "${tps[two-full]}")" \
   'BEGIN {printf "adapter policy: %.1f %% of the pair tokens/s of two full checkpoints (target >= 85 %%)\n", 100 * a / f}'

@@ -2,9 +2,9 @@
 # The measured targets of `qservice eval` (README, "Evaluating a pair on a preference dataset"), in one run:
 #   throughput against `qservice bench` on the 134M pair, two servers against one, resume after a kill, 1 GB Parquet memory.
 # Needs a Release build and a random 134M pair: `qservice make-random-pair --output /tmp/pair134m`.
-# Usage: bash build/eval-targets.sh [PAIR_DIR] [WORK_DIR]; prints the load average before and after (the machine may be shared).
+# Usage: bash tests/benchmarks/eval-targets.sh [PAIR_DIR] [WORK_DIR]; prints the load average before and after (the machine may be shared).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PAIR=${1:-/tmp/pair134m}; WORK=${2:-/tmp/eval-targets}; PAIRS=${PAIRS:-2000}; P=${PROMPT_TOKENS:-32}; R=${RESPONSE_TOKENS:-32}
 Q="dotnet src/QService.Cli/bin/Release/net10.0/qservice.dll"
 HOST="dotnet src/QService.Host/bin/Release/net10.0/QService.Host.dll"
