@@ -48,7 +48,8 @@ static class BenchPoliciesCommand
             PromptTokenIds = { Enumerable.Range(0, promptTokens).Select(_ => rng.Next(info.VocabSize)) },
             ResponseTokenIds = { Enumerable.Range(0, responseTokens).Select(_ => rng.Next(info.VocabSize)) },
         })];
-        async Task<double> ForwardTokens() => PrometheusSum(await http.GetStringAsync(metricsUrl), "qservice_forward_tokens_total");
+        async Task<double> ForwardTokens() =>
+            MetricsText.Parse(await http.GetStringAsync(metricsUrl)).GetValueOrDefault("qservice_forward_tokens_total");
         async Task<(double Seconds, double Tokens)> Measure(Func<ScoreItem[], Task> score)
         {
             var batch = Items();
@@ -81,9 +82,4 @@ static class BenchPoliciesCommand
         Console.WriteLine($"| ratio | **{oneSeconds / perSeconds:F2}x** | **{oneTokens / perTokens:F2}x** |");
         return 0;
     }
-
-    /// <summary>The sum of a counter's samples over all its label sets, from Prometheus text.</summary>
-    static double PrometheusSum(string text, string name) =>
-        text.Split('\n').Where(l => l.StartsWith(name + "{", StringComparison.Ordinal) || l.StartsWith(name + " ", StringComparison.Ordinal))
-            .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
 }

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Diagnostics;
-using System.Globalization;
 using System.Text.Json;
 using Grpc.Core;
 using QService.Client;
@@ -98,7 +97,7 @@ static class SoakCommand
             for (int i = 0; i < 100; i++) // until two scrapes agree: the gauge is read after the model thread's last pass
             {
                 await Task.Delay(200);
-                double now = Parse(await http.GetStringAsync("/metrics")).GetValueOrDefault("qservice_live_tensors");
+                double now = MetricsText.Parse(await http.GetStringAsync("/metrics")).GetValueOrDefault("qservice_live_tensors");
                 if (now == last) return now;
                 last = now;
             }
@@ -120,7 +119,7 @@ static class SoakCommand
                 tensorsAfterWarmup = await LiveTensorsAtRest();
                 running.Set();
             }
-            var scraped = Parse(await http.GetStringAsync("/metrics"));
+            var scraped = MetricsText.Parse(await http.GetStringAsync("/metrics"));
             double seconds = clock.Elapsed.TotalSeconds;
             long now = Interlocked.Read(ref tokens);
             var sample = new Sample(seconds, scraped.GetValueOrDefault("qservice_resident_memory_bytes") / 1048576,
@@ -161,20 +160,5 @@ static class SoakCommand
             foreach (var e in firstErrors) Console.WriteLine($"  error: {e}");
         }
         return 0;
-    }
-
-    /// <summary>The unlabelled samples of a Prometheus text page (the gauges this command reads have no labels but the scope).</summary>
-    static Dictionary<string, double> Parse(string text)
-    {
-        var values = new Dictionary<string, double>();
-        foreach (var line in text.Split('\n'))
-        {
-            if (line.StartsWith('#') || line.Length == 0) continue;
-            int space = line.LastIndexOf(' ');
-            if (space < 0) continue;
-            string name = line[..space].Split('{')[0];
-            if (double.TryParse(line[(space + 1)..], CultureInfo.InvariantCulture, out double v)) values[name] = v;
-        }
-        return values;
     }
 }
