@@ -130,7 +130,7 @@ public sealed partial class ScoringEngine : IDisposable
         CheckStepDelimiter(options.StepDelimiter, models);
         var policies = PolicyChoice.ForScore(items, options.Policies, models);
         var prepared = await PrepareAllAsync(items, models, options, PreparationRules.Score, cancellation).ConfigureAwait(false);
-        var scores = await RunAsync(prepared, policies, wantsLastLogits: false, caller, cancellation).ConfigureAwait(false);
+        var scores = await RunAsync(prepared, policies, wantsLastLogits: false, caller, cancellation, options.Reproducible).ConfigureAwait(false);
         var names = models.Info.Policies;
         // Item-major: each item's results under its policies, in the order they were asked for.
         return [.. prepared.SelectMany((p, i) => policies[i].Select((policy, k) =>
@@ -230,14 +230,15 @@ public sealed partial class ScoringEngine : IDisposable
 
     /// <summary>
     /// Queues a request's items, each for its policies, and awaits them all. When the caller leaves, or one item fails, the rest are
-    /// dropped uncomputed.
+    /// dropped uncomputed. An isolated request (<see cref="RequestContext.Isolated"/>) is batched on its own.
     /// </summary>
-    async Task<ItemPasses[]> RunAsync(PreparedItem[] prepared, int[][] policies, bool wantsLastLogits, string caller, CancellationToken cancellation)
+    async Task<ItemPasses[]> RunAsync(PreparedItem[] prepared, int[][] policies, bool wantsLastLogits, string caller, CancellationToken cancellation,
+        bool isolated = false)
     {
         long totalTokens = prepared.Sum(p => (long)p.Tokens.Length);
         if (totalTokens > _limits.MaxTokensPerRequest)
             throw ScoringException.Exhausted($"the request has {totalTokens} tokens in all, more than the limit of {_limits.MaxTokensPerRequest}; split it");
-        var request = new RequestContext(Activity.Current?.Context ?? default, caller);
+        var request = new RequestContext(Activity.Current?.Context ?? default, caller, isolated);
         using var requestScope = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         var work = prepared.Select((p, i) => new WorkItem(p.Tokens, p.PromptTokens, request, requestScope.Token, wantsLastLogits, policies[i])).ToArray();
         foreach (var (item, p) in work.Zip(prepared))

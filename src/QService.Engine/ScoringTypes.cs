@@ -28,7 +28,12 @@ public sealed record ChatTurn(string Role, string Content);
 /// <param name="IncludeTokenText">return each response token's text and code-point offsets</param>
 /// <param name="StepDelimiter">split the response into steps at this text and return step ends and rewards; null: no steps</param>
 /// <param name="Policies">score every item under each of these served policies (the reference once per item); null or empty: each item's own</param>
-public sealed record ScoreOptions(double? Beta = null, bool IncludeTokenText = false, string? StepDelimiter = null, IReadOnlyList<string>? Policies = null);
+/// <param name="Reproducible">
+/// the numbers depend on this request alone (batched with no other request, no prefix reused from another), so that the same request on
+/// a server of the same configuration and CPU gives the same bits; costs the cross-request batching and prefix reuse
+/// </param>
+public sealed record ScoreOptions(double? Beta = null, bool IncludeTokenText = false, string? StepDelimiter = null, IReadOnlyList<string>? Policies = null,
+    bool Reproducible = false);
 
 /// <summary>A response token's text and its [start, end) offsets in the response text, in Unicode code points.</summary>
 public readonly record struct TokenSpan(string Text, int CharStart, int CharEnd);

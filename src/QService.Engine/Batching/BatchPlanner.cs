@@ -17,12 +17,16 @@ internal static class BatchPlanner
     /// item from each caller in turn (callers in the order of their oldest item, each caller's items in
     /// arrival order), so that one caller's backlog delays another's item by about one batch at most. The
     /// first item always fits: admission refused anything larger than the budget. The queue is left as it is.
+    /// An isolated request (<see cref="RequestContext.Isolated"/>) shares no batch: when it is the oldest in the queue its
+    /// items make the batch alone (so the same request is always cut into the same batches); until then the others pass it.
     /// </summary>
     public static List<WorkItem> ChooseBatch(IEnumerable<WorkItem> queue, BatchingOptions options)
     {
+        var head = queue.FirstOrDefault();
+        var eligible = head?.Request.Isolated == true ? queue.Where(i => i.Request == head.Request) : queue.Where(i => !i.Request.Isolated);
         var byCaller = new Dictionary<string, Queue<WorkItem>>();
         var callers = new List<Queue<WorkItem>>();
-        foreach (var item in queue)
+        foreach (var item in eligible)
         {
             if (!byCaller.TryGetValue(item.Request.Caller, out var own))
             {
@@ -49,11 +53,15 @@ internal static class BatchPlanner
         return batch;
     }
 
-    /// <summary>The queue already holds a full batch (by sequences or tokens): no reason to wait for more.</summary>
+    /// <summary>
+    /// The queue already holds a full batch (by sequences or tokens), or an isolated request at its head, which nothing
+    /// could join: no reason to wait for more.
+    /// </summary>
     public static bool FillsBatch(IEnumerable<WorkItem> queue, BatchingOptions options)
     {
+        if (queue.FirstOrDefault()?.Request.Isolated == true) return true;
         int cost = 0, count = 0;
-        foreach (var item in queue)
+        foreach (var item in queue.Where(i => !i.Request.Isolated))
         {
             cost += item.Cost;
             if (++count >= options.MaxBatchSequences || cost >= options.MaxBatchTokens) return true;

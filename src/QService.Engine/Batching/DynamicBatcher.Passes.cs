@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using QService.Engine.Backends;
+using QService.Engine.Caching;
 using QService.Engine.Telemetry;
 using QService.Runtime.Scoring;
 
@@ -8,7 +9,8 @@ namespace QService.Engine.Batching;
 
 // The forward passes of a scoring batch: one pass per length group and model (each policy its items asked for,
 // the reference once over all of them), continuing cached prefixes, with the batch's shared prefixes computed
-// once first, and the spans that trace them.
+// once first, and the spans that trace them. An isolated request's batch runs against caches of its own that start
+// empty, so that its numbers never depend on what other requests left in the cache.
 internal sealed partial class DynamicBatcher
 {
     void Run(IScoringBackend models, IReadOnlyList<WorkItem> batch)
@@ -18,10 +20,12 @@ internal sealed partial class DynamicBatcher
             _telemetry.QueueWait.Record(Stopwatch.GetElapsedTime(item.EnqueuedAt, start).TotalSeconds);
         TraceQueueWait(batch, start);
 
-        if (_caches != null)
+        using var isolated = batch[0].Request.Isolated && _caches != null ? NewCaches() : null;
+        var caches = isolated ?? _caches;
+        if (caches != null)
         {
             // Only a saving: if it fails (out of memory), each item computes its prefix in its own pass.
-            try { PrefillSharedPrefixes(models, batch); }
+            try { PrefillSharedPrefixes(models, caches, batch); }
             catch (Exception e) { _logger.LogWarning("Computing the batch's shared prefixes first failed ({Message}); " +
                 "the items compute them themselves", e.Message); }
         }
@@ -41,7 +45,7 @@ internal sealed partial class DynamicBatcher
             _telemetry.BatchSequences.Record(live.Count);
             _telemetry.BatchTokens.Record(paddedTokens);
 
-            RunPass(models, live);
+            RunPass(models, caches, live);
         }
     }
 
@@ -50,7 +54,7 @@ internal sealed partial class DynamicBatcher
     /// memory is split in halves and retried before any item fails; any other failure fails its items (with a generic
     /// message), not the service.
     /// </summary>
-    void RunPass(IScoringBackend models, List<WorkItem> live)
+    void RunPass(IScoringBackend models, ModelCaches? caches, List<WorkItem> live)
     {
         try
         {
@@ -59,10 +63,10 @@ internal sealed partial class DynamicBatcher
             foreach (int p in live.SelectMany(i => i.Policies).Distinct().Order())
             {
                 var items = live.Where(i => i.Policies.Contains(p)).ToList();
-                var results = Forward(models, ModelRole.OfPolicy(p), lastLogits, items);
+                var results = Forward(models, caches, ModelRole.OfPolicy(p), lastLogits, items);
                 for (int k = 0; k < items.Count; k++) byPolicy[(items[k], p)] = results[k];
             }
-            var reference = Forward(models, ModelRole.Reference, lastLogits, live);
+            var reference = Forward(models, caches, ModelRole.Reference, lastLogits, live);
             _failures.Succeeded(); // before the callers see their results: readiness is already up to date for them
             for (int i = 0; i < live.Count; i++)
             {
@@ -74,8 +78,8 @@ internal sealed partial class DynamicBatcher
         catch (Exception e) when (PassFailures.IsOutOfMemory(e) && live.Count > 1)
         {
             _failures.Splitting(e, live.Count);
-            RunPass(models, live[..(live.Count / 2)]);
-            RunPass(models, live[(live.Count / 2)..]);
+            RunPass(models, caches, live[..(live.Count / 2)]);
+            RunPass(models, caches, live[(live.Count / 2)..]);
         }
         catch (Exception e)
         {
@@ -91,9 +95,9 @@ internal sealed partial class DynamicBatcher
     /// and the items then continue them from the cache. A prefix is computed in the RoPE regime of the items that
     /// continue it (turned as in a sequence of their length), so only items of one regime share one.
     /// </summary>
-    void PrefillSharedPrefixes(IScoringBackend models, IReadOnlyList<WorkItem> batch)
+    void PrefillSharedPrefixes(IScoringBackend models, ModelCaches caches, IReadOnlyList<WorkItem> batch)
     {
-        int size = _caches!.BlockSize;
+        int size = caches.BlockSize;
         // Every served model's regime at a length: items share a prefix only when it is the same for all of them.
         string Regimes(int length) => string.Join(',', Enumerable.Range(-1, _policyNames.Count + 1).Select(p => models.RopeRegime(new ModelRole(p), length)));
         var live = batch.Where(i => !i.IsAbandoned).OrderBy(i => Regimes(i.Length), StringComparer.Ordinal).ThenBy(i => i.Tokens, TokenOrder.Instance).ToList();
@@ -108,7 +112,7 @@ internal sealed partial class DynamicBatcher
             while (common < limit && a[common] == b[common]) common++;
             int length = common / size * size;
             var policies = live[k].Policies.Union(live[k + 1].Policies).ToHashSet();
-            if (length < size || _caches.AllHold(a, length, policies, role => models.RopeRegime(role, a.Length))) continue;
+            if (length < size || caches.AllHold(a, length, policies, role => models.RopeRegime(role, a.Length))) continue;
             int[] prefix = a[..length];
             string key = $"{regimes}:{string.Join(',', prefix)}";
             int firstTarget = Math.Min(length, Math.Min(live[k].PromptTokens, live[k + 1].PromptTokens));
@@ -125,9 +129,9 @@ internal sealed partial class DynamicBatcher
         foreach (int p in entries.SelectMany(e => e.Policies).Distinct().Order())
         {
             var mine = entries.Where(e => e.Policies.Contains(p)).ToList();
-            Forward(models, ModelRole.OfPolicy(p), lastLogits: false, [.. mine.Select(e => e.Prefix)], [.. mine.Select(e => e.RopeLength)]);
+            Forward(models, caches, ModelRole.OfPolicy(p), lastLogits: false, [.. mine.Select(e => e.Prefix)], [.. mine.Select(e => e.RopeLength)]);
         }
-        Forward(models, ModelRole.Reference, lastLogits: false, [.. entries.Select(e => e.Prefix)], [.. entries.Select(e => e.RopeLength)]);
+        Forward(models, caches, ModelRole.Reference, lastLogits: false, [.. entries.Select(e => e.Prefix)], [.. entries.Select(e => e.RopeLength)]);
     }
 
     /// <summary>Lexicographic order of token sequences: sequences with a common prefix end up next to each other.</summary>
@@ -142,12 +146,12 @@ internal sealed partial class DynamicBatcher
     /// log-probabilities of cached positions come from the cache), and the new blocks cached after; cached and computed
     /// in the RoPE regime of the item's length, or of ropeLengths[k] (a shared prefix computed for longer items).
     /// </summary>
-    PassResult[] Forward(IScoringBackend backend, ModelRole modelRole, bool lastLogits, List<WorkItem> items, int[]? ropeLengths = null)
+    PassResult[] Forward(IScoringBackend backend, ModelCaches? caches, ModelRole modelRole, bool lastLogits, List<WorkItem> items, int[]? ropeLengths = null)
     {
         var tags = ModelTags.Of(modelRole, _policyNames);
         string role = modelRole.IsReference ? "reference" : "policy";
         string name = modelRole.IsReference ? "reference" : _policyNames[modelRole.PolicyIndex];
-        var cache = _caches?.For(modelRole);
+        var cache = caches?.For(modelRole);
         var hits = items.Select((i, k) => cache?.Lookup(i.Tokens, i.PromptTokens, backend.RopeRegime(modelRole, ropeLengths?[k] ?? i.Length))).ToArray();
         var inputs = items.Select((i, k) => (hits[k]?.Input() ?? new PassInput(i.Tokens, i.PromptTokens)) with { RopeLength = ropeLengths?[k] ?? 0 })
             .ToArray();

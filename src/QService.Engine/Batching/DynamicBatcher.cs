@@ -41,6 +41,7 @@ internal sealed partial class DynamicBatcher : IDisposable
     readonly PrefixCacheOptions? _cacheOptions;
     /// <summary>One prefix cache per model, made once the models are loaded; null when PrefixCache:Enabled is false. Owner thread only.</summary>
     ModelCaches? _caches;
+    long _cacheBytes;
     IReadOnlyList<string> _policyNames = [];
     bool _stopping;
 
@@ -62,11 +63,15 @@ internal sealed partial class DynamicBatcher : IDisposable
         _policyNames = models.PolicyNames;
         if (_cacheOptions is { } options)
         {
-            var caches = _caches = new ModelCaches(_policyNames.Count, options.EffectiveMaxBytes, options.BlockSize);
+            _cacheBytes = options.EffectiveMaxBytes;
+            var caches = _caches = NewCaches();
             _telemetry.PrefixCacheBytes = () => caches.Bytes(_policyNames);
         }
         _decoder = new ContinuousDecoder(_telemetry, _caches, _policyNames);
     }
+
+    /// <summary>Empty prefix caches, one per served model, within the configured budget.</summary>
+    ModelCaches NewCaches() => new(_policyNames.Count, _cacheBytes, _cacheOptions!.BlockSize);
 
     /// <summary>Completes with the loaded, warmed-up backend; faults if loading fails.</summary>
     public Task<IScoringBackend> Ready => _ready.Task;

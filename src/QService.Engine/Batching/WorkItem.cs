@@ -5,12 +5,20 @@ namespace QService.Engine.Batching;
 
 /// <summary>
 /// What one request shares among its items: its trace context, under which the batcher records its spans,
-/// and who sent it (a connection or an API key), among whom batches are shared fairly.
+/// who sent it (a connection or an API key), among whom batches are shared fairly, and whether its numbers must
+/// depend on it alone (<see cref="Isolated"/>).
 /// </summary>
-internal sealed class RequestContext(ActivityContext parent, string caller = "")
+internal sealed class RequestContext(ActivityContext parent, string caller = "", bool isolated = false)
 {
     public ActivityContext Parent { get; } = parent;
     public string Caller { get; } = caller;
+
+    /// <summary>
+    /// Its items share batches with each other only and start from an empty prefix cache of their own, so that the same
+    /// request always runs the same passes and gets the same bits back (float results change with the batch a sequence
+    /// shares and with what the cache held).
+    /// </summary>
+    public bool Isolated { get; } = isolated;
 }
 
 /// <summary>

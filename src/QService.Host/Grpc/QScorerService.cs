@@ -121,7 +121,8 @@ public sealed class QScorerService(ScoringEngine engine, HostMetrics metrics, IO
         {
             double? beta = request.HasBeta ? request.Beta : null;
             var inputs = request.Items.Select(ToInput).ToList();
-            var options = new ScoreOptions(beta, request.IncludeTokenText, request.HasStepDelimiter ? request.StepDelimiter : null, request.Policies);
+            var options = new ScoreOptions(beta, request.IncludeTokenText, request.HasStepDelimiter ? request.StepDelimiter : null, request.Policies,
+                request.Reproducible);
             var scored = await engine.ScoreAsync(inputs, options, context.CancellationToken, Caller(context));
             var info = engine.Info;
             var response = new ScoreResponse { PolicyModel = info.PolicyName, ReferenceModel = info.ReferenceName, Beta = (float)(beta ?? info.DefaultBeta) };

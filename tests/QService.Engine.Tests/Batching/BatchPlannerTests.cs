@@ -37,6 +37,34 @@ public class BatchPlannerTests
         Assert.Equal([40, 1], queue.Except(batch).Select(i => i.Length));
     }
 
+    static WorkItem[] RequestOf(bool isolated, params int[] lengths)
+    {
+        var request = new RequestContext(default, "", isolated);
+        return [.. lengths.Select(n => new WorkItem(new int[n], 1, request, CancellationToken.None))];
+    }
+
+    [Fact]
+    public void ChooseBatch_AnIsolatedRequestAtTheHead_MakesTheBatchAlone_InItsOrder_WithinTheBudget()
+    {
+        var isolated = RequestOf(true, 10, 20, 5, 30);
+        var queue = new LinkedList<WorkItem>([.. isolated, .. RequestOf(false, 1, 1)]);
+        var options = new BatchingOptions { MaxBatchTokens = 120 };
+        Assert.Equal(isolated[..3], BatchPlanner.ChooseBatch(queue, options)); // (10 + 20 + 5) x 2 = 70; the 30 waits for the next batch
+        Assert.True(BatchPlanner.FillsBatch(queue, options)); // nothing could join it: no reason to wait
+    }
+
+    [Fact]
+    public void ChooseBatch_SharedBatchesPassAnIsolatedRequestBy_UntilItIsTheOldest()
+    {
+        var (first, isolated, last) = (RequestOf(false, 4), RequestOf(true, 3, 3), RequestOf(false, 5));
+        var queue = new LinkedList<WorkItem>([.. first, .. isolated, .. last]);
+        var options = new BatchingOptions { MaxBatchTokens = 10_000 };
+        Assert.Equal([first[0], last[0]], BatchPlanner.ChooseBatch(queue, options));
+        Assert.False(BatchPlanner.FillsBatch(queue, options)); // the isolated items do not count towards a shared batch
+        queue.RemoveFirst();
+        Assert.Equal(isolated, BatchPlanner.ChooseBatch(queue, options));
+    }
+
     [Fact]
     public void SplitByLength_GroupsSimilarLengths_AndBoundsPadding()
     {

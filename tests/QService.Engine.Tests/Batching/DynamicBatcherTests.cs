@@ -9,7 +9,7 @@ namespace QService.Engine.Tests.Batching;
 public class DynamicBatcherTests
 {
     /// <summary>A batcher without a prefix cache unless one is given.</summary>
-    static (DynamicBatcher Batcher, EngineTelemetry Telemetry) Create(Func<IScoringBackend> load, BatchingOptions? options = null,
+    internal static (DynamicBatcher Batcher, EngineTelemetry Telemetry) Create(Func<IScoringBackend> load, BatchingOptions? options = null,
         PrefixCacheOptions? cache = null)
     {
         var telemetry = new EngineTelemetry(() => 0);
@@ -132,7 +132,7 @@ public class DynamicBatcherTests
         }
     }
 
-    static PrefixCacheOptions Cache(long maxBytes = 1 << 20) => new() { Enabled = true, BlockSize = 4, MaxBytes = maxBytes };
+    internal static PrefixCacheOptions Cache(long maxBytes = 1 << 20) => new() { Enabled = true, BlockSize = 4, MaxBytes = maxBytes };
 
     static float[] Expected(int[] tokens, int promptTokens) => [.. tokens[promptTokens..].Select(t => (float)t)];
 

@@ -17,6 +17,11 @@ internal sealed class FakeBackend : IScoringBackend
     /// <summary>The log-probability of a scored token under a model.</summary>
     public Func<ModelRole, int, float> LogProb { get; set; } = (role, token) => role.IsReference ? -token : token + 0.25f * role.PolicyIndex;
     public IReadOnlyList<string> PolicyNames { get; init; } = ["policy"];
+    /// <summary>
+    /// Log-probabilities shift with the pass's size and with how much of a sequence came from the cache, as float results do
+    /// in the last bits with the batch a sequence shares (here by 1e-3 per sequence in the pass and 1e-4 per cached token).
+    /// </summary>
+    public bool PassNoise { get; init; }
     /// <summary>The next token's logits after a sequence under a model.</summary>
     public Func<ModelRole, IReadOnlyList<int>, float[]>? NextLogits { get; set; }
 
@@ -33,7 +38,7 @@ internal sealed class FakeBackend : IScoringBackend
         lock (Inputs) Inputs.Add((role, [.. inputs]));
         if (FailOnCall(Calls.Count) is { } error) throw error;
         return [.. inputs.Select(i => new PassResult(
-            i.Tokens[i.FirstTarget..].Select(t => LogProb(role, t)).ToArray(),
+            i.Tokens[i.FirstTarget..].Select(t => LogProb(role, t) + (PassNoise ? 1e-3f * inputs.Count + 1e-4f * i.PastLength : 0)).ToArray(),
             lastLogits ? NextLogits?.Invoke(role, i.Tokens) ?? FakeDecodeBatch.Next(role, i.Tokens, Vocab) : null,
             NewBlocks(i)))];
     }
