@@ -28,6 +28,13 @@ public sealed record EvaluationOptions
     public string? StepDelimiter { get; init; }
     public bool IncludeCredits { get; init; }
     public string? Policy { get; init; }
+    /// <summary>
+    /// Send the requests as reproducible (ScoreRequest.reproducible): each is batched alone and reuses no other request's cached
+    /// prefixes, so a rerun or a resume gets the same bits from a server of the same configuration and CPU type, whatever
+    /// else it serves. Default true; false lets the server batch and cache them with other work (faster on a busy or warm
+    /// server, the last bits then varying between runs).
+    /// </summary>
+    public bool Reproducible { get; init; } = true;
 }
 
 /// <summary>A failure that ends the evaluation (every row would fail alike), e.g. a conversation sent to a server without a chat template.</summary>

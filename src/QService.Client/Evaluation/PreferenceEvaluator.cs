@@ -144,7 +144,7 @@ public sealed class PreferenceEvaluator(IReadOnlyList<QServiceChannel> servers, 
 
     async Task<PairResult[]> ScorePairsAsync(QServiceChannel channel, PreferenceRow[] rows, CancellationToken cancellation)
     {
-        var request = new ScoreRequest();
+        var request = new ScoreRequest { Reproducible = _options.Reproducible };
         if (_options.Beta is float beta) request.Beta = beta;
         if (_options.StepDelimiter != null) request.StepDelimiter = _options.StepDelimiter;
         foreach (var row in rows)

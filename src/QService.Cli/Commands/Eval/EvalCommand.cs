@@ -32,6 +32,11 @@ static class EvalCommand
         var policy = new Option<string?>("--policy") { Description = "the served policy to evaluate (default: the server's first)" };
         var batch = new Option<int>("--pairs-per-request") { DefaultValueFactory = _ => 16, Description = "pairs in one Score request" };
         var inFlight = new Option<int>("--requests-per-server") { DefaultValueFactory = _ => 4, Description = "requests in flight on each server" };
+        var shared = new Option<bool>("--shared-batches")
+        {
+            Description = "let the server batch these requests with other work and reuse prefixes other requests cached (default: each request " +
+                "alone, so reruns and --resume give the same bits)",
+        };
         var limit = new Option<long?>("--limit") { Description = "evaluate the first N rows only" };
         var check = new Option<bool>("--check-only")
             { Description = "read and check every row without scoring (no server, no output): rows, and the bad ones a reader can see" };
@@ -39,8 +44,8 @@ static class EvalCommand
         var cmd = new Command("eval", "Evaluate the pair as a reward model on a preference dataset (JSONL or Parquet, TRL's formats): accuracy, " +
             "margins, per subset and length; per-pair output; --resume; several servers; an HTML report.")
             {
-                data, output, servers, resume, html, json, prompt, chosen, rejected, subset, noEos, step, credits, beta, policy, batch, inFlight, limit,
-                strict, check,
+                data, output, servers, resume, html, json, prompt, chosen, rejected, subset, noEos, step, credits, beta, policy, batch, inFlight, shared,
+                limit, strict, check,
             };
         cmd.Subcommands.Add(EvalDataCommand.Create());
         cmd.SetAction(r => CliErrors.Run(() => new EvalRun(new EvalSettings(
@@ -51,6 +56,7 @@ static class EvalCommand
             {
                 PairsPerRequest = r.GetValue(batch), RequestsPerServer = r.GetValue(inFlight), Beta = r.GetValue(beta),
                 StepDelimiter = r.GetValue(step), IncludeCredits = r.GetValue(credits), Policy = r.GetValue(policy),
+                Reproducible = !r.GetValue(shared),
             }, r.GetValue(limit), r.GetValue(strict), r.GetValue(check))).Execute()));
         return cmd;
     }

@@ -8,43 +8,47 @@ namespace QService.Cli.Commands.Eval;
 
 /// <summary>
 /// The per-example output, written as results come (in input order, one row per input row, bad rows included), JSONL or
-/// Parquet by extension. JSONL is flushed after every row; Parquet is appended in row groups of <see cref="ParquetGroup"/>
-/// rows that start at multiples of it, so a resumed run writes the same groups, hence the same bytes, as an unbroken one.
+/// Parquet by extension. JSONL is flushed after every row; Parquet is appended in row groups of about 1024 rows, a whole
+/// number of requests (<see cref="ParquetGroupRows"/>), so a resumed run writes the same groups, hence the same bytes, as an
+/// unbroken one.
 /// </summary>
 abstract class EvalOutput : IAsyncDisposable
 {
-    public const int ParquetGroup = 1024;
+    /// <summary>Rows per Parquet row group: about 1024, in whole requests, so that a complete file ends where a request ends.</summary>
+    public static int ParquetGroupRows(int requestRows) => (1024 + requestRows - 1) / requestRows * requestRows;
 
     public static bool IsParquet(string path) => PreferenceDataset.IsParquet(path);
 
     /// <summary>
-    /// What a previous run left in <paramref name="path"/>: its complete rows, in order. A JSONL file is cut back to its last
-    /// complete line (a kill may leave half a line); rows must be 0, 1, 2, ... or resuming is refused.
+    /// What a previous run left in <paramref name="path"/>: its rows of whole requests of <paramref name="requestRows"/> rows, in
+    /// order. A JSONL file is cut back to them (a kill may leave half a line, or part of a request's rows written), so that the
+    /// resumed run sends the very requests the unbroken one sent; rows must be 0, 1, 2, ... or resuming is refused.
     /// </summary>
-    public static async Task<List<PairResult>> ReadExistingAsync(string path, CancellationToken cancellation)
+    public static async Task<List<PairResult>> ReadExistingAsync(string path, int requestRows, CancellationToken cancellation)
     {
         if (!File.Exists(path)) return [];
-        var rows = IsParquet(path) ? await ReadParquetAsync(path, cancellation) : ReadJsonLines(path);
+        var rows = IsParquet(path) ? await ReadParquetAsync(path, cancellation) : ReadJsonLines(path, requestRows);
         for (int i = 0; i < rows.Count; i++)
             if (rows[i].Index != i)
                 throw new InvalidOperationException($"{path}: row {i} has index {rows[i].Index}; it is not the output of a run on this order");
         return rows;
     }
 
-    static List<PairResult> ReadJsonLines(string path)
+    static List<PairResult> ReadJsonLines(string path, int requestRows)
     {
         var rows = new List<PairResult>();
-        long keep = 0;
+        var ends = new List<long> { 0 }; // ends[k]: the byte after row k - 1
         var bytes = File.ReadAllBytes(path);
         for (int start = 0, nl; (nl = Array.IndexOf(bytes, (byte)'\n', start)) >= 0; start = nl + 1)
         {
             var row = EvalJson.Parse(Encoding.UTF8.GetString(bytes, start, nl - start));
             if (row is null) break;
             rows.Add(row);
-            keep = nl + 1;
+            ends.Add(nl + 1);
         }
-        using (var truncate = new FileStream(path, FileMode.Open, FileAccess.Write)) truncate.SetLength(keep);
-        return rows;
+        int keep = rows.Count / requestRows * requestRows;
+        using (var truncate = new FileStream(path, FileMode.Open, FileAccess.Write)) truncate.SetLength(ends[keep]);
+        return rows[..keep];
     }
 
     static async Task<List<PairResult>> ReadParquetAsync(string path, CancellationToken cancellation)
@@ -73,8 +77,8 @@ abstract class EvalOutput : IAsyncDisposable
                 yield return ParquetRows.FromRow(row!);
     }
 
-    public static EvalOutput Create(string path, bool resume) =>
-        IsParquet(path) ? new ParquetOutput(path, resume && File.Exists(path)) : new JsonLinesOutput(path, resume);
+    public static EvalOutput Create(string path, bool resume, int requestRows) =>
+        IsParquet(path) ? new ParquetOutput(path, resume && File.Exists(path), ParquetGroupRows(requestRows)) : new JsonLinesOutput(path, resume);
 
     public abstract ValueTask WriteAsync(PairResult result, CancellationToken cancellation);
 
@@ -93,7 +97,7 @@ abstract class EvalOutput : IAsyncDisposable
         public override async ValueTask DisposeAsync() => await _writer.DisposeAsync();
     }
 
-    sealed class ParquetOutput(string path, bool append) : EvalOutput
+    sealed class ParquetOutput(string path, bool append, int groupRows) : EvalOutput
     {
         readonly List<PairResult> _pending = [];
         bool _append = append;
@@ -101,7 +105,7 @@ abstract class EvalOutput : IAsyncDisposable
         public override async ValueTask WriteAsync(PairResult result, CancellationToken cancellation)
         {
             _pending.Add(result);
-            if ((result.Index + 1) % ParquetGroup == 0) await FlushAsync();
+            if ((result.Index + 1) % groupRows == 0) await FlushAsync();
         }
 
         async Task FlushAsync()

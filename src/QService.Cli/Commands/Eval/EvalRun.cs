@@ -39,7 +39,8 @@ sealed class EvalRun(EvalSettings settings)
     async Task<int> RunAsync(CancellationToken cancellation)
     {
         if (settings.CheckOnly) return await CheckAsync(cancellation);
-        var results = settings.Resume ? await EvalOutput.ReadExistingAsync(settings.Output, cancellation) : [];
+        int requestRows = settings.Options.PairsPerRequest;
+        var results = settings.Resume ? await EvalOutput.ReadExistingAsync(settings.Output, requestRows, cancellation) : [];
         long total = await PreferenceDataset.CountRowsAsync(settings.Data, cancellation);
         if (settings.Limit is long limit) total = Math.Min(total, limit);
         if (results.Count > total)
@@ -53,7 +54,7 @@ sealed class EvalRun(EvalSettings settings)
             var clock = Stopwatch.StartNew();
             var rows = PreferenceDataset.ReadAsync(settings.Data, settings.Columns, settings.AppendEos, results.Count, cancellation);
             var evaluator = new PreferenceEvaluator(channels, settings.Options);
-            await using (var output = EvalOutput.Create(settings.Output, settings.Resume))
+            await using (var output = EvalOutput.Create(settings.Output, settings.Resume, requestRows))
             using (var progress = new EvalProgress(total, results.Count, !Console.IsErrorRedirected))
             {
                 await foreach (var result in evaluator.EvaluateAsync(Limited(rows, total - results.Count), cancellation))
