@@ -19,6 +19,8 @@ def _item(item: Item):
         message.response = item.response
     message.prompt_token_ids.extend(item.prompt_ids or [])
     message.response_token_ids.extend(item.response_ids or [])
+    for turn in item.messages or []:
+        message.messages.add(role=turn["role"], content=turn["content"])
     return message
 
 
@@ -99,7 +101,7 @@ class QServiceClient:
                          eos_token_id=i.eos_token_id if i.HasField("eos_token_id") else None,
                          reference_architecture=i.reference_architecture, max_batch_tokens=i.max_batch_tokens,
                          max_items_per_request=i.max_items_per_request, max_tokens_per_request=i.max_tokens_per_request,
-                         policies=[_policy(p) for p in i.policies])
+                         policies=[_policy(p) for p in i.policies], has_chat_template=i.has_chat_template)
 
     def score(self, items: Sequence[Item], beta: Optional[float] = None, include_token_text: bool = False,
               step_delimiter: Optional[str] = None, policies: Sequence[str] = ()) -> ScoreResults:

@@ -2,9 +2,12 @@
 
 evaluate() yields one PairResult per row, in input order, bad rows included (with .error); summarize() gives accuracy with
 its 95 % Wilson interval and the margins. Rows come from a JSONL file (read a line at a time) or any iterable of dicts, in
-TRL's formats with strings or token-id lists: explicit prompt, or implicit (no prompt column: the prompt is the common
-prefix of chosen and rejected, stepped back over one space as TRL's extract_prompt does). Conversational rows (lists of
-messages) are reported as bad rows here: this client's descriptor does not carry ScoreItem.messages yet (use the CLI).
+TRL's formats with strings, token-id lists or conversations: explicit prompt, or implicit (no prompt column: the prompt is
+the common prefix of chosen and rejected, stepped back over one space as TRL's extract_prompt does). A conversation (a list
+of {"role", "content"} messages) goes as ScoreItem.messages, rendered by the server with the pair's chat template: an
+explicit prompt's turns, then a response's turns but its last, whose content is the response; an implicit prompt's
+chosen and rejected must differ in their last turn only. A server without a chat template stops the evaluation with a
+QServiceError naming the row.
 Parquet: read it with pyarrow and pass the rows (pyarrow is not a dependency; Debian 12 does not package it).
 """
 import json
@@ -55,36 +58,111 @@ def read_jsonl(path: str) -> Iterator[Union[dict, str]]:
             yield row if isinstance(row, dict) else "the line is not a JSON object"
 
 
-def _is_ids(v) -> bool:
-    return isinstance(v, list) and len(v) > 0 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _item(prompt, response, column: str, append_eos: bool):
-    item = m.ScoreItem(append_eos=append_eos)
-    if isinstance(prompt, str):
-        item.prompt = prompt
-    elif _is_ids(prompt):
-        item.prompt_token_ids.extend(prompt)
-    else:
-        raise ValueError("conversational prompt (a list of messages): not supported by this client yet")
-    if isinstance(response, str):
-        item.response = response
-    elif _is_ids(response):
-        item.response_token_ids.extend(response)
-    else:
-        raise ValueError(f"'{column}' is neither a string nor a list of token ids")
+def _kind(value, column: str) -> str:
+    """"text", "ids" or "messages": what a prompt or response column holds, told apart as the C# client does."""
+    if isinstance(value, str):
+        return "text"
+    if not isinstance(value, list):
+        raise ValueError(f"'{column}' is neither a string, a list of token ids nor a list of messages")
+    if not value:
+        raise ValueError(f"'{column}' is an empty list")
+    if isinstance(value[0], dict):
+        return "messages"
+    if _is_int(value[0]):
+        return "ids"
+    raise ValueError(f"'{column}' is neither a string, a list of token ids nor a list of messages")
+
+
+def _ids(value) -> List[int]:
+    if not all(_is_int(v) for v in value):
+        raise ValueError("a token id list holds a non-integer")
+    return value
+
+
+def _turns(value, column: str) -> List[Tuple[str, str]]:
+    """A conversation's (role, content) turns; a message without string role and content makes the row bad."""
+    turns = []
+    for message in value:
+        if not isinstance(message, dict):
+            raise ValueError(f"'{column}' mixes messages with other values")
+        role, content = message.get("role"), message.get("content")
+        if not isinstance(role, str) or not isinstance(content, str):
+            raise ValueError(f"a message in '{column}' lacks a string 'role' or 'content'")
+        turns.append((role, content))
+    return turns
+
+
+def _add_turns(item, turns: Sequence[Tuple[str, str]]) -> None:
+    for role, content in turns:
+        item.messages.add(role=role, content=content)
+
+
+def _require_response(item, column: str):
     if not item.response and not item.response_token_ids:
         raise ValueError(f"empty response in '{column}'")
     return item
 
 
-def _split_implicit(chosen, rejected) -> Tuple[object, object, object]:
+def _item(prompt, response, prompt_column: str, column: str):
+    """The explicit-prompt item; a conversational response (TRL: [{"role": "assistant", ...}]) is its last turn's content,
+    its earlier turns, if any, joining the prompt's conversation."""
+    item = m.ScoreItem()
+    kind = _kind(prompt, prompt_column)
+    if kind == "text":
+        item.prompt = prompt
+    elif kind == "ids":
+        item.prompt_token_ids.extend(_ids(prompt))
+    else:
+        _add_turns(item, _turns(prompt, prompt_column))
+    kind = _kind(response, column)
+    if kind == "text":
+        item.response = response
+    elif kind == "ids":
+        item.response_token_ids.extend(_ids(response))
+    else:
+        turns = _turns(response, column)
+        if not item.messages and (item.prompt or item.prompt_token_ids):
+            raise ValueError(f"'{column}' is a conversation but '{prompt_column}' is not")
+        _add_turns(item, turns[:-1])
+        item.response = turns[-1][1]
+    return _require_response(item, column)
+
+
+def _split_implicit(chosen, rejected, chosen_column: str, rejected_column: str):
+    """The implicit-prompt items: the prompt is the common prefix (TRL's extract_prompt: text steps back over one space);
+    conversations must differ in their last turn only, the assistant's answer."""
+    kind = _kind(chosen, chosen_column)
+    if _kind(rejected, rejected_column) != kind:
+        raise ValueError(f"'{chosen_column}' and '{rejected_column}' are of different kinds")
+    if kind == "ids":
+        chosen, rejected = _ids(chosen), _ids(rejected)
+    elif kind == "messages":
+        chosen, rejected = _turns(chosen, chosen_column), _turns(rejected, rejected_column)
     n = 0
     while n < len(chosen) and n < len(rejected) and chosen[n] == rejected[n]:
         n += 1
-    if isinstance(chosen, str) and n > 0 and chosen[n - 1] == " ":
+    if kind == "text" and n > 0 and chosen[n - 1] == " ":
         n -= 1
-    return chosen[:n], chosen[n:], rejected[n:]
+    if kind == "messages" and (len(chosen) - n != 1 or len(rejected) - n != 1):
+        raise ValueError(f"implicit prompt: '{chosen_column}' and '{rejected_column}' must differ in their last turn only")
+    return (_implicit_item(kind, chosen[:n], chosen[n:], chosen_column), _implicit_item(kind, chosen[:n], rejected[n:], rejected_column))
+
+
+def _implicit_item(kind: str, prompt, response, column: str):
+    item = m.ScoreItem()
+    if kind == "text":
+        item.prompt, item.response = prompt, response
+    elif kind == "ids":
+        item.prompt_token_ids.extend(prompt)
+        item.response_token_ids.extend(response)
+    else:
+        _add_turns(item, prompt)
+        item.response = response[0][1]
+    return _require_response(item, column)
 
 
 class _Parser:
@@ -107,15 +185,13 @@ class _Parser:
                 return index, subset, None, f"missing column '{name}'"
         try:
             if self.implicit:
-                if type(row[chosen]) is not type(row[rejected]):
-                    raise ValueError(f"'{chosen}' and '{rejected}' are of different kinds")
-                p, c, r = _split_implicit(row[chosen], row[rejected])
+                pair = _split_implicit(row[chosen], row[rejected], chosen, rejected)
             else:
-                p, c, r = row[prompt], row[chosen], row[rejected]
-            pair = (_item(p, c, chosen, self.append_eos), _item(p, r, rejected, self.append_eos))
+                pair = (_item(row[prompt], row[chosen], prompt, chosen), _item(row[prompt], row[rejected], prompt, rejected))
         except ValueError as e:
             return index, subset, None, str(e)
-        pair[0].id, pair[1].id = f"{index}/chosen", f"{index}/rejected"
+        for item, side in zip(pair, ("chosen", "rejected")):
+            item.id, item.append_eos = f"{index}/{side}", self.append_eos
         return index, subset, pair, None
 
 
@@ -127,7 +203,8 @@ def evaluate(clients, rows: Union[str, Iterable[Union[dict, str]]], prompt_colum
     clients: a QServiceClient or a list of them (work is spread over them, results stay in order). rows: a JSONL path or an
     iterable of dicts. Chosen and rejected go in one request side by side, so the server's prefix cache computes a prompt once;
     requests cover rows [k*P, (k+1)*P) (P = pairs_per_request). A request the server rejects as bad input (e.g. a pair over the
-    context) is retried pair by pair, so that row alone gets the server's message as its error."""
+    context) is retried pair by pair, so that row alone gets the server's message as its error; a conversational row the server
+    cannot render (no chat template) raises QServiceError naming the row instead, since every such row would fail alike."""
     clients = list(clients) if isinstance(clients, (list, tuple)) else [clients]
     parser = _Parser(prompt_column, chosen_column, rejected_column, subset_column, append_eos)
     source = read_jsonl(rows) if isinstance(rows, str) else rows
@@ -153,13 +230,11 @@ def evaluate(clients, rows: Union[str, Iterable[Union[dict, str]]], prompt_colum
             except QServiceError as e:
                 if e.code.name != "INVALID_ARGUMENT":
                     raise
-                for p in good:  # one bad pair fails the request: find it
-                    try:
-                        scored[p[0]] = _score(client, [p], beta)[0]
-                    except QServiceError as single:
-                        if single.code.name != "INVALID_ARGUMENT":
-                            raise
-                        scored[p[0]] = PairResult(p[0], subset=p[1], error=f"rejected by the server: {single.details}")
+                if len(good) == 1:
+                    scored[good[0][0]] = _rejected(good[0], e)
+                else:
+                    for p in good:  # one bad pair fails the request: find it
+                        scored[p[0]] = _score_alone(client, p, beta)
         return [scored[p[0]] if p[2] is not None else PairResult(p[0], subset=p[1], error=p[3]) for p in batch]
 
     workers = len(clients) * requests_per_client
@@ -171,6 +246,22 @@ def evaluate(clients, rows: Union[str, Iterable[Union[dict, str]]], prompt_colum
                 yield from pending.pop(0).result()
         for future in pending:
             yield from future.result()
+
+
+def _score_alone(client, pair, beta) -> PairResult:
+    try:
+        return _score(client, [pair], beta)[0]
+    except QServiceError as e:
+        if e.code.name != "INVALID_ARGUMENT":
+            raise
+        return _rejected(pair, e)
+
+
+def _rejected(pair, e: QServiceError) -> PairResult:
+    # A server without a chat template refuses every conversational row alike: stop with its reason, as `qservice eval` does.
+    if "chat template" in e.details.lower():
+        raise QServiceError(e.code, f"row {pair[0]} is a conversation (a list of messages), and the server cannot render it: {e.details}") from e
+    return PairResult(pair[0], subset=pair[1], error=f"rejected by the server: {e.details}")
 
 
 def _score(client, pairs, beta) -> List[PairResult]:

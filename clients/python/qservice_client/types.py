@@ -14,7 +14,8 @@ def array(values: Sequence[float]) -> Any:
 
 @dataclass
 class Item:
-    """A prompt with a (partial) response, as text or as token ids; or a text prompt with response_ids."""
+    """A prompt with a (partial) response, as text or as token ids; or a text prompt with response_ids. messages, in place of
+    the prompt: a conversation ([{"role": "user", "content": "..."}, ...]) the server renders with the pair's chat template."""
     prompt: Optional[str] = None
     response: Optional[str] = None
     prompt_ids: Optional[List[int]] = None
@@ -22,6 +23,7 @@ class Item:
     id: str = ""
     append_eos: bool = False
     policy: str = ""  # a served policy's name (ModelInfo.policies); empty: the default, the first
+    messages: Optional[List[dict]] = None
 
 
 @dataclass
@@ -66,6 +68,7 @@ class ModelInfo:
     max_items_per_request: int = 0
     max_tokens_per_request: int = 0
     policies: List[PolicyInfo] = field(default_factory=list)
+    has_chat_template: bool = False  # whether items may give their prompt as messages
 
     @property
     def policy_architecture(self) -> str:

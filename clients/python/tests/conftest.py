@@ -1,9 +1,11 @@
 """Starts the real server (the built QService.Host on the bundled demo pair) once for the session, on free ports.
 Set QSERVICE_ADDRESS=host:port to test against a server that is already running instead. serve() starts others
-(the several-policies tests start theirs on the HF reference pair)."""
+(the several-policies tests start theirs on the HF reference pair; chat_address serves the demo pair with a chat template)."""
 import contextlib
+import json
 import os
 import pathlib
+import shutil
 import socket
 import subprocess
 import time
@@ -65,3 +67,23 @@ def address():
 def client(address):
     with QServiceClient(address) as c:
         yield c
+
+
+# A compact chat template: a real one (ChatML's tags, a default system prompt) spends most of the demo pair's 128-token
+# context on a single turn, and the evaluation tests need several. Opened by bos_token, as Llama's templates are.
+CHAT_TEMPLATE = ("{{ bos_token }}{% for message in messages %}{{ message['role'] + ':' + message['content'] + '\\n' }}{% endfor %}"
+                 "{% if add_generation_prompt %}{{ 'assistant:' }}{% endif %}")
+
+
+@pytest.fixture(scope="session")
+def chat_address(tmp_path_factory):
+    """A server on a copy of the demo pair whose tokenizer has CHAT_TEMPLATE: the demo pair itself has none."""
+    pair = tmp_path_factory.mktemp("chat-pair")
+    for role in ("policy", "reference"):
+        shutil.copytree(REPO / "models" / "demo" / role, pair / role)
+    config_path = pair / "policy" / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["chat_template"] = CHAT_TEMPLATE
+    config_path.write_text(json.dumps(config))
+    with serve("--policy", str(pair / "policy"), "--reference", str(pair / "reference")) as served:
+        yield served

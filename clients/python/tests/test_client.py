@@ -2,7 +2,7 @@ import grpc
 import pytest
 
 import qservice_client.types as types
-from qservice_client import (ExternalGenerator, Item, QServiceError, ServiceSampler, best_of_n, chunk_beam_search, guided)
+from qservice_client import (ExternalGenerator, Item, QServiceClient, QServiceError, ServiceSampler, best_of_n, chunk_beam_search, guided)
 
 PROMPT = "Review of the phone:"
 
@@ -46,6 +46,25 @@ def test_bad_input_raises_with_the_status_and_what_to_fix(client):
     with pytest.raises(QServiceError) as error:
         client.sample(Item(prompt=PROMPT), n=2, sample_from="guided")
     assert "needs alpha" in error.value.details
+
+
+def test_score_with_messages_equals_the_rendered_conversation(chat_address):
+    # conftest's CHAT_TEMPLATE render of the conversation, without the bos_token the demo tokenizer adds to a text prompt itself.
+    rendered = "system:Be brief.\nuser:Review of the phone:\nassistant:"
+    conversation = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": PROMPT}]
+    with QServiceClient(chat_address) as chat:
+        assert chat.model_info().has_chat_template
+        as_messages, as_text = chat.score([Item(messages=conversation, response=" The battery is long."),
+                                           Item(prompt=rendered, response=" The battery is long.\n")])
+    assert as_messages.token_ids == as_text.token_ids and as_messages.prompt_tokens == as_text.prompt_tokens
+    assert as_messages.reward == pytest.approx(as_text.reward, abs=1e-5)
+
+
+def test_messages_on_a_pair_without_a_chat_template_are_refused_naming_them(client):
+    with pytest.raises(QServiceError) as refused:
+        client.score([Item(messages=[{"role": "user", "content": PROMPT}], response=" The battery is long.")])
+    assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "messages need the checkpoint's chat template" in refused.value.details
 
 
 def test_next_token_candidates_equal_score_on_prefix_plus_candidate(client):
