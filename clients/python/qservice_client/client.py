@@ -33,8 +33,9 @@ def _scored(s) -> ScoredItem:
 
 
 def _score_request(items: Sequence[Item], beta: Optional[float], include_token_text: bool, step_delimiter: Optional[str],
-                   policies: Sequence[str]):
-    request = m.ScoreRequest(items=[_item(i) for i in items], include_token_text=include_token_text, policies=list(policies))
+                   policies: Sequence[str], reproducible: bool = False):
+    request = m.ScoreRequest(items=[_item(i) for i in items], include_token_text=include_token_text, policies=list(policies),
+                             reproducible=reproducible)
     if beta is not None:
         request.beta = beta
     if step_delimiter is not None:
@@ -104,14 +105,15 @@ class QServiceClient:
                          policies=[_policy(p) for p in i.policies], has_chat_template=i.has_chat_template)
 
     def score(self, items: Sequence[Item], beta: Optional[float] = None, include_token_text: bool = False,
-              step_delimiter: Optional[str] = None, policies: Sequence[str] = ()) -> ScoreResults:
+              step_delimiter: Optional[str] = None, policies: Sequence[str] = (), reproducible: bool = False) -> ScoreResults:
         """Per-token log-probabilities, credits and Q of each response, in request order (a list, with the beta used
         and the model names). beta overrides the configured one; include_token_text adds each token's text and
         code-point offsets into the response (token_texts, char_starts, char_ends); step_delimiter splits each
         response into steps (step_ends, step_rewards). Each item is scored under its own policy (Item.policy, the
         default when empty) or, with policies=[...], under each of those: item-major, len(items) * len(policies)
-        results, each with its .policy (the items may then not name one)."""
-        return _score_results(self._call("Score", _score_request(items, beta, include_token_text, step_delimiter, policies)))
+        results, each with its .policy (the items may then not name one). reproducible=True: the request is batched alone on
+        the server, so the same request always gets the same bits (README, Reproducible requests)."""
+        return _score_results(self._call("Score", _score_request(items, beta, include_token_text, step_delimiter, policies, reproducible)))
 
     def score_stream(self, batches: Iterable[Sequence[Item]], beta: Optional[float] = None, include_token_text: bool = False,
                      step_delimiter: Optional[str] = None, policies: Sequence[str] = ()) -> Iterator[ScoreResults]:

@@ -197,14 +197,16 @@ class _Parser:
 
 def evaluate(clients, rows: Union[str, Iterable[Union[dict, str]]], prompt_column: str = "prompt", chosen_column: str = "chosen",
              rejected_column: str = "rejected", subset_column: str = "subset", append_eos: bool = True, pairs_per_request: int = 16,
-             requests_per_client: int = 2, beta: Optional[float] = None) -> Iterator[PairResult]:
+             requests_per_client: int = 2, beta: Optional[float] = None, reproducible: bool = True) -> Iterator[PairResult]:
     """Scores both responses of every pair and yields PairResults in input order.
 
     clients: a QServiceClient or a list of them (work is spread over them, results stay in order). rows: a JSONL path or an
     iterable of dicts. Chosen and rejected go in one request side by side, so the server's prefix cache computes a prompt once;
     requests cover rows [k*P, (k+1)*P) (P = pairs_per_request). A request the server rejects as bad input (e.g. a pair over the
     context) is retried pair by pair, so that row alone gets the server's message as its error; a conversational row the server
-    cannot render (no chat template) raises QServiceError naming the row instead, since every such row would fail alike."""
+    cannot render (no chat template) raises QServiceError naming the row instead, since every such row would fail alike.
+    reproducible (default): each request is batched alone on the server (ScoreRequest.reproducible), so a rerun gets the same
+    bits; False lets the server batch it with other work."""
     clients = list(clients) if isinstance(clients, (list, tuple)) else [clients]
     parser = _Parser(prompt_column, chosen_column, rejected_column, subset_column, append_eos)
     source = read_jsonl(rows) if isinstance(rows, str) else rows
@@ -225,7 +227,7 @@ def evaluate(clients, rows: Union[str, Iterable[Union[dict, str]]], prompt_colum
         scored: Dict[int, PairResult] = {}
         if good:
             try:
-                for p, r in zip(good, _score(client, good, beta)):
+                for p, r in zip(good, _score(client, good, beta, reproducible)):
                     scored[p[0]] = r
             except QServiceError as e:
                 if e.code.name != "INVALID_ARGUMENT":
@@ -234,7 +236,7 @@ def evaluate(clients, rows: Union[str, Iterable[Union[dict, str]]], prompt_colum
                     scored[good[0][0]] = _rejected(good[0], e)
                 else:
                     for p in good:  # one bad pair fails the request: find it
-                        scored[p[0]] = _score_alone(client, p, beta)
+                        scored[p[0]] = _score_alone(client, p, beta, reproducible)
         return [scored[p[0]] if p[2] is not None else PairResult(p[0], subset=p[1], error=p[3]) for p in batch]
 
     workers = len(clients) * requests_per_client
@@ -248,9 +250,9 @@ def evaluate(clients, rows: Union[str, Iterable[Union[dict, str]]], prompt_colum
             yield from future.result()
 
 
-def _score_alone(client, pair, beta) -> PairResult:
+def _score_alone(client, pair, beta, reproducible) -> PairResult:
     try:
-        return _score(client, [pair], beta)[0]
+        return _score(client, [pair], beta, reproducible)[0]
     except QServiceError as e:
         if e.code.name != "INVALID_ARGUMENT":
             raise
@@ -264,8 +266,8 @@ def _rejected(pair, e: QServiceError) -> PairResult:
     return PairResult(pair[0], subset=pair[1], error=f"rejected by the server: {e.details}")
 
 
-def _score(client, pairs, beta) -> List[PairResult]:
-    request = m.ScoreRequest(items=[item for p in pairs for item in p[2]])
+def _score(client, pairs, beta, reproducible) -> List[PairResult]:
+    request = m.ScoreRequest(items=[item for p in pairs for item in p[2]], reproducible=reproducible)
     if beta is not None:
         request.beta = beta
     results = client._call("Score", request).results

@@ -128,3 +128,35 @@ def test_conversations_on_a_server_without_a_chat_template_stop_naming_the_row(c
     assert stopped.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert stopped.value.details.startswith("row 1 is a conversation (a list of messages), and the server cannot render it: ")
     assert "messages need the checkpoint's chat template" in stopped.value.details
+
+
+
+def test_evaluate_sends_reproducible_requests_unless_told_otherwise():
+    # A stand-in server that records what it receives: whether each request asks to be batched alone (README, Reproducible requests).
+    from concurrent import futures
+    from qservice_client import _messages as m
+    received = []
+
+    def score(request, context):
+        received.append(request.reproducible)
+        reply = m.ScoreResponse()
+        for k in range(len(request.items)):
+            reply.results.add(reward=float(k), token_ids=[1])
+        return reply
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("qservice.v1.QScorer", {"Score": grpc.unary_unary_rpc_method_handler(
+        score, request_deserializer=m.ScoreRequest.FromString, response_serializer=m.ScoreResponse.SerializeToString)})])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        rows = [{"prompt": [5, 6], "chosen": [7], "rejected": [8]}] * 40
+        with QServiceClient(f"127.0.0.1:{port}") as stand_in:
+            results = list(evaluate(stand_in, rows))
+            assert received == [True] * 3  # 40 rows in requests of 16
+            assert [(r.chosen_reward, r.rejected_reward) for r in results[:2]] == [(0.0, 1.0), (2.0, 3.0)]
+            received.clear()
+            list(evaluate(stand_in, rows, reproducible=False))
+            assert received == [False] * 3
+    finally:
+        server.stop(None)
