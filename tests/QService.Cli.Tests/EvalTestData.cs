@@ -24,10 +24,17 @@ static class EvalTestData
     public static void WriteJsonLines(string path, IEnumerable<IDictionary<string, object?>> rows) =>
         File.WriteAllLines(path, rows.Select(r => JsonSerializer.Serialize(r)));
 
-    public static async Task WriteParquetAsync(string path, ParquetSchema schema, IEnumerable<IDictionary<string, object?>> rows)
+    /// <summary>Writes <paramref name="rows"/> as Parquet, in row groups of <paramref name="rowsPerGroup"/> (all in one by default).</summary>
+    public static async Task WriteParquetAsync(string path, ParquetSchema schema, IEnumerable<IDictionary<string, object?>> rows,
+        int rowsPerGroup = int.MaxValue)
     {
         await using var stream = File.Create(path);
-        await ParquetSerializer.SerializeUntypedAsync(rows.ToList(), schema, stream);
+        bool append = false;
+        foreach (var group in rows.Chunk(rowsPerGroup))
+        {
+            await ParquetSerializer.SerializeUntypedAsync(group, schema, stream, new ParquetOptions { Append = append });
+            append = true;
+        }
     }
 
     public static List<JsonElement> ReadOutput(string path) =>

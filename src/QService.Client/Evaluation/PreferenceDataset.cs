@@ -1,13 +1,13 @@
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Parquet;
-using Parquet.Serialization;
 
 namespace QService.Client.Evaluation;
 
 /// <summary>
 /// Reads a preference dataset as a stream of rows, JSONL (one JSON object a line) or Parquet (by extension), without holding
-/// the file: JSONL a line at a time, Parquet a row group at a time (Parquet.Net), so memory follows the row group, not the file.
+/// the file: JSONL a line at a time, Parquet a row group at a time and only the columns named in <see cref="PreferenceColumns"/>
+/// (<see cref="ParquetPreferenceRows"/>), so memory follows the row group's needed columns, not the file.
 /// A JSONL line that is not a JSON object becomes a bad row, never a failure.
 /// </summary>
 public static class PreferenceDataset
@@ -18,8 +18,9 @@ public static class PreferenceDataset
     public static async IAsyncEnumerable<PreferenceRow> ReadAsync(string path, PreferenceColumns? columns = null, bool appendEos = true, long skip = 0,
         [EnumeratorCancellation] CancellationToken cancellation = default)
     {
-        var parser = new PreferenceRowParser(columns ?? new PreferenceColumns(), appendEos);
-        var raw = IsParquet(path) ? ReadParquetAsync(path, cancellation) : ReadJsonLinesAsync(path, cancellation);
+        columns ??= new PreferenceColumns();
+        var parser = new PreferenceRowParser(columns, appendEos);
+        var raw = IsParquet(path) ? ReadParquetAsync(path, columns, cancellation) : ReadJsonLinesAsync(path, cancellation);
         long index = 0;
         await foreach (var row in raw.WithCancellation(cancellation))
         {
@@ -76,15 +77,9 @@ public static class PreferenceDataset
         _ => null,
     };
 
-    static async IAsyncEnumerable<RawRow> ReadParquetAsync(string path, [EnumeratorCancellation] CancellationToken cancellation)
+    static async IAsyncEnumerable<RawRow> ReadParquetAsync(string path, PreferenceColumns columns, [EnumeratorCancellation] CancellationToken cancellation)
     {
-        int groups;
-        await using (var reader = await ParquetReader.CreateAsync(path, cancellationToken: cancellation)) groups = reader.RowGroupCount;
-        await using var stream = File.OpenRead(path);
-        for (int g = 0; g < groups; g++)
-        {
-            var result = await ParquetSerializer.DeserializeUntypedAsync(stream, null, g, cancellation);
-            foreach (var row in result.Data) yield return new RawRow(row!, null);
-        }
+        var names = new[] { columns.Prompt, columns.Chosen, columns.Rejected, columns.Subset };
+        await foreach (var row in ParquetPreferenceRows.ReadAsync(path, names, cancellation)) yield return new RawRow(row, null);
     }
 }
