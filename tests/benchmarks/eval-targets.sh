@@ -4,9 +4,11 @@
 # Needs a Release build and a random 134M pair: `qservice make-random-pair --output /tmp/pair134m`.
 # Usage: bash tests/benchmarks/eval-targets.sh [PAIR_DIR] [WORK_DIR]; prints the load average before and after (the machine may be shared).
 # Environment: PAIRS (2000), PROMPT_TOKENS / RESPONSE_TOKENS (32), BENCH_SECONDS (60), RESUME_ROWS (480), PARQUET (1; 0 leaves it out).
+# The servers of the one-thread scale-out stay up beside the first two (idle): 4 x 134M pairs, about 12 GB resident.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PAIR=${1:-/tmp/pair134m}; WORK=${2:-/tmp/eval-targets}; PAIRS=${PAIRS:-2000}; P=${PROMPT_TOKENS:-32}; R=${RESPONSE_TOKENS:-32}
+RESUME_ROWS=${RESUME_ROWS:-480}
 Q="dotnet src/QService.Cli/bin/Release/net10.0/qservice.dll"
 HOST="dotnet src/QService.Host/bin/Release/net10.0/QService.Host.dll"
 mkdir -p "$WORK"; pids=()
@@ -56,12 +58,29 @@ print(f"pair tokens/s: one server {one['pair_tokens_per_second']:.0f}, two serve
 bench = next(float(l.split()[2]) for l in open(f"{w}/bench.txt") if l.split() and l.split()[0] == "32")
 print(f"throughput: eval {one['pair_tokens_per_second']:.0f} pair tokens/s against bench {bench:.0f}: {one['pair_tokens_per_second'] / bench:.1%} of bench")
 PY
+echo "== scale-out without oversubscription: one intra-op thread per server (two servers, a core each), against one server of one thread"
+serve 51021 --threads 1
+timed "eval, one server of one thread" sh -c "$Q eval --data $WORK/ids.jsonl --output $WORK/one-t1.jsonl --server http://127.0.0.1:51021 --no-eos --json \
+  > $WORK/eval-one-t1.json"
+serve 51031 --threads 1
+timed "eval, two servers of one thread" sh -c "$Q eval --data $WORK/ids.jsonl --output $WORK/two-t1.jsonl \
+  --server http://127.0.0.1:51021,http://127.0.0.1:51031 --no-eos --json > $WORK/eval-two-t1.json"
+python3 - "$WORK" <<'PY'
+import json, sys
+w = sys.argv[1]
+rows = {n: open(f"{w}/{n}.jsonl").read() for n in ("one", "one-t1", "two-t1")}
+speed = {n: json.load(open(f"{w}/eval-{n}.json"))["pair_tokens_per_second"] for n in ("one", "one-t1", "two-t1")}
+print(f"one thread: two servers {speed['two-t1']:.0f} pair tokens/s against one server of one thread {speed['one-t1']:.0f} "
+      f"(x{speed['two-t1'] / speed['one-t1']:.2f}) and one server of two threads {speed['one']:.0f} (x{speed['two-t1'] / speed['one']:.2f}); "
+      f"output identical to one server of one thread: {rows['two-t1'] == rows['one-t1']}, to one server of two threads: {rows['two-t1'] == rows['one']}")
+PY
 echo "== resume: kill at a random point, resume, compare with the unbroken one-server run (its first $RESUME_ROWS rows)"
-RESUME_ROWS=${RESUME_ROWS:-480}
-kill_after=$(( (RANDOM % 20) + 5 ))
+kill_at=$(( (RANDOM % (RESUME_ROWS - 40)) + 20 )) # a random row count, past the first request
+rm -f "$WORK/resumed.jsonl"
 $Q eval --data "$WORK/ids.jsonl" --output "$WORK/resumed.jsonl" --server http://127.0.0.1:51001 --no-eos --limit "$RESUME_ROWS" --json > /dev/null 2>&1 & run=$!
-sleep "$kill_after"; kill -9 "$run" || true; wait "$run" 2>/dev/null || true
-echo "killed after ${kill_after} s with $(wc -l < "$WORK/resumed.jsonl") rows written"
+until [ -f "$WORK/resumed.jsonl" ] && [ "$(wc -l < "$WORK/resumed.jsonl")" -ge "$kill_at" ]; do sleep 0.2; done
+kill -9 "$run" || true; wait "$run" 2>/dev/null || true
+echo "killed (kill -9) at $(wc -l < "$WORK/resumed.jsonl") rows written (aimed at $kill_at)"
 $Q eval --data "$WORK/ids.jsonl" --output "$WORK/resumed.jsonl" --server http://127.0.0.1:51001 --no-eos --limit "$RESUME_ROWS" --resume --json \
   2>&1 > /dev/null | grep -m1 resuming || true
 head -n "$RESUME_ROWS" "$WORK/one.jsonl" > "$WORK/one-head.jsonl"
@@ -74,8 +93,11 @@ print(f"resumed NOT byte-identical: {len(b)} rows (unbroken {len(a)}), order {'s
       f"{max(abs(x[k] - y[k]) for x, y in zip(a, b) for k in ('chosen_reward', 'rejected_reward')):.3g}")
 PY
 [ "${PARQUET:-1}" = 1 ] || { echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"; exit 0; } # PARQUET=0: the memory target left out
-echo "== memory: read and check a 1 GB Parquet file"
-[ -f "$WORK/big.parquet" ] || $Q eval make-data --kind random-ids --pairs 420000 --prompt-tokens 128 --response-tokens 256 --output "$WORK/big.parquet"
-/usr/bin/time -v $Q eval --data "$WORK/big.parquet" --output "$WORK/unused.jsonl" --check-only 2> "$WORK/time.txt"
-grep -E "Maximum resident|Elapsed" "$WORK/time.txt"
+echo "== memory: read and check a 1 GB Parquet file, in row groups of 1,000 rows (make-data's and HF datasets' default) and of 10,000"
+for group in 1000 10000; do
+  big="$WORK/big-$group.parquet"
+  [ -f "$big" ] || $Q eval make-data --kind random-ids --pairs 420000 --prompt-tokens 128 --response-tokens 256 --row-group "$group" --output "$big"
+  /usr/bin/time -v $Q eval --data "$big" --output "$WORK/unused.jsonl" --check-only 2> "$WORK/time.txt"
+  echo "$(stat -c %s "$big") bytes, row groups of $group rows: $(grep -E "Maximum resident" "$WORK/time.txt" | xargs), $(grep Elapsed "$WORK/time.txt" | xargs)"
+done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
