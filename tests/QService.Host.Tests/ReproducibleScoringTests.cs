@@ -23,14 +23,18 @@ public class ReproducibleScoringTests
         {
             int[] prompt = [.. Enumerable.Range(0, 5 + rng.Next(20)).Select(_ => rng.Next(3, 320))];
             for (int side = 0; side < 2; side++)
-                request.Items.Add(new ScoreItem { PromptTokenIds = { prompt }, ResponseTokenIds = { Enumerable.Range(0, 3 + rng.Next(20)).Select(_ => rng.Next(3, 320)) } });
+            {
+                int[] response = [.. Enumerable.Range(0, 3 + rng.Next(20)).Select(_ => rng.Next(3, 320))];
+                request.Items.Add(new ScoreItem { PromptTokenIds = { prompt }, ResponseTokenIds = { response } });
+            }
         }
         return request;
     }
 
     /// <summary>Every number of the reply, as bits.</summary>
     static string Bits(ScoreResponse reply) => string.Join(';', reply.Results.Select(r =>
-        $"{BitConverter.DoubleToInt64Bits(r.Reward)}:{string.Join(',', r.PolicyLogprobs.Concat(r.ReferenceLogprobs).Concat(r.Credits).Select(BitConverter.SingleToInt32Bits))}"));
+        $"{BitConverter.DoubleToInt64Bits(r.Reward)}:" +
+        string.Join(',', r.PolicyLogprobs.Concat(r.ReferenceLogprobs).Concat(r.Credits).Select(BitConverter.SingleToInt32Bits))));
 
     [Fact]
     public async Task TheSameReproducibleRequest_GetsTheSameBits_Cold_AmidTrafficSharingItsPrompts_AndOnAnotherServer()
