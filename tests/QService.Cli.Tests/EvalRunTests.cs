@@ -2,12 +2,16 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Parquet;
 using QService.Client;
 using QService.Client.Evaluation;
 
 namespace QService.Cli.Tests;
 
-/// <summary>`qservice eval`: bad rows by row number, resume after a kill, the HTML report's figures, and the same as a library call.</summary>
+/// <summary>
+/// `qservice eval`: bad rows by row number, resume after a kill (JSONL and Parquet), the HTML report's figures, and the same as a
+/// library call.
+/// </summary>
 [Collection(nameof(TwoPolicyServerCollection))]
 public class EvalRunTests(TwoPolicyServer fixture)
 {
@@ -71,10 +75,7 @@ public class EvalRunTests(TwoPolicyServer fixture)
                 await CliProcess.Run(["eval", "--output", Path.Combine(dir.Path, "traffic.jsonl"), "--shared-batches", .. common]);
         });
         int killAfter = new Random().Next(20, 300);
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in (string[])[ServerProcess.BuiltAssembly("QService.Cli", "qservice.dll"), "eval", "--output", resumed, .. common])
-            psi.ArgumentList.Add(a);
-        using (var run = Process.Start(psi)!)
+        using (var run = StartEval(["--output", resumed, .. common]))
         {
             await Polling.Until(() => Task.FromResult(File.Exists(resumed) && File.ReadAllLines(resumed).Length >= killAfter), TimeSpan.FromSeconds(120),
                 () => $"{killAfter} rows in the output");
@@ -94,6 +95,58 @@ public class EvalRunTests(TwoPolicyServer fixture)
         Assert.InRange(kept, before.Length - 17, before.Length);
         Assert.Equal(File.ReadAllBytes(unbroken), File.ReadAllBytes(resumed));
         Assert.Equal(400, JsonDocument.Parse(stdout).RootElement.GetProperty("pairs").GetInt32());
+    }
+
+    [Fact]
+    public async Task ParquetOutput_KilledAfterARowGroup_ThenResumed_IsByteIdenticalToAnUnbrokenRun()
+    {
+        using var dir = new TempFolder();
+        string data = Path.Combine(dir.Path, "pairs.jsonl");
+        string unbroken = Path.Combine(dir.Path, "unbroken.parquet"), resumed = Path.Combine(dir.Path, "resumed.parquet");
+        // Groups of 1,024 rows (64 requests of 16 pairs): the first lands long before the last of 4,000 rows.
+        var (code, _, stderr) = await CliProcess.Run("eval", "make-data", "--pairs", "4000", "--output", data);
+        Assert.True(code == 0, stderr);
+        string[] common = ["--data", data, "--server", fixture.Address, "--json"];
+        (code, _, stderr) = await CliProcess.Run(["eval", "--output", unbroken, .. common]);
+        Assert.True(code == 0, stderr);
+        Assert.Equal(4, await RowGroups(unbroken));
+
+        int groupsAtKill;
+        using (var run = StartEval(["--output", resumed, .. common]))
+        {
+            await Polling.Until(async () => await RowGroups(resumed) >= 1, TimeSpan.FromSeconds(120), () => "a first row group in the output");
+            run.Kill();
+            await run.WaitForExitAsync();
+            groupsAtKill = await RowGroups(resumed);
+        }
+        Assert.InRange(groupsAtKill, 1, 3); // killed between groups, before the end
+        (code, _, stderr) = await CliProcess.Run(["eval", "--output", resumed, "--resume", .. common]);
+        Assert.True(code == 0, stderr);
+        Assert.Contains($"resuming after {groupsAtKill * 1024} rows", stderr);
+        Assert.Equal(File.ReadAllBytes(unbroken), File.ReadAllBytes(resumed));
+    }
+
+    /// <summary>`qservice eval` started in the background, to be killed.</summary>
+    static Process StartEval(string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in (string[])[ServerProcess.BuiltAssembly("QService.Cli", "qservice.dll"), "eval", .. args])
+            psi.ArgumentList.Add(a);
+        return Process.Start(psi)!;
+    }
+
+    /// <summary>The row groups of a complete Parquet file; 0 while it is missing or being written.</summary>
+    static async Task<int> RowGroups(string path)
+    {
+        try
+        {
+            await using var reader = await ParquetReader.CreateAsync(path);
+            return reader.RowGroupCount;
+        }
+        catch (Exception) // missing, or a footer not yet (or never) written
+        {
+            return 0;
+        }
     }
 
     [Fact]
