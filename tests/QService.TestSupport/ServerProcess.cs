@@ -105,12 +105,22 @@ public sealed class ServerProcess : IAsyncDisposable
         lock (_output) _output.AppendLine(line);
     }
 
-    /// <summary>A loopback port that was free a moment ago.</summary>
+    static readonly HashSet<int> HandedOut = [];
+
+    /// <summary>
+    /// A loopback port that was free a moment ago and that this process never handed out before: the OS may give a port just
+    /// closed out again at once, and a server given the same port twice fails to start.
+    /// </summary>
     public static int FreePort()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        lock (HandedOut)
+            while (true)
+            {
+                using var listener = new TcpListener(IPAddress.Loopback, 0);
+                listener.Start();
+                int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+                if (HandedOut.Add(port)) return port;
+            }
     }
 
     static string HostAssembly() => BuiltAssembly("QService.Host", "QService.Host.dll");

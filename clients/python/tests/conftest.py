@@ -21,10 +21,19 @@ HOST = REPO / "src" / "QService.Host" / "bin" / "Release" / "net10.0" / "QServic
 API_ADDRESSES = {}
 
 
+# Ports handed out so far: the OS may give a port just closed out again at once, and a server given one port twice fails.
+_HANDED_OUT = set()
+
+
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port that was free a moment ago and that this session never handed out before."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 @contextlib.contextmanager
