@@ -199,12 +199,17 @@ public class SampleTests(DefaultServer fixture)
     [Fact]
     public async Task ACancelledSample_StopsDecoding_AndTheMetricCountsWhatWasNotGenerated()
     {
-        async Task<double> NotGenerated() =>
-            PrometheusText.Parse(await fixture.Server.Http.GetStringAsync("/metrics")).Value("qservice_sample_cancelled_tokens_total");
-        double before = await NotGenerated();
-        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+        async Task<double> Metric(string name) => PrometheusText.Parse(await fixture.Server.Http.GetStringAsync("/metrics")).Value(name);
+        Task<double> NotGenerated() => Metric("qservice_sample_cancelled_tokens_total");
+        double before = await NotGenerated(), sampledBefore = await Metric("qservice_sampled_tokens_total");
+        using var cancel = new CancellationTokenSource();
         // Near-uniform tokens: EOS is rare, so without the cancellation these would run to the end of the context.
         var call = _scorer.SampleAsync(new SampleRequest { Item = Item(), N = 8, Seed = 6, Temperature = 50 }, cancellationToken: cancel.Token);
+        // Cancelled once decoding has begun (its first step counted), not after a fixed time, which a fast CPU outruns.
+        var begun = DateTime.UtcNow.AddSeconds(30);
+        while (await Metric("qservice_sampled_tokens_total") <= sampledBefore && DateTime.UtcNow < begun) { }
+        Assert.False(call.ResponseAsync.IsCompleted, "the samples ran to their end before the test could cancel them");
+        cancel.Cancel();
         var error = await Assert.ThrowsAsync<RpcException>(async () => await call);
         Assert.Equal(StatusCode.Cancelled, error.StatusCode);
         var deadline = DateTime.UtcNow.AddSeconds(10);
